@@ -1,0 +1,72 @@
+// The gRPC service definition of a storage node, built from the generated protobuf classes.
+// Shared by the node (server) and the replication layer (client): the proto is their contract.
+import * as grpc from '@grpc/grpc-js';
+import { tessera } from '../generated/node.js';
+
+import pb = tessera.node;
+export { pb };
+
+interface MessageClass<T> {
+  encode(message: T): { finish(): Uint8Array };
+  decode(data: Uint8Array): T;
+  create(props?: object): T;
+}
+
+function method<Req, Res>(
+  name: string,
+  req: MessageClass<Req>,
+  res: MessageClass<Res>,
+  requestStream = false,
+  responseStream = false,
+): grpc.MethodDefinition<Req, Res> {
+  const encode = <T>(cls: MessageClass<T>) => (value: T) => {
+    const bytes = cls.encode(value).finish();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+  return {
+    path: `/tessera.node.StorageNode/${name}`,
+    requestStream,
+    responseStream,
+    requestSerialize: encode(req),
+    requestDeserialize: (b: Buffer) => req.decode(b),
+    responseSerialize: encode(res),
+    responseDeserialize: (b: Buffer) => res.decode(b),
+  };
+}
+
+export const storageNodeService = {
+  PutShard: method('PutShard', pb.ShardWrite, pb.ShardWriteResult, true, false),
+  GetShard: method('GetShard', pb.ShardRead, pb.ShardChunk, false, true),
+  DeleteShards: method('DeleteShards', pb.ShardRefs, pb.Ack),
+  VerifyShards: method('VerifyShards', pb.ShardRefs, pb.ShardVerifyResult),
+  PutMeta: method('PutMeta', pb.PutMetaRequest, pb.PutMetaResult),
+  GetMeta: method('GetMeta', pb.GetMetaRequest, pb.GetMetaResult),
+  DeleteMeta: method('DeleteMeta', pb.DeleteMetaRequest, pb.Ack),
+  List: method('List', pb.ListRequest, pb.ListPage, false, true),
+  PutUpload: method('PutUpload', pb.UploadRecord, pb.Ack),
+  GetUpload: method('GetUpload', pb.UploadKey, pb.UploadRecord),
+  DeleteUpload: method('DeleteUpload', pb.UploadKey, pb.Ack),
+  ListUploads: method('ListUploads', pb.ListUploadsRequest, pb.UploadList),
+  PutRecords: method('PutRecords', pb.RecordList, pb.Ack),
+  GetRecord: method('GetRecord', pb.RecordKey, pb.Record),
+  ListRecords: method('ListRecords', pb.RecordQuery, pb.RecordList),
+  GetClusterMap: method('GetClusterMap', pb.Empty, pb.ClusterMap),
+  SetClusterMap: method('SetClusterMap', pb.ClusterMap, pb.Ack),
+  Health: method('Health', pb.Empty, pb.HealthResult),
+  Scrub: method('Scrub', pb.ScrubRequest, pb.ScrubReport),
+} satisfies grpc.ServiceDefinition;
+
+export type StorageNodeService = typeof storageNodeService;
+
+/** A typed client constructor for the storage node service. */
+export const StorageNodeClient = grpc.makeGenericClientConstructor(storageNodeService, 'StorageNode');
+
+/** gRPC channel options tuned for bulk shard traffic (large windows, large messages). */
+export const bulkChannelOptions: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  'grpc-node.max_session_memory': 256,
+  'grpc.http2.lookahead_bytes': 8 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+};
