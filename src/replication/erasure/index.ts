@@ -1,0 +1,95 @@
+// Systematic Reed-Solomon over GF(2^8): `createCodec(k, m)` returns an ErasureCodec whose bulk work
+// runs in the SIMD kernel. Decode matrices are cached per erasure pattern.
+import { StoreError } from '../../common/errors.js';
+import type { ErasureCodec } from './codec.js';
+import { applyMatrix, prepare, type PreparedMatrix } from './kernel.js';
+import { invert, multiply, selectRows, systematicCauchy, type Matrix } from './matrix.js';
+
+export type { ErasureCodec } from './codec.js';
+
+export const MAX_DATA_SHARDS = 16;
+export const MAX_PARITY_SHARDS = 16;
+const DECODE_CACHE_SIZE = 64;
+
+/** How to rebuild some shards: which shards to read and the matrix that maps them to the wanted ones. */
+interface RecoveryPlan {
+  sources: number[];
+  targets: number[];
+  matrix: PreparedMatrix;
+}
+
+class ReedSolomonCodec implements ErasureCodec {
+  private readonly encodeMatrix: Matrix;
+  private readonly parityRows: PreparedMatrix;
+  private readonly plans = new Map<string, RecoveryPlan>();
+
+  constructor(readonly dataShards: number, readonly parityShards: number) {
+    this.encodeMatrix = systematicCauchy(dataShards, parityShards);
+    this.parityRows = prepare(selectRows(this.encodeMatrix, range(dataShards, dataShards + parityShards)));
+  }
+
+  encode(data: readonly Uint8Array[], parity: readonly Uint8Array[]): void {
+    expectCount('data', data, this.dataShards);
+    expectCount('parity', parity, this.parityShards);
+    expectSameLength([...data, ...parity]);
+    applyMatrix(this.parityRows, data, parity);
+  }
+
+  reconstruct(shards: readonly Uint8Array[], present: readonly boolean[], wanted?: readonly number[]): void {
+    const total = this.dataShards + this.parityShards;
+    expectCount('shard', shards, total);
+    expectCount('present flag', present, total);
+    expectSameLength(shards);
+    const targets = (wanted ?? range(0, total)).filter((i) => !present[i]);
+    if (targets.some((i) => !Number.isInteger(i) || i < 0 || i >= total)) {
+      throw new StoreError('InvalidArgument', `wanted shard index out of range 0..${total - 1}`, { wanted });
+    }
+    if (targets.length === 0) return;
+    const sources = range(0, total).filter((i) => present[i]).slice(0, this.dataShards);
+    if (sources.length < this.dataShards) {
+      throw new StoreError('InvalidArgument', `reconstruct needs ${this.dataShards} shards, ${sources.length} present`);
+    }
+    const plan = this.plan(sources, [...new Set(targets)].sort((a, b) => a - b));
+    applyMatrix(plan.matrix, plan.sources.map((i) => shards[i]), plan.targets.map((i) => shards[i]));
+  }
+
+  /**
+   * Rows of the encoding matrix turn data into shards; inverting the rows of the sources turns
+   * sources back into data, so (target rows) x (inverse of source rows) turns sources into targets.
+   */
+  private plan(sources: number[], targets: number[]): RecoveryPlan {
+    const key = `${sources.join(',')}>${targets.join(',')}`;
+    let plan = this.plans.get(key);
+    if (plan) {
+      this.plans.delete(key); // re-insert below: the Map's order is the LRU order
+    } else {
+      const decode = invert(selectRows(this.encodeMatrix, sources));
+      plan = { sources, targets, matrix: prepare(multiply(selectRows(this.encodeMatrix, targets), decode)) };
+      if (this.plans.size >= DECODE_CACHE_SIZE) this.plans.delete(this.plans.keys().next().value as string);
+    }
+    this.plans.set(key, plan);
+    return plan;
+  }
+}
+
+export function createCodec(dataShards: number, parityShards: number): ErasureCodec {
+  if (!Number.isInteger(dataShards) || dataShards < 1 || dataShards > MAX_DATA_SHARDS
+    || !Number.isInteger(parityShards) || parityShards < 1 || parityShards > MAX_PARITY_SHARDS) {
+    throw new StoreError('InvalidArgument',
+      `erasure layout ${dataShards}+${parityShards} outside 1..${MAX_DATA_SHARDS} + 1..${MAX_PARITY_SHARDS}`);
+  }
+  return new ReedSolomonCodec(dataShards, parityShards);
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+function expectCount(what: string, items: readonly unknown[], count: number): void {
+  if (items.length !== count) throw new StoreError('InvalidArgument', `expected ${count} ${what}s, got ${items.length}`);
+}
+
+function expectSameLength(shards: readonly Uint8Array[]): void {
+  const length = shards[0]?.length ?? 0;
+  if (shards.some((s) => s.length !== length)) throw new StoreError('InvalidArgument', 'shards differ in length');
+}
