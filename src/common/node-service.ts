@@ -1,6 +1,7 @@
 // The gRPC service definition of a storage node, built from the generated protobuf classes.
 // Shared by the node (server) and the replication layer (client): the proto is their contract.
 import * as grpc from '@grpc/grpc-js';
+import './protobuf-numbers.js';
 import { tessera } from '../generated/node.js';
 
 import pb = tessera.node;
