@@ -1,7 +1,7 @@
 // The Reed-Solomon codec against the naive reference codec, and its any-k-of-(k+m) property.
 import t from 'tap';
 import fc from 'fast-check';
-import { createCodec, type ErasureCodec } from '../../src/replication/erasure/index.js';
+import { availableKernels, createCodec, type ErasureCodec } from '../../src/replication/erasure/index.js';
 import { createNaiveCodec } from '../lib/naive-erasure-codec.js';
 
 /** k+m shards of `length` bytes, cut from one buffer at an odd offset so none is aligned. */
@@ -42,17 +42,28 @@ const stripeArbitrary = fc
     erased: fc.shuffledSubarray(Array.from({ length: k + m }, (_, i) => i), { minLength: 0, maxLength: m }),
   }));
 
-t.test('encode matches the naive codec and any k shards rebuild the stripe', async (t) => {
-  fc.assert(fc.property(stripeArbitrary, ({ k, m, data, erased }) => {
-    const codec = createCodec(k, m);
-    const naive = createNaiveCodec(k, m);
-    const shards = encodedStripe(codec, data);
-    const expected = encodedStripe(naive, data);
-    t.same(shards, expected, `parity of ${k}+${m}`);
-    t.same(rebuilt(codec, shards, erased), expected, `rebuild ${k}+${m} without [${erased}]`);
-    t.same(rebuilt(naive, shards, erased), expected, `naive rebuild ${k}+${m} without [${erased}]`);
-  }), { numRuns: 150 });
-});
+for (const kernel of availableKernels) {
+  t.test(`${kernel} kernel: encode matches the naive codec and any k shards rebuild the stripe`, async (t) => {
+    fc.assert(fc.property(stripeArbitrary, ({ k, m, data, erased }) => {
+      const codec = createCodec(k, m, { kernel });
+      const naive = createNaiveCodec(k, m);
+      const shards = encodedStripe(codec, data);
+      const expected = encodedStripe(naive, data);
+      t.same(shards, expected, `parity of ${k}+${m}`);
+      t.same(rebuilt(codec, shards, erased), expected, `rebuild ${k}+${m} without [${erased}]`);
+      t.same(rebuilt(naive, shards, erased), expected, `naive rebuild ${k}+${m} without [${erased}]`);
+    }), { numRuns: 60 });
+  });
+
+  t.test(`${kernel} kernel: 16+16 stripe longer than the kernel's cache chunks`, async (t) => {
+    const length = 3 * 8192 + 77;
+    const data = Array.from({ length: 16 }, (_, d) => Uint8Array.from({ length }, (_, i) => (i * 13 + d * 101) % 251));
+    const expected = encodedStripe(createNaiveCodec(16, 16), data);
+    const codec = createCodec(16, 16, { kernel });
+    t.same(encodedStripe(codec, data), expected, 'parity matches the naive codec');
+    t.same(rebuilt(codec, expected, [0, 3, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 25, 31]), expected, '16 lost shards rebuilt');
+  });
+}
 
 t.test('every erasure pattern of up to m shards rebuilds, for small layouts', async (t) => {
   for (const [k, m] of [[1, 1], [2, 1], [3, 2], [4, 2], [5, 3], [4, 4], [8, 4]]) {
@@ -91,6 +102,7 @@ t.test('misuse is refused with InvalidArgument', async (t) => {
   invalid(() => createCodec(0, 2), 'no data shards');
   invalid(() => createCodec(17, 2), 'more than 16 data shards');
   invalid(() => createCodec(4, 17), 'more than 16 parity shards');
+  invalid(() => createCodec(4, 2, { kernel: 'no-such-kernel' }), 'unknown kernel');
   invalid(() => codec.encode(shards.slice(0, 2), shards.slice(3)), 'too few data shards');
   invalid(() => codec.encode(shards.slice(0, 3), [shards[3], new Uint8Array(32)]), 'unequal lengths');
   invalid(() => codec.reconstruct(shards, [true, false, false, false, true]), 'fewer than k present');

@@ -1,11 +1,12 @@
 // Systematic Reed-Solomon over GF(2^8): `createCodec(k, m)` returns an ErasureCodec whose bulk work
-// runs in the SIMD kernel. Decode matrices are cached per erasure pattern.
+// runs in a native SIMD kernel. Decode matrices are cached per erasure pattern.
 import { StoreError } from '../../common/errors.js';
 import type { ErasureCodec } from './codec.js';
-import { applyMatrix, prepare, type PreparedMatrix } from './kernel.js';
+import { applyMatrix, availableKernels, kernelIndex, prepare, type PreparedMatrix } from './kernel.js';
 import { invert, multiply, selectRows, systematicCauchy, type Matrix } from './matrix.js';
 
 export type { ErasureCodec } from './codec.js';
+export { availableKernels };
 
 export const MAX_DATA_SHARDS = 16;
 export const MAX_PARITY_SHARDS = 16;
@@ -23,7 +24,7 @@ class ReedSolomonCodec implements ErasureCodec {
   private readonly parityRows: PreparedMatrix;
   private readonly plans = new Map<string, RecoveryPlan>();
 
-  constructor(readonly dataShards: number, readonly parityShards: number) {
+  constructor(readonly dataShards: number, readonly parityShards: number, private readonly kernel: number) {
     this.encodeMatrix = systematicCauchy(dataShards, parityShards);
     this.parityRows = prepare(selectRows(this.encodeMatrix, range(dataShards, dataShards + parityShards)));
   }
@@ -32,7 +33,7 @@ class ReedSolomonCodec implements ErasureCodec {
     expectCount('data', data, this.dataShards);
     expectCount('parity', parity, this.parityShards);
     expectSameLength([...data, ...parity]);
-    applyMatrix(this.parityRows, data, parity);
+    applyMatrix(this.kernel, this.parityRows, data, parity);
   }
 
   reconstruct(shards: readonly Uint8Array[], present: readonly boolean[], wanted?: readonly number[]): void {
@@ -50,7 +51,7 @@ class ReedSolomonCodec implements ErasureCodec {
       throw new StoreError('InvalidArgument', `reconstruct needs ${this.dataShards} shards, ${sources.length} present`);
     }
     const plan = this.plan(sources, [...new Set(targets)].sort((a, b) => a - b));
-    applyMatrix(plan.matrix, plan.sources.map((i) => shards[i]), plan.targets.map((i) => shards[i]));
+    applyMatrix(this.kernel, plan.matrix, plan.sources.map((i) => shards[i]), plan.targets.map((i) => shards[i]));
   }
 
   /**
@@ -72,13 +73,18 @@ class ReedSolomonCodec implements ErasureCodec {
   }
 }
 
-export function createCodec(dataShards: number, parityShards: number): ErasureCodec {
+export interface CodecOptions {
+  /** One of availableKernels; the fastest by default. Tests and benchmarks pin one to compare them. */
+  kernel?: string;
+}
+
+export function createCodec(dataShards: number, parityShards: number, options: CodecOptions = {}): ErasureCodec {
   if (!Number.isInteger(dataShards) || dataShards < 1 || dataShards > MAX_DATA_SHARDS
     || !Number.isInteger(parityShards) || parityShards < 1 || parityShards > MAX_PARITY_SHARDS) {
     throw new StoreError('InvalidArgument',
       `erasure layout ${dataShards}+${parityShards} outside 1..${MAX_DATA_SHARDS} + 1..${MAX_PARITY_SHARDS}`);
   }
-  return new ReedSolomonCodec(dataShards, parityShards);
+  return new ReedSolomonCodec(dataShards, parityShards, kernelIndex(options.kernel));
 }
 
 function range(from: number, to: number): number[] {

@@ -1,30 +1,61 @@
-// Bulk multiply of shards by a coefficient matrix: outputs[r] = XOR over c of cells[r][c] * inputs[c].
-// Interim JavaScript kernel; the native SIMD kernel replaces it.
-import { gfMul } from './gf256.js';
+// Bulk multiply of shards by a coefficient matrix, outputs[r] = XOR over c of cells[r][c] * inputs[c],
+// in the native addon (native/erasure/): SIMD kernels chosen by what the CPU supports, working on
+// the callers' buffers in place.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StoreError } from '../../common/errors.js';
 import type { Matrix } from './matrix.js';
 
+interface ErasureAddon {
+  kernels(): string[];
+  prepare(coefficients: Uint8Array, rows: number, cols: number): Uint8Array;
+  multiply(kernel: number, prepared: Uint8Array, inputs: readonly Uint8Array[], outputs: readonly Uint8Array[]): void;
+}
+
+const ADDON_PATH = join('build', 'Release', 'tessera_erasure.node');
+
+/** The addon sits under the package root, found by walking up from here (src/ under tsx, dist/src/ when built). */
+function loadAddon(): ErasureAddon {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  const path = join(dir, ADDON_PATH);
+  if (!existsSync(path)) {
+    throw new StoreError('Internal', `erasure kernel ${path} is not built: run \`npm ci\` or \`npx node-gyp rebuild\``);
+  }
+  return createRequire(import.meta.url)(path) as ErasureAddon;
+}
+
+const addon = loadAddon();
+
+/** Kernels this CPU can run, fastest first (e.g. avx512-gfni, avx2-gfni, avx2, ssse3, portable). */
+export const availableKernels: readonly string[] = addon.kernels();
+
+/** A coefficient matrix expanded into the lookup tables the kernels use. */
 export interface PreparedMatrix {
   readonly rows: number;
   readonly cols: number;
-  readonly products: Uint8Array; // 256 products per coefficient
+  readonly tables: Uint8Array;
 }
 
 export function prepare(matrix: Matrix): PreparedMatrix {
-  const products = new Uint8Array(matrix.cells.length * 256);
-  matrix.cells.forEach((coefficient, i) => {
-    for (let x = 0; x < 256; x++) products[i * 256 + x] = gfMul(coefficient, x);
-  });
-  return { rows: matrix.rows, cols: matrix.cols, products };
+  return { rows: matrix.rows, cols: matrix.cols, tables: addon.prepare(matrix.cells, matrix.rows, matrix.cols) };
 }
 
-export function applyMatrix(prepared: PreparedMatrix, inputs: readonly Uint8Array[], outputs: readonly Uint8Array[]): void {
-  for (let r = 0; r < prepared.rows; r++) {
-    const out = outputs[r];
-    out.fill(0);
-    for (let c = 0; c < prepared.cols; c++) {
-      const table = prepared.products.subarray((r * prepared.cols + c) * 256);
-      const input = inputs[c];
-      for (let i = 0; i < out.length; i++) out[i] ^= table[input[i]];
-    }
+/** Index into availableKernels of the kernel to use; throws for a kernel this CPU lacks. */
+export function kernelIndex(name: string = availableKernels[0]): number {
+  const index = availableKernels.indexOf(name);
+  if (index < 0) {
+    throw new StoreError('InvalidArgument', `erasure kernel ${name} is not available here (have ${availableKernels.join(', ')})`);
   }
+  return index;
+}
+
+export function applyMatrix(kernel: number, prepared: PreparedMatrix, inputs: readonly Uint8Array[], outputs: readonly Uint8Array[]): void {
+  addon.multiply(kernel, prepared.tables, inputs, outputs);
 }

@@ -1,0 +1,119 @@
+/* N-API binding of the erasure kernels. JavaScript passes its own Uint8Arrays (Buffers); the
+ * kernels read and write their memory directly, no copies.
+ *   kernels(): string[]                         kernels this CPU runs, best first
+ *   prepare(coefficients, rows, cols): Buffer   tables for a row-major coefficient matrix
+ *   multiply(kernel, prepared, inputs, outputs) outputs[r] = sum over c of coef[r][c] * inputs[c] */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdio.h>
+
+#include "kernels.h"
+
+#define MAX_KERNELS 8
+
+static rs_kernel available[MAX_KERNELS];
+static size_t available_count;
+
+#define CHECK(call)                                                       \
+  do {                                                                    \
+    if ((call) != napi_ok) {                                              \
+      napi_throw_error(env, NULL, "erasure addon: N-API call failed: " #call); \
+      return NULL;                                                        \
+    }                                                                     \
+  } while (0)
+
+#define FAIL(message)                          \
+  do {                                         \
+    napi_throw_range_error(env, NULL, message); \
+    return NULL;                               \
+  } while (0)
+
+static int get_bytes(napi_env env, napi_value value, uint8_t **data, size_t *length) {
+  napi_typedarray_type type;
+  void *pointer;
+  if (napi_get_typedarray_info(env, value, &type, length, &pointer, NULL, NULL) != napi_ok || type != napi_uint8_array)
+    return 0;
+  *data = pointer;
+  return 1;
+}
+
+/* Fills pointers[0..count) from a JavaScript array of Uint8Arrays that must all be `length` long. */
+static int get_shards(napi_env env, napi_value array, uint8_t **pointers, uint32_t count, size_t *length) {
+  uint32_t actual;
+  if (napi_get_array_length(env, array, &actual) != napi_ok || actual != count) return 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    size_t element_length;
+    if (napi_get_element(env, array, i, &element) != napi_ok) return 0;
+    if (!get_bytes(env, element, &pointers[i], &element_length)) return 0;
+    if (*length == SIZE_MAX) *length = element_length;
+    if (element_length != *length) return 0;
+  }
+  return 1;
+}
+
+static napi_value kernels(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  CHECK(napi_create_array_with_length(env, available_count, &result));
+  for (size_t i = 0; i < available_count; i++) {
+    napi_value name;
+    CHECK(napi_create_string_utf8(env, available[i].name, NAPI_AUTO_LENGTH, &name));
+    CHECK(napi_set_element(env, result, (uint32_t)i, name));
+  }
+  return result;
+}
+
+static napi_value prepare(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  uint8_t *coefficients;
+  size_t length;
+  uint32_t rows, cols;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 3 || !get_bytes(env, argv[0], &coefficients, &length) ||
+      napi_get_value_uint32(env, argv[1], &rows) != napi_ok || napi_get_value_uint32(env, argv[2], &cols) != napi_ok)
+    FAIL("prepare(coefficients: Uint8Array, rows, cols)");
+  if (rows == 0 || cols == 0 || rows > RS_MAX_ROWS || cols > RS_MAX_COLS || length != (size_t)rows * cols)
+    FAIL("prepare: matrix shape out of range or not rows * cols coefficients");
+  void *memory;
+  napi_value result;
+  CHECK(napi_create_buffer(env, rs_prepared_size(rows, cols), &memory, &result));
+  rs_prepare(memory, coefficients, rows, cols);
+  return result;
+}
+
+static napi_value multiply(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint32_t kernel;
+  uint8_t *prepared_bytes;
+  size_t prepared_length;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4 || napi_get_value_uint32(env, argv[0], &kernel) != napi_ok || kernel >= available_count ||
+      !get_bytes(env, argv[1], &prepared_bytes, &prepared_length) || prepared_length < sizeof(rs_prepared))
+    FAIL("multiply(kernel, prepared, inputs, outputs)");
+  const rs_prepared *prepared = (const rs_prepared *)prepared_bytes;
+  if (prepared->rows > RS_MAX_ROWS || prepared->cols > RS_MAX_COLS ||
+      prepared_length != rs_prepared_size(prepared->rows, prepared->cols))
+    FAIL("multiply: not a prepared matrix");
+  uint8_t *in[RS_MAX_COLS], *out[RS_MAX_ROWS];
+  size_t length = SIZE_MAX;
+  if (!get_shards(env, argv[2], in, prepared->cols, &length) || !get_shards(env, argv[3], out, prepared->rows, &length))
+    FAIL("multiply: inputs and outputs must be arrays of equally long Uint8Arrays matching the matrix");
+  available[kernel].multiply(prepared, (const uint8_t *const *)in, out, length);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  available_count = rs_available_kernels(available, MAX_KERNELS);
+  const napi_property_descriptor properties[] = {
+      {"kernels", NULL, kernels, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"prepare", NULL, prepare, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"multiply", NULL, multiply, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,152 @@
+// Object placement: which nodes hold the k+m shards of an object.
+//
+// Weighted rendezvous (HRW) hashing: every UP node draws a score -ln(u)/weight from a keyed hash u
+// of (object, node), and the lowest scores win. The scores are exponential races with rate =
+// weight, so a node wins in proportion to its weight, and adding or removing a node only moves
+// the objects that it wins or held. With zones, shards go round by round: each round takes the
+// best remaining node of every zone (zones ordered by that node's score) until count nodes are
+// chosen, so an object spans as many zones as it can, evenly. The hash is keyed by the map's
+// placement seed, so crafted keys cannot pile onto one node.
+import { StoreError } from '../common/errors.js';
+import { pb } from '../common/node-service.js';
+import { pairUniform, sipHash24, sipKeyFromSeed, type SipKey } from './hash.js';
+
+/** A cluster map prepared for placement lookups: candidates, their digests and weights. */
+export class Placement {
+  private readonly ids: string[] = [];
+  private readonly digestHi: Uint32Array;
+  private readonly digestLo: Uint32Array;
+  private readonly inverseWeight: Float64Array;
+  private readonly zoneOf: Int32Array;
+  private readonly zoneCount: number;
+  private readonly key: SipKey;
+
+  constructor(map: pb.IClusterMap) {
+    this.key = sipKeyFromSeed(map.placementSeed);
+    const candidates = upNodes(map);
+    const n = candidates.length;
+    this.digestHi = new Uint32Array(n);
+    this.digestLo = new Uint32Array(n);
+    this.inverseWeight = new Float64Array(n);
+    this.zoneOf = new Int32Array(n);
+    const zones = new Map<string, number>();
+    candidates.forEach((node, i) => {
+      const digest = sipHash24(this.key, node.id);
+      this.ids.push(node.id);
+      this.digestHi[i] = digest.hi;
+      this.digestLo[i] = digest.lo;
+      this.inverseWeight[i] = 1 / node.weight;
+      if (!zones.has(node.zone)) zones.set(node.zone, zones.size);
+      this.zoneOf[i] = zones.get(node.zone)!;
+    });
+    this.zoneCount = zones.size;
+  }
+
+  /** How many nodes can take new placements. */
+  get candidateCount(): number {
+    return this.ids.length;
+  }
+
+  /** The ids of `count` distinct UP nodes for an object, in shard order. */
+  place(bucket: string, key: string, count: number): string[] {
+    if (!Number.isInteger(count) || count < 1) {
+      throw new StoreError('InvalidArgument', `shard count must be a positive integer, got ${count}`);
+    }
+    if (count > this.ids.length) {
+      throw new StoreError('Unavailable', `placement needs ${count} nodes but only ${this.ids.length} are up`,
+        { needed: count, up: this.ids.length });
+    }
+    const best = this.bestPerZone(objectDigestInput(bucket, key), count);
+    return this.pickRoundRobin(best, count).map((i) => this.ids[i]!);
+  }
+
+  /**
+   * For every zone, its `count` lowest-scoring nodes, best first: zone z's list is at
+   * [z * count, (z + 1) * count) of `scores` and `nodes` (empty places score Infinity).
+   */
+  private bestPerZone(objectName: string, count: number): ZoneRanking {
+    const object = sipHash24(this.key, objectName);
+    const scores = new Float64Array(this.zoneCount * count).fill(Infinity);
+    const nodes = new Int32Array(this.zoneCount * count);
+    for (let i = 0; i < this.ids.length; i++) {
+      const u = pairUniform(object.hi, object.lo, this.digestHi[i]!, this.digestLo[i]!);
+      const score = -Math.log(u) * this.inverseWeight[i]!;
+      const start = this.zoneOf[i]! * count;
+      let at = start + count - 1;
+      if (score >= scores[at]!) continue;
+      // Insertion into the zone's short sorted list.
+      for (; at > start && scores[at - 1]! > score; at--) {
+        scores[at] = scores[at - 1]!;
+        nodes[at] = nodes[at - 1]!;
+      }
+      scores[at] = score;
+      nodes[at] = i;
+    }
+    return { scores, nodes };
+  }
+
+  /** Round r takes the r-th best node of every zone that has one, best score first. */
+  private pickRoundRobin({ scores, nodes }: ZoneRanking, count: number): number[] {
+    const picked: number[] = [];
+    for (let round = 0; picked.length < count; round++) {
+      const contenders: number[] = [];
+      for (let zone = 0; zone < this.zoneCount; zone++) {
+        const at = zone * count + round;
+        if (scores[at]! !== Infinity) contenders.push(at);
+      }
+      contenders.sort((a, b) => scores[a]! - scores[b]!);
+      for (const at of contenders.slice(0, count - picked.length)) picked.push(nodes[at]!);
+    }
+    return picked;
+  }
+}
+
+interface ZoneRanking {
+  scores: Float64Array;
+  nodes: Int32Array;
+}
+
+interface Candidate {
+  id: string;
+  zone: string;
+  weight: number;
+}
+
+/** The UP nodes of a map, validated. An unset weight (proto3 reads it as 0) counts as 1. */
+function upNodes(map: pb.IClusterMap): Candidate[] {
+  const seen = new Set<string>();
+  const up: Candidate[] = [];
+  for (const node of map.nodes ?? []) {
+    const id = node.id ?? '';
+    if (!id || seen.has(id)) throw new StoreError('InvalidArgument', `cluster map has an empty or duplicate node id '${id}'`);
+    seen.add(id);
+    const weight = node.weight || 1;
+    if (!(weight > 0 && Number.isFinite(weight))) {
+      throw new StoreError('InvalidArgument', `node ${id} has an invalid weight ${node.weight}`);
+    }
+    if ((node.state ?? pb.NodeState.UP) === pb.NodeState.UP) up.push({ id, zone: node.zone ?? '', weight });
+  }
+  return up;
+}
+
+/** Bucket names cannot contain '/', so this names an object unambiguously. */
+function objectDigestInput(bucket: string, key: string): string {
+  return `${bucket}/${key}`;
+}
+
+const prepared = new WeakMap<pb.IClusterMap, Placement>();
+
+/**
+ * The ids of `count` distinct nodes for an object, in shard order (shard i -> result[i]).
+ * Only nodes in state UP are candidates (DRAINING/OUT get no new placements).
+ * Throws StoreError('Unavailable') if fewer than `count` candidate nodes exist.
+ * The prepared form of each map object is cached, so treat a map as immutable once placed on.
+ */
+export function placeObject(map: pb.IClusterMap, bucket: string, key: string, count: number): string[] {
+  let placement = prepared.get(map);
+  if (!placement) {
+    placement = new Placement(map);
+    prepared.set(map, placement);
+  }
+  return placement.place(bucket, key, count);
+}
