@@ -1,19 +1,25 @@
 /* One SIMD kernel, instantiated by kernels.c once per instruction set. The includer defines:
- *   KERNEL          function name               TARGET      GCC target string
- *   VEC             vector type                 VEC_BYTES   its width
- *   MAX_GROUP       outputs kept in registers   KERNEL_STATE declarations the MUL step needs
- *   LOAD(p) STORE(p, v) XOR(a, b) ZERO()
- *   SPLIT(x)        prepare input vector x for MUL (e.g. split into nibbles)
- *   MUL(t, x)       product of input x (after SPLIT) by the coefficient whose tables are *t
- *   GROUP_CASES     GROUP_CASE(1) ... GROUP_CASE(MAX_GROUP)
+ *   KERNEL        function name              TARGET     GCC target string
+ *   PREFIX, BITS  intrinsic family: _mm/128, _mm256/256 or _mm512/512
+ *   MAX_GROUP     outputs kept in registers (at most 8)
+ *   KERNEL_STATE  declarations that SPLIT and MUL use
+ *   SPLIT(x)      prepare input vector x for MUL (e.g. split it into nibbles)
+ *   MUL(t, x)     product of input x (after SPLIT) by the coefficient whose tables are *t
  * Each input vector is loaded once per group of outputs and multiplied into MAX_GROUP
  * accumulators that stay in registers; the stripe is walked in chunks that stay in cache.
  * The template undefines its parameters at the end, ready for the next instance. */
 
-#define CHUNK_BYTES 8192
 #define PASTE_(a, b) a##b
 #define PASTE(a, b) PASTE_(a, b)
+#define PASTE3(a, b, c) PASTE(PASTE(a, b), c)
+#define VEC PASTE3(__m, BITS, i)
+#define VEC_BYTES (BITS / 8)
+#define LOAD(p) PASTE3(PREFIX, _loadu_si, BITS)((const void *)(p))
+#define STORE(p, v) PASTE3(PREFIX, _storeu_si, BITS)((void *)(p), (v))
+#define XOR(a, b) PASTE3(PREFIX, _xor_si, BITS)((a), (b))
+#define ZERO() PASTE3(PREFIX, _setzero_si, BITS)()
 #define KERNEL_GROUP PASTE(KERNEL, _group)
+#define CHUNK_BYTES 8192
 
 static inline __attribute__((always_inline, target(TARGET))) void KERNEL_GROUP(
     const rs_prepared *prepared, uint32_t first_row, const uint8_t *const *in, uint8_t *const *out,
@@ -22,16 +28,16 @@ static inline __attribute__((always_inline, target(TARGET))) void KERNEL_GROUP(
   KERNEL_STATE;
   for (size_t pos = start; pos < end; pos += VEC_BYTES) {
     VEC acc[MAX_GROUP];
-#pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int g = 0; g < group; g++) acc[g] = ZERO();
     for (uint32_t c = 0; c < cols; c++) {
       VEC x = LOAD(in[c] + pos);
       SPLIT(x);
       const rs_coefficient_tables *t = &prepared->tables[first_row * cols + c];
-#pragma GCC unroll 16
+#pragma GCC unroll 8
       for (int g = 0; g < group; g++) acc[g] = XOR(acc[g], MUL(&t[g * cols], x));
     }
-#pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int g = 0; g < group; g++) STORE(out[first_row + g] + pos, acc[g]);
   }
 }
@@ -43,30 +49,42 @@ static __attribute__((target(TARGET))) void KERNEL(const rs_prepared *prepared, 
     const size_t end = start + CHUNK_BYTES < vector_end ? start + CHUNK_BYTES : vector_end;
     for (uint32_t row = 0; row < prepared->rows; row += MAX_GROUP) {
       const uint32_t left = prepared->rows - row;
+      /* A constant group size per call lets the compiler keep the accumulators in registers. */
       switch (left < MAX_GROUP ? left : MAX_GROUP) {
-#define GROUP_CASE(n) case n: KERNEL_GROUP(prepared, row, in, out, start, end, n); break;
-        GROUP_CASES
-#undef GROUP_CASE
+        case 1: KERNEL_GROUP(prepared, row, in, out, start, end, 1); break;
+        case 2: KERNEL_GROUP(prepared, row, in, out, start, end, 2); break;
+        case 3: KERNEL_GROUP(prepared, row, in, out, start, end, 3); break;
+        case 4: KERNEL_GROUP(prepared, row, in, out, start, end, 4); break;
+#if MAX_GROUP > 4
+        case 5: KERNEL_GROUP(prepared, row, in, out, start, end, 5); break;
+        case 6: KERNEL_GROUP(prepared, row, in, out, start, end, 6); break;
+#endif
+#if MAX_GROUP > 6
+        case 7: KERNEL_GROUP(prepared, row, in, out, start, end, 7); break;
+        case 8: KERNEL_GROUP(prepared, row, in, out, start, end, 8); break;
+#endif
       }
     }
   }
   rs_multiply_portable_range(prepared, in, out, vector_end, length);
 }
 
-#undef CHUNK_BYTES
-#undef KERNEL
-#undef TARGET
+#undef PASTE_
+#undef PASTE
+#undef PASTE3
 #undef VEC
 #undef VEC_BYTES
-#undef MAX_GROUP
-#undef GROUP_CASES
-#undef KERNEL_STATE
 #undef LOAD
 #undef STORE
 #undef XOR
 #undef ZERO
+#undef KERNEL_GROUP
+#undef CHUNK_BYTES
+#undef KERNEL
+#undef TARGET
+#undef PREFIX
+#undef BITS
+#undef MAX_GROUP
+#undef KERNEL_STATE
 #undef SPLIT
 #undef MUL
-#undef KERNEL_GROUP
-#undef PASTE
-#undef PASTE_

@@ -65,73 +65,56 @@ static void multiply_portable(const rs_prepared *prepared, const uint8_t *const 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-/* SSSE3: 16 bytes a step, nibble tables through PSHUFB. */
+/* Split-nibble multiply: x * c = table_low[x & 15] ^ table_high[x >> 4], with PSHUFB doing 16
+ * (or, per 128-bit lane, 32/64) table lookups at once. */
+#define NIBBLE_STATE(prefix, bits) \
+  const VEC nibble_mask = prefix##_set1_epi8(0x0f); \
+  VEC x_high
+#define NIBBLE_SPLIT(prefix, bits, x) \
+  (x_high = prefix##_and_si##bits(prefix##_srli_epi64((x), 4), nibble_mask), (x) = prefix##_and_si##bits((x), nibble_mask))
+#define NIBBLE_MUL(prefix, bits, t, x)                                                         \
+  prefix##_xor_si##bits(prefix##_shuffle_epi8(prefix##_loadu_si##bits((const void *)(t)->low), (x)), \
+                        prefix##_shuffle_epi8(prefix##_loadu_si##bits((const void *)(t)->high), x_high))
+
+/* SSSE3: 16 bytes a step. */
 #define KERNEL multiply_ssse3
 #define TARGET "ssse3"
-#define VEC __m128i
-#define VEC_BYTES 16
+#define PREFIX _mm
+#define BITS 128
 #define MAX_GROUP 4
-#define GROUP_CASES GROUP_CASE(1) GROUP_CASE(2) GROUP_CASE(3) GROUP_CASE(4)
-#define KERNEL_STATE const __m128i nibble_mask = _mm_set1_epi8(0x0f); __m128i x_high
-#define LOAD(p) _mm_loadu_si128((const __m128i *)(p))
-#define STORE(p, v) _mm_storeu_si128((__m128i *)(p), (v))
-#define XOR(a, b) _mm_xor_si128((a), (b))
-#define ZERO() _mm_setzero_si128()
-#define SPLIT(x) (x_high = _mm_and_si128(_mm_srli_epi64((x), 4), nibble_mask), (x) = _mm_and_si128((x), nibble_mask))
-#define MUL(t, x)                                                                  \
-  _mm_xor_si128(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(t)->low), (x)), \
-                _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(t)->high), x_high))
+#define KERNEL_STATE NIBBLE_STATE(_mm, 128)
+#define SPLIT(x) NIBBLE_SPLIT(_mm, 128, x)
+#define MUL(t, x) NIBBLE_MUL(_mm, 128, t, x)
 #include "kernel_template.h"
 
-/* AVX2: 32 bytes a step, the same nibble tables through VPSHUFB (both 128-bit lanes hold them). */
+/* AVX2: 32 bytes a step; both 128-bit lanes of a table load hold the same 16 products. */
 #define KERNEL multiply_avx2
 #define TARGET "avx2"
-#define VEC __m256i
-#define VEC_BYTES 32
+#define PREFIX _mm256
+#define BITS 256
 #define MAX_GROUP 6
-#define GROUP_CASES GROUP_CASE(1) GROUP_CASE(2) GROUP_CASE(3) GROUP_CASE(4) GROUP_CASE(5) GROUP_CASE(6)
-#define KERNEL_STATE const __m256i nibble_mask = _mm256_set1_epi8(0x0f); __m256i x_high
-#define LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
-#define STORE(p, v) _mm256_storeu_si256((__m256i *)(p), (v))
-#define XOR(a, b) _mm256_xor_si256((a), (b))
-#define ZERO() _mm256_setzero_si256()
-#define SPLIT(x) \
-  (x_high = _mm256_and_si256(_mm256_srli_epi64((x), 4), nibble_mask), (x) = _mm256_and_si256((x), nibble_mask))
-#define MUL(t, x)                                                                           \
-  _mm256_xor_si256(_mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(t)->low), (x)), \
-                   _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(t)->high), x_high))
+#define KERNEL_STATE NIBBLE_STATE(_mm256, 256)
+#define SPLIT(x) NIBBLE_SPLIT(_mm256, 256, x)
+#define MUL(t, x) NIBBLE_MUL(_mm256, 256, t, x)
 #include "kernel_template.h"
 
-/* GFNI with AVX2: one VGF2P8AFFINEQB per coefficient and 32 bytes. */
+/* GFNI: one GF2P8AFFINEQB per coefficient and vector, with the coefficient's bit matrix. */
 #define KERNEL multiply_avx2_gfni
 #define TARGET "avx2,gfni"
-#define VEC __m256i
-#define VEC_BYTES 32
+#define PREFIX _mm256
+#define BITS 256
 #define MAX_GROUP 8
-#define GROUP_CASES \
-  GROUP_CASE(1) GROUP_CASE(2) GROUP_CASE(3) GROUP_CASE(4) GROUP_CASE(5) GROUP_CASE(6) GROUP_CASE(7) GROUP_CASE(8)
 #define KERNEL_STATE
-#define LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
-#define STORE(p, v) _mm256_storeu_si256((__m256i *)(p), (v))
-#define XOR(a, b) _mm256_xor_si256((a), (b))
-#define ZERO() _mm256_setzero_si256()
 #define SPLIT(x)
 #define MUL(t, x) _mm256_gf2p8affine_epi64_epi8((x), _mm256_set1_epi64x((long long)(t)->affine), 0)
 #include "kernel_template.h"
 
-/* GFNI with AVX-512: one VGF2P8AFFINEQB per coefficient and 64 bytes. */
 #define KERNEL multiply_avx512_gfni
 #define TARGET "avx512f,avx512bw,gfni"
-#define VEC __m512i
-#define VEC_BYTES 64
+#define PREFIX _mm512
+#define BITS 512
 #define MAX_GROUP 8
-#define GROUP_CASES \
-  GROUP_CASE(1) GROUP_CASE(2) GROUP_CASE(3) GROUP_CASE(4) GROUP_CASE(5) GROUP_CASE(6) GROUP_CASE(7) GROUP_CASE(8)
 #define KERNEL_STATE
-#define LOAD(p) _mm512_loadu_si512((const void *)(p))
-#define STORE(p, v) _mm512_storeu_si512((void *)(p), (v))
-#define XOR(a, b) _mm512_xor_si512((a), (b))
-#define ZERO() _mm512_setzero_si512()
 #define SPLIT(x)
 #define MUL(t, x) _mm512_gf2p8affine_epi64_epi8((x), _mm512_set1_epi64((long long)(t)->affine), 0)
 #include "kernel_template.h"
