@@ -3,6 +3,9 @@
 import type { Readable } from 'node:stream';
 import type { pb } from '../common/node-service.js';
 
+/** Replicated-record namespace of bucket records (the healer and rebalancer walk every bucket). */
+export const BUCKET_NAMESPACE = 'buckets';
+
 export type ObjectVersion = pb.IObjectVersion & { bucket: string; key: string; versionId: string; hlc: number };
 export type ClusterMap = pb.IClusterMap;
 export type DataSegment = pb.IDataSegment;

@@ -1,0 +1,531 @@
+// The cluster client: implements the gateway's ObjectStore over the storage nodes.
+// Writes: shards durable on a write quorum, then metadata on a write quorum, else roll back.
+// Reads: metadata from a read quorum of the placement nodes (newest HLC wins), then the data
+// shards; degraded reads queue the version for healing.
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { StoreError } from '../common/errors.js';
+import { HybridClock, hlcToMillis } from '../common/hlc.js';
+import { pb } from '../common/node-service.js';
+import { Cluster, type FanOutResult } from './cluster.js';
+import { HealQueue } from './heal.js';
+import { type Layout, layoutOf, makeLayout, readQuorum, writeQuorum } from './layout.js';
+import type { NodeClient } from './node-client.js';
+import { placeObject } from './placement.js';
+import { decodeInline, readSegment } from './reader.js';
+import { rebalance, type RebalanceOptions, type RebalanceProgress } from './rebalance.js';
+import { BUCKET_NAMESPACE } from './types.js';
+import type {
+  ByteRange, DataSegment, ErasureChoice, FinalizeVersion, ListItem, ListOptions, ObjectStore, ObjectVersion,
+  StreamedBody, UploadRecord, VersionFields, WriteTarget,
+} from './types.js';
+import { encodeStripe, type WrittenSegment, writeSegment } from './writer.js';
+
+export interface ClusterClientOptions {
+  seeds: string[];
+  secret: string;
+}
+
+export async function createClusterClient(options: ClusterClientOptions): Promise<ClusterClient> {
+  return new ClusterClient(await Cluster.connect(options));
+}
+
+/** Background rebalancing copies at most this many shard bytes per second. */
+const DEFAULT_REBALANCE_RATE = 200 * 1024 * 1024;
+
+/** Inline shards seen when a version's metadata was read, by segment then shard index. */
+type InlineShards = Array<Array<Uint8Array | null>>;
+
+export class ClusterClient implements ObjectStore {
+  readonly clock = new HybridClock();
+  readonly heal: HealQueue;
+  private readonly inline = new WeakMap<ObjectVersion, InlineShards>();
+  /** The running (or last) background rebalance pass. */
+  rebalanceProgress: RebalanceProgress | undefined;
+
+  constructor(readonly cluster: Cluster) {
+    this.heal = new HealQueue(this);
+  }
+
+  // ------------------------------------------------------------------ placement
+
+  defaultLayout(ec?: ErasureChoice): Layout {
+    const map = this.cluster.map;
+    return makeLayout(ec?.dataShards ?? map.dataShards ?? 1, ec?.parityShards ?? map.parityShards ?? 0);
+  }
+
+  /** The nodes holding a key's metadata (and, for new writes, its shards). */
+  placement(bucket: string, key: string, layout = this.defaultLayout()): string[] {
+    return placeObject(this.cluster.map, bucket, key, layout.dataShards + layout.parityShards);
+  }
+
+  private mintVersionId(hlc: number): string {
+    return `${hlc.toString(36).padStart(12, '0')}${randomBytes(6).toString('hex')}`;
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  async writeObject(target: WriteTarget, body: Readable, finalize: FinalizeVersion, ec?: ErasureChoice): Promise<ObjectVersion> {
+    const layout = this.defaultLayout(ec);
+    const nodes = this.placement(target.bucket, target.key, layout);
+    const written = await writeSegment(this.cluster, nodes, layout, body);
+    const fields = await this.finalizeOrDiscard(written, finalize);
+    const version = this.newVersion(target, fields, [written.segment]);
+    await this.commitVersion(version, written.inlineShards ? [written.inlineShards] : [], [written]);
+    return version;
+  }
+
+  private async finalizeOrDiscard<T>(written: WrittenSegment, finalize: (body: StreamedBody) => Promise<T> | T): Promise<T> {
+    try {
+      return await finalize({ size: Number(written.segment.size), md5Hex: written.md5Hex });
+    } catch (err) {
+      await this.discardSegments([written.segment]);
+      throw err;
+    }
+  }
+
+  private newVersion(target: WriteTarget, fields: VersionFields, segments: DataSegment[]): ObjectVersion {
+    const hlc = this.clock.now();
+    return {
+      ...fields,
+      bucket: target.bucket,
+      key: target.key,
+      versionId: target.versionId === 'null' ? 'null' : this.mintVersionId(hlc),
+      hlc,
+      lastModifiedMs: hlcToMillis(hlc),
+      size: segments.reduce((sum, s) => sum + Number(s.size ?? 0), 0),
+      segments,
+    };
+  }
+
+  async writeDeleteMarker(target: WriteTarget, fields: VersionFields = {}): Promise<ObjectVersion> {
+    const version = this.newVersion(target, { ...fields, deleteMarker: true }, []);
+    await this.commitVersion(version, [], []);
+    return version;
+  }
+
+  async updateVersion(version: ObjectVersion): Promise<void> {
+    let shards = this.inline.get(version);
+    if (!shards && version.segments?.some((s) => s.inline)) {
+      const fresh = await this.getVersion(version.bucket, version.key, version.versionId);
+      shards = fresh && this.inline.get(fresh);
+    }
+    await this.commitVersion(version, shards ?? [], []);
+  }
+
+  /**
+   * Store a version's record on its placement nodes (each with its own inline shards); needs a
+   * write quorum of acknowledgements, else the records and `written` shards are rolled back.
+   */
+  private async commitVersion(version: ObjectVersion, inline: InlineShards, written: WrittenSegment[]): Promise<void> {
+    const layout = this.defaultLayout();
+    const nodes = this.placement(version.bucket, version.key, layout);
+    const quorum = writeQuorum(layout.dataShards, layout.parityShards);
+    const result = await this.cluster.fanOut(nodes, (client, id) => client.putMeta([recordFor(version, inline, id)]));
+    if (result.ok.size >= quorum) {
+      if (result.failed.size) this.heal.enqueue(version.bucket, version.key, version.versionId);
+      return;
+    }
+    await this.cluster.fanOut([...result.ok.keys()], (client) =>
+      client.deleteMeta([{ bucket: version.bucket, key: version.key, versionId: version.versionId }], this.clock.now()));
+    await this.discardSegments(written.map((w) => w.segment));
+    throw quorumError('metadata write', result, quorum);
+  }
+
+  /** Nodes currently holding a record of this version (for rebalancing). */
+  async metadataHolders(version: ObjectVersion): Promise<string[]> {
+    const key = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+    const result = await this.cluster.fanOut(this.cluster.memberIds(), (client) => client.getMeta(key, false));
+    return [...result.ok].filter(([, res]) => res.results?.[0]?.found).map(([id]) => id);
+  }
+
+  /** Store a version with new shard locations on its placement, then drop it from `dropFrom`. */
+  async relocateVersion(version: ObjectVersion, segments: DataSegment[], dropFrom: string[]): Promise<void> {
+    const inline = await this.completeInlineShards(version);
+    await this.commitVersion({ ...version, segments }, inline, []);
+    const key = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+    await this.cluster.fanOut(dropFrom, (client) => client.deleteMeta(key, this.clock.now()));
+  }
+
+  /** Write the version's record to placement nodes that lack it; -1 if some could not be reached. */
+  async repairRecords(version: ObjectVersion): Promise<number> {
+    const key = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+    const nodes = this.placement(version.bucket, version.key);
+    const result = await this.cluster.fanOut(nodes, (client) => client.getMeta(key, true));
+    const stale = [...result.ok].filter(([, res]) => {
+      const slot = res.results?.[0];
+      return !slot?.found || Number(slot.version?.hlc) < version.hlc
+        || (slot.version?.segments ?? []).some((s) => s.inline && !s.inlineShard?.length && Number(s.size) > 0);
+    }).map(([id]) => id);
+    if (stale.length) {
+      const inline = await this.completeInlineShards(version);
+      await this.cluster.fanOut(stale, (client, id) => client.putMeta([recordFor(version, inline, id)]));
+    }
+    return result.failed.size ? -1 : stale.length;
+  }
+
+  /** Every inline shard of a version, rebuilt from the ones the nodes still hold. */
+  private async completeInlineShards(version: ObjectVersion): Promise<InlineShards> {
+    if (!version.segments?.some((s) => s.inline)) return [];
+    let gathered = this.inline.get(version);
+    if (!gathered) {
+      const fresh = await this.getVersion(version.bucket, version.key, version.versionId);
+      gathered = (fresh && this.inline.get(fresh)) ?? [];
+    }
+    return (version.segments ?? []).map((segment, i) => {
+      if (!segment.inline) return [];
+      const shards = gathered![i] ?? [];
+      if (shards.every((s) => s !== null) && shards.length === segment.nodes!.length) return shards;
+      return encodeStripe(decodeInline(segment, shards), layoutOf(segment));
+    });
+  }
+
+  /** Delete a segment's shard files wherever they are (best effort; the scrubber catches the rest). */
+  async discardSegments(segments: DataSegment[]): Promise<void> {
+    const byNode = new Map<string, pb.IShardRef[]>();
+    for (const segment of segments) {
+      if (segment.inline) continue;
+      segment.nodes?.forEach((id, shardIndex) => {
+        if (id) byNode.set(id, [...(byNode.get(id) ?? []), { dataId: segment.dataId, shardIndex }]);
+      });
+    }
+    await this.cluster.fanOut([...byNode.keys()], (client, id) => client.deleteShards(byNode.get(id)!));
+  }
+
+  async deleteVersion(bucket: string, key: string, versionId: string): Promise<void> {
+    const existing = await this.getVersion(bucket, key, versionId);
+    const layout = this.defaultLayout();
+    const nodes = this.placement(bucket, key, layout);
+    const quorum = writeQuorum(layout.dataShards, layout.parityShards);
+    const result = await this.cluster.fanOut(nodes, (client) =>
+      client.deleteMeta([{ bucket, key, versionId }], this.clock.now()));
+    if (result.ok.size < quorum) throw quorumError('delete', result, quorum);
+    if (existing) await this.discardSegments(existing.segments ?? []);
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  async getVersion(bucket: string, key: string, versionId?: string): Promise<ObjectVersion | undefined> {
+    const layout = this.defaultLayout();
+    const nodes = this.placement(bucket, key, layout);
+    const request = [{ bucket, key, versionId: versionId ?? '' }];
+    const result = await this.cluster.fanOut(nodes, (client) => client.getMeta(request, true));
+    const needed = readQuorum(layout.dataShards, layout.parityShards);
+    if (result.ok.size < needed) throw quorumError('metadata read', result, needed);
+    const found = new Map<string, pb.IObjectVersion>();
+    for (const [id, res] of result.ok) {
+      const slot = res.results?.[0];
+      if (slot?.found && slot.version) found.set(id, slot.version);
+    }
+    let newest = pickNewest([...found.values()]);
+    if (!newest) newest = await this.findOffPlacement(nodes, request, found);
+    if (!newest) return undefined;
+    const stale = nodes.filter((id) => result.failed.has(id) || !found.has(id) || found.get(id)?.hlc !== newest.hlc
+      || found.get(id)?.versionId !== newest.versionId);
+    if (stale.length) this.heal.enqueue(bucket, key, newest.versionId!);
+    const version = stripInline(newest);
+    this.inline.set(version, gatherInline(newest, found));
+    return version;
+  }
+
+  /**
+   * A version not on its placement nodes may still sit where an older map put it, until the
+   * rebalancer moves it: ask the other members before answering "not found".
+   */
+  private async findOffPlacement(placement: string[], request: pb.IObjectKey[], found: Map<string, pb.IObjectVersion>): Promise<pb.IObjectVersion | undefined> {
+    const others = this.cluster.memberIds().filter((id) => !placement.includes(id));
+    if (!others.length) return undefined;
+    const result = await this.cluster.fanOut(others, (client) => client.getMeta(request, true));
+    for (const [id, res] of result.ok) {
+      const slot = res.results?.[0];
+      if (slot?.found && slot.version) found.set(id, slot.version);
+    }
+    return pickNewest([...found.values()]);
+  }
+
+  readObject(version: ObjectVersion, range?: ByteRange): Readable {
+    return Readable.from(this.readBytes(version, range), { objectMode: false });
+  }
+
+  private async *readBytes(version: ObjectVersion, range?: ByteRange): AsyncGenerator<Buffer> {
+    const size = Number(version.size ?? 0);
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? size - 1, size - 1);
+    let inline = this.inline.get(version);
+    if (!inline && version.segments?.some((s) => s.inline)) {
+      const fresh = await this.getVersion(version.bucket, version.key, version.versionId);
+      inline = fresh && this.inline.get(fresh);
+    }
+    let offset = 0;
+    for (const [index, segment] of (version.segments ?? []).entries()) {
+      const segmentSize = Number(segment.size ?? 0);
+      const from = Math.max(start, offset);
+      const to = Math.min(end, offset + segmentSize - 1);
+      if (from <= to) {
+        yield* readSegment(this.cluster, { segment, start: from - offset, end: to - offset, inlineShards: inline?.[index] },
+          () => this.heal.enqueue(version.bucket, version.key, version.versionId));
+      }
+      offset += segmentSize;
+      if (offset > end) break;
+    }
+  }
+
+  async list(bucket: string, options: ListOptions): Promise<{ items: ListItem[]; truncated: boolean }> {
+    const request: pb.IListRequest = {
+      bucket,
+      prefix: options.prefix ?? '',
+      delimiter: options.delimiter ?? '',
+      startAfter: options.startAfter ?? '',
+      startAfterVersion: options.startAfterVersion ?? '',
+      limit: options.limit + 1,
+      allVersions: options.allVersions ?? false,
+      includeDeleteMarkers: true,
+    };
+    const result = await this.requireMembers('list', (client) => client.list(request));
+    const merged = mergeListings([...result.ok.values()], options.allVersions ?? false)
+      .filter((item) => options.includeDeleteMarkers || options.allVersions || !item.version?.deleteMarker);
+    return { items: merged.slice(0, options.limit), truncated: merged.length > options.limit };
+  }
+
+  /** Fan out to every member node; tolerate as many failures as the erasure code does. */
+  private async requireMembers<T>(what: string, call: (client: NodeClient) => Promise<T>): Promise<FanOutResult<T>> {
+    const members = this.cluster.memberIds();
+    const result = await this.cluster.fanOut(members, (client) => call(client));
+    const layout = this.defaultLayout();
+    const tolerated = layout.dataShards + layout.parityShards - writeQuorum(layout.dataShards, layout.parityShards);
+    if (result.failed.size > tolerated) throw quorumError(what, result, members.length - tolerated);
+    return result;
+  }
+
+  // ------------------------------------------------------------------ multipart
+
+  async createUpload(record: UploadRecord & { bucket: string; key: string; uploadId: string }): Promise<void> {
+    await this.onPlacementQuorum('create upload', record.bucket, record.key,
+      (client) => client.putUpload({ ...record, hlc: this.clock.now(), initiatedMs: record.initiatedMs ?? Date.now() }));
+  }
+
+  async writePart(upload: { bucket: string; key: string; uploadId: string }, partNumber: number, body: Readable,
+    finalize: (body: StreamedBody) => Promise<Pick<DataSegment, 'checksums'>> | Pick<DataSegment, 'checksums'>): Promise<DataSegment> {
+    const layout = this.defaultLayout();
+    const nodes = this.placement(upload.bucket, upload.key, layout);
+    const written = await writeSegment(this.cluster, nodes, layout, body, { allowInline: false });
+    const extra = await this.finalizeOrDiscard(written, finalize);
+    const part: DataSegment = { ...written.segment, ...extra, partNumber, etag: `"${written.md5Hex}"` };
+    try {
+      await this.onPlacementQuorum('upload part', upload.bucket, upload.key,
+        (client) => client.putUpload({ ...upload, parts: [part], hlc: this.clock.now() }));
+    } catch (err) {
+      await this.discardSegments([part]);
+      throw err;
+    }
+    return part;
+  }
+
+  async getUpload(bucket: string, key: string, uploadId: string): Promise<UploadRecord | undefined> {
+    const layout = this.defaultLayout();
+    const nodes = this.placement(bucket, key, layout);
+    const result = await this.cluster.fanOut(nodes, async (client) => {
+      try {
+        return await client.getUpload({ bucket, key, uploadId });
+      } catch (err) {
+        if (err instanceof StoreError && err.kind === 'NotFound') return undefined;
+        throw err;
+      }
+    });
+    const needed = readQuorum(layout.dataShards, layout.parityShards);
+    if (result.ok.size < needed) throw quorumError('upload read', result, needed);
+    const records = [...result.ok.values()].filter((r): r is pb.UploadRecord => r !== undefined);
+    if (!records.length) return undefined;
+    const parts = new Map<number, DataSegment>();
+    for (const part of records.flatMap((r) => r.parts ?? [])) {
+      const seen = parts.get(part.partNumber!);
+      if (!seen || String(part.dataId) > String(seen.dataId)) parts.set(part.partNumber!, part);
+    }
+    return { ...records[0], parts: [...parts.values()].sort((a, b) => a.partNumber! - b.partNumber!) };
+  }
+
+  async listUploads(bucket: string, options: { prefix?: string; keyMarker?: string; uploadIdMarker?: string; limit: number }): Promise<UploadRecord[]> {
+    const result = await this.requireMembers('list uploads', (client) => client.listUploads({ bucket, ...options, limit: options.limit + 1 }));
+    const uploads = new Map<string, UploadRecord>();
+    for (const list of result.ok.values()) for (const u of list.uploads ?? []) uploads.set(`${u.key}\u0000${u.uploadId}`, u);
+    return [...uploads.values()]
+      .sort((a, b) => compareBytes(a.key!, b.key!) || compareBytes(a.uploadId!, b.uploadId!))
+      .slice(0, options.limit + 1);
+  }
+
+  async completeUpload(upload: UploadRecord, parts: DataSegment[], target: WriteTarget, fields: VersionFields): Promise<ObjectVersion> {
+    const version = this.newVersion(target, fields, parts);
+    await this.commitVersion(version, [], []);
+    const used = new Set(parts.map((p) => p.dataId));
+    await this.discardSegments((upload.parts ?? []).filter((p) => !used.has(p.dataId)));
+    await this.cluster.fanOut(this.placement(target.bucket, target.key), (client) =>
+      client.deleteUpload({ bucket: upload.bucket, key: upload.key, uploadId: upload.uploadId }));
+    return version;
+  }
+
+  async abortUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    const upload = await this.getUpload(bucket, key, uploadId);
+    if (!upload) throw new StoreError('NotFound', `no upload ${uploadId}`);
+    await this.discardSegments(upload.parts ?? []);
+    await this.onPlacementQuorum('abort upload', bucket, key, (client) => client.deleteUpload({ bucket, key, uploadId }));
+  }
+
+  private async onPlacementQuorum(what: string, bucket: string, key: string,
+    call: (client: NodeClient) => Promise<unknown>): Promise<void> {
+    const layout = this.defaultLayout();
+    const quorum = writeQuorum(layout.dataShards, layout.parityShards);
+    const result = await this.cluster.fanOut(this.placement(bucket, key, layout), (client) => call(client));
+    if (result.ok.size < quorum) throw quorumError(what, result, quorum);
+  }
+
+  // ------------------------------------------------------------------ replicated records
+
+  async putRecord(namespace: string, key: string, value: Buffer | null): Promise<void> {
+    const record: pb.IRecord = { namespace, key, value: value ?? Buffer.alloc(0), hlc: this.clock.now(), deleted: value === null };
+    const members = this.cluster.memberIds();
+    const result = await this.cluster.fanOut(members, (client) => client.putRecords([record]));
+    const majority = Math.floor(members.length / 2) + 1;
+    if (result.ok.size < majority) throw quorumError(`record ${namespace}/${key} write`, result, majority);
+  }
+
+  async getRecord(namespace: string, key: string): Promise<Buffer | undefined> {
+    const members = this.cluster.memberIds();
+    const result = await this.cluster.fanOut(members, async (client) => {
+      try {
+        return await client.getRecord({ namespace, key });
+      } catch (err) {
+        if (err instanceof StoreError && err.kind === 'NotFound') return undefined;
+        throw err;
+      }
+    });
+    const majority = Math.floor(members.length / 2) + 1;
+    if (result.ok.size < majority) throw quorumError(`record ${namespace}/${key} read`, result, majority);
+    let newest: pb.Record | undefined;
+    for (const r of result.ok.values()) if (r && (!newest || r.hlc > newest.hlc)) newest = r;
+    if (newest) this.clock.observe(newest.hlc);
+    return newest && !newest.deleted ? Buffer.from(newest.value) : undefined;
+  }
+
+  async listRecords(namespace: string, prefix = ''): Promise<Array<{ key: string; value: Buffer }>> {
+    const members = this.cluster.memberIds();
+    const result = await this.cluster.fanOut(members, (client) => client.listRecords({ namespace, prefix }));
+    const majority = Math.floor(members.length / 2) + 1;
+    if (result.ok.size < majority) throw quorumError(`record ${namespace} list`, result, majority);
+    const newest = new Map<string, pb.IRecord>();
+    for (const list of result.ok.values()) {
+      for (const r of list.records ?? []) {
+        const seen = newest.get(r.key!);
+        if (!seen || Number(r.hlc) > Number(seen.hlc)) newest.set(r.key!, r);
+      }
+    }
+    return [...newest.values()].filter((r) => !r.deleted)
+      .sort((a, b) => compareBytes(a.key!, b.key!))
+      .map((r) => ({ key: r.key!, value: Buffer.from(r.value ?? []) }));
+  }
+
+  // ------------------------------------------------------------------ cluster
+
+  async listBucketNames(): Promise<string[]> {
+    return (await this.listRecords(BUCKET_NAMESPACE)).map((r) => r.key);
+  }
+
+  /** Run a rebalance pass in the background after every map change (one pass at a time). */
+  rebalanceOnMapChange(options: RebalanceOptions = { bytesPerSecond: DEFAULT_REBALANCE_RATE }): void {
+    let running: Promise<unknown> | undefined;
+    let again = false;
+    const pass = (): void => {
+      if (running) { again = true; return; }
+      this.rebalanceProgress = undefined;
+      running = rebalance(this, { ...options, onProgress: (p) => { this.rebalanceProgress = p; } })
+        .catch(() => undefined)
+        .finally(() => {
+          running = undefined;
+          if (again) { again = false; pass(); }
+        });
+    };
+    this.cluster.onMapChange(pass);
+  }
+
+  clusterMap(): pb.IClusterMap {
+    return this.cluster.map;
+  }
+
+  healthyNodeCount(): number {
+    return this.cluster.memberIds().filter((id) => this.cluster.isLikelyUp(id)).length;
+  }
+
+  async close(): Promise<void> {
+    this.heal.stop();
+    this.cluster.close();
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+function quorumError(what: string, result: FanOutResult<unknown>, needed: number): StoreError {
+  const failures = [...result.failed.values()];
+  const full = failures.filter((e) => e.kind === 'DiskFull').length;
+  const kind = full > 0 && result.ok.size + full >= needed ? 'DiskFull' : 'QuorumFailed';
+  return new StoreError(kind, `${what}: ${result.ok.size} of ${needed} needed nodes answered (${failures.map((e) => e.message).join('; ')})`);
+}
+
+function pickNewest(versions: pb.IObjectVersion[]): pb.IObjectVersion | undefined {
+  let newest: pb.IObjectVersion | undefined;
+  for (const v of versions) {
+    if (!newest || Number(v.hlc) > Number(newest.hlc) || (v.hlc === newest.hlc && String(v.versionId) > String(newest.versionId))) newest = v;
+  }
+  return newest;
+}
+
+/** The record a node stores: the version with that node's own inline shards. */
+function recordFor(version: ObjectVersion, inline: InlineShards, nodeId: string): pb.IObjectVersion {
+  return {
+    ...version,
+    segments: (version.segments ?? []).map((segment, i) => {
+      if (!segment.inline) return segment;
+      const index = segment.nodes?.indexOf(nodeId) ?? -1;
+      return { ...segment, inlineShard: index >= 0 ? inline[i]?.[index] ?? undefined : undefined };
+    }),
+  };
+}
+
+function stripInline(version: pb.IObjectVersion): ObjectVersion {
+  return {
+    ...version,
+    segments: (version.segments ?? []).map((s) => (s.inline ? { ...s, inlineShard: undefined } : s)),
+  } as ObjectVersion;
+}
+
+/** Collect each node's inline shard of the chosen version, by segment and shard index. */
+function gatherInline(chosen: pb.IObjectVersion, byNode: Map<string, pb.IObjectVersion>): InlineShards {
+  return (chosen.segments ?? []).map((segment, s) => (segment.nodes ?? []).map((id) => {
+    const record = byNode.get(id);
+    if (!record || record.versionId !== chosen.versionId || record.hlc !== chosen.hlc) return null;
+    const shard = record.segments?.[s]?.inlineShard;
+    return shard ? shard : null;
+  }));
+}
+
+export function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** k-way merge of node listings: byte order of keys, newest version first, duplicates dropped. */
+function mergeListings(lists: pb.IListEntry[][], allVersions: boolean): ListItem[] {
+  const byName = new Map<string, ListItem>();
+  for (const entries of lists) {
+    for (const entry of entries) {
+      if (entry.commonPrefix) {
+        byName.set(`p\u0000${entry.commonPrefix}`, { commonPrefix: entry.commonPrefix });
+        continue;
+      }
+      const v = entry.version as ObjectVersion;
+      const name = allVersions ? `v\u0000${v.key}\u0000${v.versionId}` : `v\u0000${v.key}`;
+      const seen = byName.get(name)?.version;
+      if (!seen || Number(v.hlc) > Number(seen.hlc)) byName.set(name, { version: v });
+    }
+  }
+  const nameOf = (item: ListItem) => item.commonPrefix ?? item.version!.key;
+  return [...byName.values()].sort((a, b) => compareBytes(nameOf(a), nameOf(b))
+    || Number(b.version?.hlc ?? 0) - Number(a.version?.hlc ?? 0));
+}

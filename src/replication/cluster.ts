@@ -1,0 +1,154 @@
+// The client's view of the cluster: the newest cluster map it has seen, one NodeClient per node,
+// and which nodes answer. Gateways pull the map from the nodes, so an admin change reaches every
+// gateway without a restart.
+import { StoreError } from '../common/errors.js';
+import { pb } from '../common/node-service.js';
+import { NodeClient } from './node-client.js';
+
+const REFRESH_MS = 3_000;
+/** A node that failed is skipped for this long before it is tried again. */
+const DOWN_BACKOFF_MS = 2_000;
+
+export interface ClusterOptions {
+  /** Addresses (host:port) of any nodes; the map names the rest. */
+  seeds: string[];
+  secret: string;
+}
+
+export class Cluster {
+  private current: pb.IClusterMap = { epoch: 0, nodes: [] };
+  private readonly clients = new Map<string, NodeClient>();
+  private readonly downUntil = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<(map: pb.IClusterMap, previous: pb.IClusterMap) => void> = [];
+
+  private constructor(private readonly options: ClusterOptions) {}
+
+  static async connect(options: ClusterOptions): Promise<Cluster> {
+    const cluster = new Cluster(options);
+    await cluster.refresh();
+    if (!cluster.current.nodes?.length) {
+      throw new StoreError('Unavailable', `no cluster map from any of ${options.seeds.join(', ')}`);
+    }
+    cluster.timer = setInterval(() => void cluster.refresh().catch(() => undefined), REFRESH_MS);
+    cluster.timer.unref();
+    return cluster;
+  }
+
+  get map(): pb.IClusterMap {
+    return this.current;
+  }
+
+  onMapChange(listener: (map: pb.IClusterMap, previous: pb.IClusterMap) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Ask every known node (and the seeds) for its map; adopt the newest epoch. */
+  async refresh(): Promise<void> {
+    const addresses = new Set([...this.options.seeds, ...(this.current.nodes ?? []).map((n) => n.address!)]);
+    const maps = await Promise.all([...addresses].map(async (address) => {
+      const known = this.current.nodes?.find((n) => n.address === address);
+      const client = known ? this.client(known.id!) : new NodeClient(`seed:${address}`, address, this.options.secret);
+      try {
+        return await client.getClusterMap();
+      } catch {
+        return undefined;
+      } finally {
+        if (!known) client.close();
+      }
+    }));
+    for (const map of maps) if (map && (map.epoch ?? 0) > (this.current.epoch ?? 0)) this.adopt(map);
+  }
+
+  /** Use a map (e.g. one an admin command just wrote) if it is newer than ours. */
+  adopt(map: pb.IClusterMap): void {
+    if ((map.epoch ?? 0) <= (this.current.epoch ?? 0)) return;
+    const previous = this.current;
+    this.current = map;
+    for (const node of map.nodes ?? []) {
+      const existing = this.clients.get(node.id!);
+      if (existing && existing.address !== node.address) {
+        existing.close();
+        this.clients.delete(node.id!);
+      }
+    }
+    for (const listener of this.listeners) listener(map, previous);
+  }
+
+  node(id: string): pb.INodeInfo | undefined {
+    return this.current.nodes?.find((n) => n.id === id);
+  }
+
+  /** Nodes that hold data: up or draining (out nodes are gone). */
+  memberIds(): string[] {
+    return (this.current.nodes ?? []).filter((n) => n.state !== pb.NodeState.OUT).map((n) => n.id!);
+  }
+
+  client(id: string): NodeClient {
+    let client = this.clients.get(id);
+    if (!client) {
+      const info = this.node(id);
+      if (!info) throw new StoreError('Unavailable', `node ${id} is not in the cluster map`, { nodeId: id });
+      client = new NodeClient(id, info.address!, this.options.secret);
+      this.clients.set(id, client);
+    }
+    return client;
+  }
+
+  isLikelyUp(id: string): boolean {
+    return (this.downUntil.get(id) ?? 0) <= Date.now() && this.node(id) !== undefined;
+  }
+
+  markDown(id: string): void {
+    this.downUntil.set(id, Date.now() + DOWN_BACKOFF_MS);
+  }
+
+  markUp(id: string): void {
+    this.downUntil.delete(id);
+  }
+
+  /**
+   * Run `call` on each node in parallel; failures are collected, not thrown. Nodes recently seen
+   * down are skipped (answering at once) so a dead node does not slow every request.
+   */
+  async fanOut<T>(ids: readonly string[], call: (client: NodeClient, id: string) => Promise<T>): Promise<FanOutResult<T>> {
+    const results = await Promise.all(ids.map(async (id): Promise<[string, T | undefined, StoreError | undefined]> => {
+      if (!this.isLikelyUp(id)) return [id, undefined, new StoreError('Unavailable', `node ${id} is down`, { nodeId: id })];
+      try {
+        const value = await call(this.client(id), id);
+        this.markUp(id);
+        return [id, value, undefined];
+      } catch (err) {
+        const error = err instanceof StoreError ? err : new StoreError('Unavailable', String(err), { nodeId: id });
+        if (error.kind === 'Unavailable') this.markDown(id);
+        return [id, undefined, error];
+      }
+    }));
+    const ok = new Map<string, T>();
+    const failed = new Map<string, StoreError>();
+    for (const [id, value, error] of results) {
+      if (error) failed.set(id, error);
+      else ok.set(id, value as T);
+    }
+    return { ok, failed };
+  }
+
+  /** Nodes answering Health now. */
+  async probe(): Promise<Map<string, pb.HealthResult>> {
+    const ids = (this.current.nodes ?? []).map((n) => n.id!);
+    const { ok } = await this.fanOut(ids, (client) => client.health());
+    for (const id of ids) if (!ok.has(id)) this.markDown(id);
+    return ok;
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
+
+export interface FanOutResult<T> {
+  ok: Map<string, T>;
+  failed: Map<string, StoreError>;
+}

@@ -1,0 +1,156 @@
+// Healing: bring every placement node of a version back to holding its metadata record and its
+// shard, rebuilding missing or corrupt shards from k good ones. Degraded reads and partial
+// writes queue versions here; `scan` walks every version in the cluster (the full heal).
+import { StoreError } from '../common/errors.js';
+import { pb } from '../common/node-service.js';
+import type { ClusterClient } from './cluster-client.js';
+import { rebuildShards } from './reader.js';
+import type { DataSegment, ObjectVersion } from './types.js';
+
+const RETRY_MS = 5_000;
+const MAX_QUEUE = 100_000;
+
+export interface HealReport {
+  versions: number;
+  healedShards: number;
+  healedRecords: number;
+  failed: number;
+}
+
+export interface ScanProgress {
+  scanned: number;
+  report: HealReport;
+}
+
+export class HealQueue {
+  private readonly queued = new Map<string, [string, string, string]>();
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  readonly totals: HealReport = { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 };
+
+  constructor(private readonly store: ClusterClient) {}
+
+  get pending(): number {
+    return this.queued.size;
+  }
+
+  enqueue(bucket: string, key: string, versionId: string): void {
+    if (this.stopped || this.queued.size >= MAX_QUEUE) return;
+    this.queued.set(`${bucket}\u0000${key}\u0000${versionId}`, [bucket, key, versionId]);
+    this.schedule(0);
+  }
+
+  private schedule(delay: number): void {
+    if (this.running || this.timer || this.stopped) return;
+    this.timer = setTimeout(() => { this.timer = undefined; void this.drain(); }, delay);
+    this.timer.unref();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    const retry: Array<[string, string, string]> = [];
+    try {
+      for (const [id, [bucket, key, versionId]] of this.queued) {
+        if (this.stopped) return;
+        this.queued.delete(id);
+        const ok = await healVersion(this.store, bucket, key, versionId, this.totals).catch(() => false);
+        if (!ok) retry.push([bucket, key, versionId]);
+      }
+    } finally {
+      this.running = false;
+    }
+    for (const [bucket, key, versionId] of retry) this.queued.set(`${bucket}\u0000${key}\u0000${versionId}`, [bucket, key, versionId]);
+    if (this.queued.size) this.schedule(RETRY_MS);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
+
+/**
+ * Heal one version. Returns false when it could not be completed now (a node is down), so the
+ * caller retries later.
+ */
+export async function healVersion(store: ClusterClient, bucket: string, key: string, versionId: string,
+  report: HealReport): Promise<boolean> {
+  const version = await store.getVersion(bucket, key, versionId);
+  report.versions++;
+  if (!version) return true;
+  let complete = true;
+  for (const segment of version.segments ?? []) {
+    if (segment.inline) continue;
+    const healed = await healSegment(store, segment);
+    if (healed < 0) complete = false;
+    else report.healedShards += healed;
+  }
+  const records = await store.repairRecords(version);
+  if (records < 0) complete = false;
+  else report.healedRecords += records;
+  if (!complete) report.failed++;
+  return complete;
+}
+
+/** Rebuild the shards of a segment that are missing or corrupt; -1 if a holder is unreachable. */
+export async function healSegment(store: ClusterClient, segment: DataSegment): Promise<number> {
+  const nodes = segment.nodes ?? [];
+  const result = await store.cluster.fanOut(nodes, (client, id) =>
+    client.verifyShards([{ dataId: segment.dataId, shardIndex: nodes.indexOf(id) }]));
+  const damaged: number[] = [];
+  nodes.forEach((id, index) => {
+    const state = result.ok.get(id)?.shards?.[0]?.state;
+    if (state === pb.ShardStatus.State.MISSING || state === pb.ShardStatus.State.CORRUPT) damaged.push(index);
+  });
+  if (damaged.length) await rewriteShards(store, segment, damaged);
+  return result.failed.size ? -1 : damaged.length;
+}
+
+/** Rebuild shards `indexes` of a segment from the others and write them to `targets` (default: their own nodes). */
+export async function rewriteShards(store: ClusterClient, segment: DataSegment, indexes: number[],
+  targets: string[] = indexes.map((i) => segment.nodes![i]!)): Promise<void> {
+  const blockSize = segment.layout!.blockSize!;
+  const writers = indexes.map((shardIndex, n) =>
+    store.cluster.client(targets[n]!).openShardWriter({ dataId: segment.dataId, shardIndex, blockSize }));
+  try {
+    for await (const blocks of rebuildShards(store.cluster, segment, indexes)) {
+      await Promise.all(writers.map((w, n) => w.write(blocks[n]!)));
+    }
+  } catch (err) {
+    for (const w of writers) w.abort();
+    throw err;
+  }
+  const results = await Promise.all(writers.map((w) => w.finish()));
+  const failed = writers.find((w, n) => results[n] === undefined);
+  if (failed) throw failed.failed ?? new StoreError('Unavailable', `shard rewrite on ${failed.nodeId} failed`);
+}
+
+/** Walk every version in the cluster and heal it; `onProgress` sees each step. */
+export async function scanAndHeal(store: ClusterClient, onProgress: (p: ScanProgress) => void = () => undefined): Promise<ScanProgress> {
+  const progress: ScanProgress = { scanned: 0, report: { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 } };
+  for await (const version of allVersions(store)) {
+    progress.scanned++;
+    await healVersion(store, version.bucket, version.key, version.versionId, progress.report).catch(() => {
+      progress.report.failed++;
+    });
+    onProgress(progress);
+  }
+  return progress;
+}
+
+/** Every version of every object in every bucket, from all member nodes. */
+export async function* allVersions(store: ClusterClient, pageSize = 500): AsyncGenerator<ObjectVersion> {
+  for (const bucket of await store.listBucketNames()) {
+    let startAfter = '';
+    let startAfterVersion = '';
+    for (;;) {
+      const page = await store.list(bucket, { allVersions: true, includeDeleteMarkers: true, startAfter, startAfterVersion, limit: pageSize });
+      for (const item of page.items) if (item.version) yield item.version;
+      const last = page.items.at(-1)?.version;
+      if (!page.truncated || !last) break;
+      startAfter = last.key;
+      startAfterVersion = last.versionId;
+    }
+  }
+}

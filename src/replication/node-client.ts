@@ -1,0 +1,177 @@
+// A typed client for one storage node: unary calls with deadlines, shard streams with
+// backpressure, gRPC failures turned into StoreError kinds the quorum logic can act on.
+import * as grpc from '@grpc/grpc-js';
+import { AUTH_METADATA_KEY, makeClusterToken } from '../common/cluster-auth.js';
+import { StoreError, type StoreErrorKind } from '../common/errors.js';
+import { bulkChannelOptions, pb, storageNodeService as svc } from '../common/node-service.js';
+
+const UNARY_DEADLINE_MS = 8_000;
+/** A stream that makes no progress for this long is treated as a dead node. */
+export const STREAM_IDLE_MS = 15_000;
+
+type Unary<Req, Res> = grpc.MethodDefinition<Req, Res>;
+
+const statusKinds: Partial<Record<grpc.status, StoreErrorKind>> = {
+  [grpc.status.NOT_FOUND]: 'NotFound',
+  [grpc.status.DATA_LOSS]: 'Corrupt',
+  [grpc.status.RESOURCE_EXHAUSTED]: 'DiskFull',
+  [grpc.status.UNAUTHENTICATED]: 'Unauthenticated',
+  [grpc.status.INVALID_ARGUMENT]: 'InvalidArgument',
+  [grpc.status.FAILED_PRECONDITION]: 'Conflict',
+  [grpc.status.ALREADY_EXISTS]: 'Conflict',
+};
+
+export function toStoreError(err: unknown, nodeId: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const e = err as Partial<grpc.ServiceError>;
+  const kind = (e.code !== undefined && statusKinds[e.code]) || 'Unavailable';
+  return new StoreError(kind, `node ${nodeId}: ${e.details || e.message || String(err)}`, { nodeId });
+}
+
+export class NodeClient {
+  private readonly client: grpc.Client;
+
+  constructor(readonly nodeId: string, readonly address: string, private readonly secret: string) {
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), bulkChannelOptions);
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set(AUTH_METADATA_KEY, makeClusterToken(this.secret));
+    return md;
+  }
+
+  private unary<Req, Res>(def: Unary<Req, Res>, request: Req, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request,
+        this.metadata(), { deadline: Date.now() + deadlineMs },
+        (err, res) => (err ? reject(toStoreError(err, this.nodeId)) : resolve(res!)));
+    });
+  }
+
+  putMeta(versions: pb.IObjectVersion[]) { return this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions })); }
+  getMeta(keys: pb.IObjectKey[], withInline: boolean) { return this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline })); }
+  deleteMeta(keys: pb.IObjectKey[], hlc: number) { return this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create({ keys, hlc })); }
+  deleteShards(shards: pb.IShardRef[]) { return this.unary(svc.DeleteShards, pb.ShardRefs.create({ shards })); }
+  verifyShards(shards: pb.IShardRef[]) { return this.unary(svc.VerifyShards, pb.ShardRefs.create({ shards }), 120_000); }
+  putUpload(record: pb.IUploadRecord) { return this.unary(svc.PutUpload, pb.UploadRecord.create(record)); }
+  getUpload(key: pb.IUploadKey) { return this.unary(svc.GetUpload, pb.UploadKey.create(key)); }
+  deleteUpload(key: pb.IUploadKey) { return this.unary(svc.DeleteUpload, pb.UploadKey.create(key)); }
+  listUploads(req: pb.IListUploadsRequest) { return this.unary(svc.ListUploads, pb.ListUploadsRequest.create(req)); }
+  putRecords(records: pb.IRecord[]) { return this.unary(svc.PutRecords, pb.RecordList.create({ records })); }
+  getRecord(key: pb.IRecordKey) { return this.unary(svc.GetRecord, pb.RecordKey.create(key)); }
+  listRecords(query: pb.IRecordQuery) { return this.unary(svc.ListRecords, pb.RecordQuery.create(query)); }
+  getClusterMap() { return this.unary(svc.GetClusterMap, pb.Empty.create()); }
+  setClusterMap(map: pb.IClusterMap) { return this.unary(svc.SetClusterMap, pb.ClusterMap.create(map)); }
+  health(deadlineMs = 2_000) { return this.unary(svc.Health, pb.Empty.create(), deadlineMs); }
+  scrub(req: pb.IScrubRequest) { return this.unary(svc.Scrub, pb.ScrubRequest.create(req), 600_000); }
+
+  /** All pages of a listing, up to `limit` entries. */
+  async list(req: pb.IListRequest): Promise<pb.IListEntry[]> {
+    const entries: pb.IListEntry[] = [];
+    for await (const page of this.serverStream(svc.List, pb.ListRequest.create(req), 30_000)) {
+      entries.push(...(page.entries ?? []));
+    }
+    return entries;
+  }
+
+  /** Stream a shard's bytes; errors surface as StoreError from `next()`; `cancel` ends the call at once. */
+  openShardReader(read: pb.IShardRead): ShardReader {
+    const def = svc.GetShard;
+    const call = this.client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize,
+      pb.ShardRead.create(read), this.metadata(), {});
+    const iterator = call[Symbol.asyncIterator]() as AsyncIterator<pb.ShardChunk>;
+    return {
+      next: async () => {
+        try {
+          const item = await iterator.next();
+          if (item.done) return undefined;
+          const data = item.value.data;
+          return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        } catch (err) {
+          throw toStoreError(err, this.nodeId);
+        }
+      },
+      cancel: () => call.cancel(),
+    };
+  }
+
+  private async *serverStream<Req, Res>(def: Unary<Req, Res>, request: Req, deadlineMs?: number): AsyncGenerator<Res> {
+    const options = deadlineMs ? { deadline: Date.now() + deadlineMs } : {};
+    const call = this.client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize,
+      request, this.metadata(), options);
+    try {
+      for await (const message of call) yield message as Res;
+    } catch (err) {
+      throw toStoreError(err, this.nodeId);
+    } finally {
+      call.cancel();
+    }
+  }
+
+  /** Open a client-streaming shard upload. */
+  openShardWriter(header: pb.IShardHeader): ShardWriter {
+    return new ShardWriter(this.nodeId, (callback) => this.client.makeClientStreamRequest(
+      svc.PutShard.path, svc.PutShard.requestSerialize, svc.PutShard.responseDeserialize,
+      this.metadata(), {}, callback), header);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export interface ShardReader {
+  /** The next chunk, or undefined at the end of the shard range. */
+  next(): Promise<Buffer | undefined>;
+  cancel(): void;
+}
+
+type ClientStreamOpener = (cb: grpc.requestCallback<pb.ShardWriteResult>) => grpc.ClientWritableStream<pb.IShardWrite>;
+
+/** One shard upload in flight. `failed` is set as soon as the node errs; the writer then skips it. */
+export class ShardWriter {
+  private readonly call: grpc.ClientWritableStream<pb.IShardWrite>;
+  readonly result: Promise<pb.ShardWriteResult>;
+  failed: StoreError | undefined;
+
+  constructor(readonly nodeId: string, open: ClientStreamOpener, header: pb.IShardHeader) {
+    let settle!: (err: grpc.ServiceError | null, res?: pb.ShardWriteResult) => void;
+    this.result = new Promise((resolve, reject) => {
+      settle = (err, res) => (err ? reject(toStoreError(err, nodeId)) : resolve(res!));
+    });
+    this.result.catch((err: StoreError) => { this.failed ??= err; });
+    this.call = open((err, res) => settle(err, res));
+    this.call.on('error', () => { /* reported through the callback */ });
+    this.call.write({ header });
+  }
+
+  /** Write one block; resolves when the stream can take more (backpressure). */
+  async write(data: Uint8Array): Promise<void> {
+    if (this.failed) return;
+    if (this.call.write({ data })) return;
+    await new Promise<void>((resolve) => {
+      const done = () => { clearTimeout(timer); this.call.off('drain', done); resolve(); };
+      const timer = setTimeout(() => {
+        this.failed ??= new StoreError('Unavailable', `node ${this.nodeId}: shard stream stalled`, { nodeId: this.nodeId });
+        this.call.cancel();
+        done();
+      }, STREAM_IDLE_MS);
+      this.call.on('drain', done);
+      this.result.then(done, done);
+    });
+  }
+
+  async finish(): Promise<pb.ShardWriteResult | undefined> {
+    if (!this.failed) this.call.end();
+    try {
+      return await this.result;
+    } catch {
+      return undefined;
+    }
+  }
+
+  abort(): void {
+    this.call.cancel();
+  }
+}

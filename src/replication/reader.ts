@@ -1,0 +1,207 @@
+// Streaming erasure reader: fetches the data shards of the stripes a range covers and
+// reconstructs from parity only when a data shard is missing, corrupt or slow. Memory is one
+// stripe set in flight; the caller's stream provides backpressure.
+import { StoreError } from '../common/errors.js';
+import type { pb } from '../common/node-service.js';
+import type { Cluster } from './cluster.js';
+import type { ShardReader } from './node-client.js';
+import { blockSizeFor, codecFor, type Layout, layoutOf, stripeCount, stripeDataSize } from './layout.js';
+
+/** A shard read that stays silent this long is abandoned for parity. */
+const READ_STALL_MS = 5_000;
+
+export interface SegmentRead {
+  segment: pb.IDataSegment;
+  /** Inclusive byte range within the segment. */
+  start: number;
+  end: number;
+  /** Inline segments: shards gathered from the metadata records (null where missing). */
+  inlineShards?: Array<Uint8Array | null>;
+}
+
+/** Called with the shard indexes that could not be read, so the segment can be healed. */
+export type DegradedHandler = (segment: pb.IDataSegment, badShards: number[]) => void;
+
+export async function* readSegment(cluster: Cluster, read: SegmentRead, onDegraded: DegradedHandler): AsyncGenerator<Buffer> {
+  if (read.end < read.start) return;
+  const layout = layoutOf(read.segment);
+  if (read.segment.inline) {
+    const shards = read.inlineShards ?? [];
+    const missing = read.segment.nodes!.flatMap((_, i) => (shards[i] ? [] : [i]));
+    if (missing.length && Number(read.segment.size) > 0) onDegraded(read.segment, missing);
+    yield sliceStripe(decodeInline(read.segment, shards), 0, read.start, read.end);
+    return;
+  }
+  const firstStripe = Math.floor(read.start / layout.stripeSize);
+  const lastStripe = Math.floor(read.end / layout.stripeSize);
+  const shards = new ShardSet(cluster, read.segment, layout, firstStripe * layout.blockSize);
+  try {
+    for (let s = firstStripe; s <= lastStripe; s++) {
+      const dataBytes = stripeDataSize(Number(read.segment.size), layout, s);
+      const blocks = await shards.readStripe(blockSizeFor(dataBytes, layout));
+      const data = Buffer.concat(blocks.slice(0, layout.dataShards));
+      yield sliceStripe(data, s * layout.stripeSize, read.start, read.end);
+    }
+  } finally {
+    shards.close();
+    if (shards.bad.size) onDegraded(read.segment, [...shards.bad]);
+  }
+}
+
+/**
+ * Every stripe of a segment with the `wanted` shards rebuilt from k others (never reading the
+ * shards in `wanted`): the healer's and rebalancer's source of shard bytes.
+ */
+export async function* rebuildShards(cluster: Cluster, segment: pb.IDataSegment, wanted: number[]): AsyncGenerator<Buffer[]> {
+  const layout = layoutOf(segment);
+  const shards = new ShardSet(cluster, segment, layout, 0, wanted, wanted);
+  try {
+    for (let s = 0; s < stripeCount(Number(segment.size), layout); s++) {
+      const blocks = await shards.readStripe(blockSizeFor(stripeDataSize(Number(segment.size), layout, s), layout));
+      yield wanted.map((i) => blocks[i]!);
+    }
+  } finally {
+    shards.close();
+  }
+}
+
+function sliceStripe(stripe: Buffer, stripeStart: number, start: number, end: number): Buffer {
+  return stripe.subarray(Math.max(0, start - stripeStart), Math.min(stripe.length, end - stripeStart + 1));
+}
+
+/** The bytes of an inline segment from the inline shards at hand (null where missing). */
+export function decodeInline(segment: pb.IDataSegment, given: ReadonlyArray<Uint8Array | null>): Buffer {
+  const size = Number(segment.size ?? 0);
+  if (size === 0) return Buffer.alloc(0);
+  const layout = layoutOf(segment);
+  const blockSize = blockSizeFor(size, layout);
+  const total = layout.dataShards + layout.parityShards;
+  const present = Array.from({ length: total }, (_, i) => given[i]?.length === blockSize);
+  const shards = present.map((ok, i) => (ok ? given[i]! : new Uint8Array(blockSize)));
+  if (present.slice(0, layout.dataShards).some((ok) => !ok)) reconstruct(layout, shards, present);
+  return Buffer.concat(shards.slice(0, layout.dataShards)).subarray(0, size);
+}
+
+function dataIndexes(layout: Layout): number[] {
+  return Array.from({ length: layout.dataShards }, (_, i) => i);
+}
+
+function reconstruct(layout: Layout, shards: Uint8Array[], present: boolean[], wanted = dataIndexes(layout)): void {
+  const codec = codecFor(layout);
+  if (!codec || present.filter(Boolean).length < layout.dataShards) {
+    throw new StoreError('QuorumFailed', `fewer than ${layout.dataShards} shards of a stripe are readable`);
+  }
+  codec.reconstruct(shards, present, wanted);
+}
+
+/** The shard streams of one segment read: k active, the rest held in reserve. */
+class ShardSet {
+  private readonly cursors = new Map<number, ShardCursor>();
+  readonly bad = new Set<number>();
+  private offset: number;
+
+  constructor(private readonly cluster: Cluster, private readonly segment: pb.IDataSegment, private readonly layout: Layout,
+    startOffset: number, private readonly wanted = dataIndexes(layout), avoid: readonly number[] = []) {
+    this.offset = startOffset;
+    for (const i of avoid) this.bad.add(i);
+    for (let i = 0; i < layout.dataShards + layout.parityShards && this.cursors.size < layout.dataShards; i++) {
+      if (!this.bad.has(i)) this.open(i);
+    }
+  }
+
+  private open(index: number): void {
+    const nodeId = this.segment.nodes![index]!;
+    if (!this.cluster.isLikelyUp(nodeId)) {
+      this.bad.add(index);
+      return;
+    }
+    const stream = this.cluster.client(nodeId).openShardReader({ dataId: this.segment.dataId, shardIndex: index, offset: this.offset });
+    this.cursors.set(index, new ShardCursor(stream));
+  }
+
+  /** Read one block from k shards, replacing failed ones with spares; data shards come first. */
+  async readStripe(blockSize: number): Promise<Buffer[]> {
+    const total = this.layout.dataShards + this.layout.parityShards;
+    const blocks: Array<Buffer | undefined> = new Array(total);
+    for (;;) {
+      const pending = [...this.cursors.entries()].filter(([i]) => blocks[i] === undefined);
+      const results = await Promise.all(pending.map(async ([i, cursor]) => {
+        try {
+          return [i, await cursor.read(blockSize)] as const;
+        } catch (err) {
+          this.fail(i, err);
+          return [i, undefined] as const;
+        }
+      }));
+      for (const [i, block] of results) if (block) blocks[i] = block;
+      const have = blocks.filter(Boolean).length;
+      if (have >= this.layout.dataShards) break;
+      const spare = this.nextSpare();
+      if (spare === undefined) throw new StoreError('QuorumFailed', `only ${have} of ${this.layout.dataShards} needed shards are readable`);
+      this.open(spare);
+    }
+    this.offset += blockSize;
+    return this.complete(blocks, blockSize);
+  }
+
+  private complete(blocks: Array<Buffer | undefined>, blockSize: number): Buffer[] {
+    const present = Array.from(blocks, (b) => b !== undefined);
+    const wanted = this.wanted.filter((i) => !present[i]);
+    if (!wanted.length) return blocks as Buffer[];
+    const shards = Array.from(blocks, (b) => b ?? Buffer.alloc(blockSize));
+    reconstruct(this.layout, shards, present, wanted);
+    return shards;
+  }
+
+  private fail(index: number, err: unknown): void {
+    this.bad.add(index);
+    this.cursors.get(index)?.close();
+    this.cursors.delete(index);
+    if (err instanceof StoreError && err.kind === 'Unavailable') this.cluster.markDown(this.segment.nodes![index]!);
+  }
+
+  private nextSpare(): number | undefined {
+    const total = this.layout.dataShards + this.layout.parityShards;
+    for (let i = 0; i < total; i++) if (!this.cursors.has(i) && !this.bad.has(i)) return i;
+    return undefined;
+  }
+
+  close(): void {
+    for (const cursor of this.cursors.values()) cursor.close();
+  }
+}
+
+/** Reads exact-size blocks from a shard stream, failing if the stream stalls. */
+class ShardCursor {
+  private pending: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly stream: ShardReader) {}
+
+  async read(size: number): Promise<Buffer> {
+    while (this.buffered < size) {
+      const next = await withTimeout(this.stream.next(), READ_STALL_MS);
+      if (!next) throw new StoreError('Corrupt', 'shard ended early');
+      this.pending.push(next);
+      this.buffered += next.length;
+    }
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.buffered);
+    const block = all.subarray(0, size);
+    const rest = all.subarray(size);
+    this.pending = rest.length ? [rest] : [];
+    this.buffered = rest.length;
+    return block;
+  }
+
+  close(): void {
+    this.stream.cancel();
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreError('Unavailable', 'shard read stalled')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,164 @@
+// Streaming erasure writer: cuts a body into stripes, encodes parity and streams one shard to
+// each placement node with backpressure. Memory is one stripe set, whatever the object size.
+// Small bodies (up to INLINE_LIMIT) are encoded in one stripe and returned as inline shards,
+// so the caller stores each in that node's metadata record: one call per node, no shard files.
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { StoreError } from '../common/errors.js';
+import type { pb } from '../common/node-service.js';
+import type { Cluster } from './cluster.js';
+import { blockSizeFor, codecFor, INLINE_LIMIT, type Layout, writeQuorum } from './layout.js';
+import type { ShardWriter } from './node-client.js';
+
+export interface WrittenSegment {
+  segment: pb.IDataSegment;
+  md5Hex: string;
+  /** Inline segments: shard i, to be stored in nodes[i]'s metadata record. */
+  inlineShards?: Buffer[];
+  /** Nodes that acknowledged their shard (all placement nodes for inline segments). */
+  durableOn: string[];
+}
+
+export function newDataId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(10).toString('hex')}`;
+}
+
+/** Encode one stripe: returns k+m shards of equal length (data zero-padded). */
+export function encodeStripe(data: Buffer, layout: Layout): Buffer[] {
+  const blockSize = blockSizeFor(data.length, layout);
+  const stripe = Buffer.alloc(blockSize * layout.dataShards);
+  data.copy(stripe);
+  const shards = Array.from({ length: layout.dataShards }, (_, i) => stripe.subarray(i * blockSize, (i + 1) * blockSize));
+  const parity = Array.from({ length: layout.parityShards }, () => Buffer.alloc(blockSize));
+  codecFor(layout)?.encode(shards, parity);
+  return [...shards, ...parity];
+}
+
+export interface WriteOptions {
+  /** Parts of multipart uploads always get shard files, so completing never moves bytes. */
+  allowInline?: boolean;
+}
+
+export async function writeSegment(cluster: Cluster, nodes: string[], layout: Layout, body: Readable,
+  options: WriteOptions = {}): Promise<WrittenSegment> {
+  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const md5 = createHash('md5');
+  const head = await readUpTo(iterator, INLINE_LIMIT + 1);
+  md5.update(head.data);
+  const segment: pb.IDataSegment = {
+    dataId: newDataId(),
+    layout: { ...layout },
+    nodes,
+  };
+  if (head.ended && head.data.length <= INLINE_LIMIT && options.allowInline !== false) {
+    return {
+      segment: { ...segment, size: head.data.length, inline: true },
+      md5Hex: md5.digest('hex'),
+      inlineShards: head.data.length ? encodeStripe(head.data, layout) : nodes.map(() => Buffer.alloc(0)),
+      durableOn: nodes,
+    };
+  }
+  const stream = new StripeStreamer(cluster, nodes, layout, segment.dataId!);
+  try {
+    let size = await stream.push(head.data);
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+      md5.update(next.value);
+      size = await stream.push(next.value);
+    }
+    const durableOn = await stream.finish();
+    return { segment: { ...segment, size }, md5Hex: md5.digest('hex'), durableOn };
+  } catch (err) {
+    await stream.abort();
+    throw err;
+  }
+}
+
+async function readUpTo(iterator: AsyncIterator<Buffer>, limit: number): Promise<{ data: Buffer; ended: boolean }> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  while (length < limit) {
+    const next = await iterator.next();
+    if (next.done) return { data: Buffer.concat(chunks, length), ended: true };
+    chunks.push(next.value);
+    length += next.value.length;
+  }
+  return { data: Buffer.concat(chunks, length), ended: false };
+}
+
+/** Fills stripes from incoming chunks and sends each shard block to its node. */
+class StripeStreamer {
+  private readonly writers: Array<ShardWriter | undefined>;
+  private readonly stripe: Buffer;
+  private readonly parity: Buffer[];
+  private filled = 0;
+  private total = 0;
+  private readonly quorum: number;
+
+  constructor(private readonly cluster: Cluster, private readonly nodes: string[], private readonly layout: Layout, private readonly dataId: string) {
+    this.quorum = writeQuorum(layout.dataShards, layout.parityShards);
+    this.stripe = Buffer.allocUnsafe(layout.blockSize * layout.dataShards);
+    this.parity = Array.from({ length: layout.parityShards }, () => Buffer.allocUnsafe(layout.blockSize));
+    this.writers = nodes.map((id, shardIndex) => (cluster.isLikelyUp(id)
+      ? cluster.client(id).openShardWriter({ dataId, shardIndex, blockSize: layout.blockSize })
+      : undefined));
+    this.checkQuorum();
+  }
+
+  async push(chunk: Buffer): Promise<number> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const n = chunk.copy(this.stripe, this.filled, offset);
+      offset += n;
+      this.filled += n;
+      this.total += n;
+      if (this.filled === this.stripe.length) await this.flush();
+    }
+    return this.total;
+  }
+
+  /** Encode and send the buffered stripe (the last one may be short). */
+  private async flush(): Promise<void> {
+    const blockSize = blockSizeFor(this.filled, this.layout);
+    this.stripe.fill(0, this.filled, blockSize * this.layout.dataShards);
+    const data = Array.from({ length: this.layout.dataShards }, (_, i) => this.stripe.subarray(i * blockSize, (i + 1) * blockSize));
+    const parity = this.parity.map((p) => p.subarray(0, blockSize));
+    codecFor(this.layout)?.encode(data, parity);
+    const blocks = [...data, ...parity];
+    await Promise.all(this.writers.map((w, i) => w?.write(blocks[i]!)));
+    this.filled = 0;
+    this.checkQuorum();
+  }
+
+  private healthyWriters(): ShardWriter[] {
+    return this.writers.filter((w): w is ShardWriter => w !== undefined && !w.failed);
+  }
+
+  private checkQuorum(): void {
+    if (this.healthyWriters().length < this.quorum) {
+      const reasons = this.writers.map((w, i) => (w ? w.failed?.message : `node ${this.nodes[i]} is down`)).filter(Boolean);
+      throw new StoreError('QuorumFailed', `write quorum lost (${reasons.join('; ')})`);
+    }
+  }
+
+  /** Flush the tail, close every stream and return the nodes that made their shard durable. */
+  async finish(): Promise<string[]> {
+    if (this.filled > 0) await this.flush();
+    const results = await Promise.all(this.writers.map((w) => w?.finish()));
+    const durableOn = this.nodes.filter((_, i) => results[i] !== undefined);
+    if (durableOn.length < this.quorum) {
+      await this.deleteShards(durableOn);
+      throw new StoreError('QuorumFailed', `only ${durableOn.length} of ${this.nodes.length} shards became durable`);
+    }
+    return durableOn;
+  }
+
+  async abort(): Promise<void> {
+    for (const w of this.writers) w?.abort();
+    await this.deleteShards(this.nodes);
+  }
+
+  private async deleteShards(nodeIds: string[]): Promise<void> {
+    await this.cluster.fanOut(nodeIds, (client, id) =>
+      client.deleteShards([{ dataId: this.dataId, shardIndex: this.nodes.indexOf(id) }]));
+  }
+}
