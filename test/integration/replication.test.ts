@@ -1,0 +1,167 @@
+// The replication layer on six real storage-node processes at 4+2: round trips, node loss,
+// corruption and healing, quorum failure, rebalancing onto a seventh node, draining.
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { pb } from '../../src/common/node-service.js';
+import { isStoreError } from '../../src/common/errors.js';
+import { scanAndHeal } from '../../src/replication/heal.js';
+import { rebalance } from '../../src/replication/rebalance.js';
+import type { ObjectVersion } from '../../src/replication/types.js';
+import { patternBytes, patternSha256, patternStream, sha256Of, startNodes, type TestNodes } from '../lib/nodes.js';
+
+const SIZES = [0, 1, 4096, 128 * 1024, 128 * 1024 + 1, 1024 * 1024, 3 * 1024 * 1024 + 17, 12 * 1024 * 1024];
+
+async function put(nodes: TestNodes, bucket: string, key: string, size: number, seed: number): Promise<ObjectVersion> {
+  return nodes.store.writeObject({ bucket, key, versionId: 'null' }, patternStream(size, seed), (body) => ({ etag: `"${body.md5Hex}"` }));
+}
+
+async function readSha(nodes: TestNodes, bucket: string, key: string): Promise<string | undefined> {
+  const version = await nodes.store.getVersion(bucket, key);
+  return version ? sha256Of(nodes.store.readObject(version)) : undefined;
+}
+
+async function checkAll(t: Test, nodes: TestNodes, bucket: string, objects: Map<string, [number, number]>): Promise<void> {
+  for (const [key, [size, seed]] of objects) {
+    t.equal(await readSha(nodes, bucket, key), patternSha256(size, seed), `${key} reads back bit-identical`);
+  }
+}
+
+t.test('6 nodes at 4+2', async (t) => {
+  const nodes = await startNodes(6, '4+2');
+  t.teardown(() => nodes.stop());
+  const bucket = 'core';
+  await nodes.store.putRecord('buckets', bucket, Buffer.from('{}'));
+  const objects = new Map<string, [number, number]>();
+  for (const [i, size] of SIZES.entries()) {
+    await put(nodes, bucket, `obj-${size}`, size, i);
+    objects.set(`obj-${size}`, [size, i]);
+  }
+
+  await t.test('objects round-trip bit-identical, whole and in ranges', async (t) => {
+    await checkAll(t, nodes, bucket, objects);
+    const version = (await nodes.store.getVersion(bucket, 'obj-12582912'))!;
+    const ranged = await sha256Of(nodes.store.readObject(version, { start: 1_000_000, end: 5_000_000 }));
+    const expected = createHash('sha256').update(patternBytes(1_000_000, 4_000_001, 7)).digest('hex');
+    t.equal(ranged, expected, 'a range across stripes matches');
+  });
+
+  await t.test('listing merges every node in key order', async (t) => {
+    const { items, truncated } = await nodes.store.list(bucket, { limit: 100 });
+    t.same(items.map((i) => i.version?.key), [...objects.keys()].sort(), 'every key once, sorted');
+    t.notOk(truncated);
+  });
+
+  await t.test('kill -9 any two nodes: every object still reads back, writes go on', async (t) => {
+    nodes.kill('n2');
+    nodes.kill('n5');
+    await checkAll(t, nodes, bucket, objects);
+    await put(nodes, bucket, 'written-degraded', 2 * 1024 * 1024 + 3, 77);
+    objects.set('written-degraded', [2 * 1024 * 1024 + 3, 77]);
+    t.equal(await readSha(nodes, bucket, 'written-degraded'), patternSha256(2 * 1024 * 1024 + 3, 77));
+  });
+
+  await t.test('restarted nodes are brought up to date by heal', async (t) => {
+    await nodes.start('n2');
+    await nodes.start('n5');
+    nodes.store.cluster.markUp('n2');
+    nodes.store.cluster.markUp('n5');
+    const result = await scanAndHeal(nodes.store);
+    t.equal(result.report.failed, 0, 'heal completed');
+    t.ok(result.report.healedShards + result.report.healedRecords > 0, 'heal rebuilt what the nodes missed');
+    await expectFullRedundancy(t, nodes, bucket, objects);
+  });
+
+  await t.test('a corrupted shard still reads correctly, is reported and healed', async (t) => {
+    const version = (await nodes.store.getVersion(bucket, 'obj-3145745'))!;
+    const segment = version.segments![0]!;
+    const holder = segment.nodes![0]!;
+    const file = nodes.shardFiles(holder).find((p) => p.endsWith(`${segment.dataId}.0`))!;
+    const bytes = readFileSync(file);
+    bytes[100] ^= 0xff;
+    writeFileSync(file, bytes);
+    const report = await nodes.store.cluster.client(holder).verifyShards([{ dataId: segment.dataId, shardIndex: 0 }]);
+    t.equal(report.shards[0]?.state, pb.ShardStatus.State.CORRUPT, 'verify reports the corruption');
+    t.equal(await readSha(nodes, bucket, 'obj-3145745'), patternSha256(3 * 1024 * 1024 + 17, 6), 'read is still correct');
+    const result = await scanAndHeal(nodes.store);
+    t.equal(result.report.failed, 0);
+    const after = await nodes.store.cluster.client(holder).verifyShards([{ dataId: segment.dataId, shardIndex: 0 }]);
+    t.equal(after.shards[0]?.state, pb.ShardStatus.State.OK, 'healed');
+  });
+
+  await t.test('a write that cannot reach its quorum fails and leaves nothing visible', async (t) => {
+    nodes.kill('n1');
+    nodes.kill('n3');
+    nodes.kill('n4');
+    await t.rejects(put(nodes, bucket, 'doomed', 3 * 1024 * 1024, 9), (err: unknown) => isStoreError(err, 'QuorumFailed'));
+    await t.rejects(put(nodes, bucket, 'doomed-small', 100, 9), (err: unknown) => isStoreError(err, 'QuorumFailed'));
+    for (const id of ['n1', 'n3', 'n4']) {
+      await nodes.start(id);
+      nodes.store.cluster.markUp(id);
+    }
+    t.equal(await nodes.store.getVersion(bucket, 'doomed'), undefined, 'no partial object');
+    t.equal(await nodes.store.getVersion(bucket, 'doomed-small'), undefined, 'no partial small object');
+  });
+
+  await t.test('a seventh node: rebalancing moves about 1/7 of the shards while reads go on', async (t) => {
+    const before = countShards(nodes);
+    const added = await nodes.addNode('n7');
+    const map = nodes.store.clusterMap();
+    const next: pb.IClusterMap = { ...map, epoch: Number(map.epoch) + 1, nodes: [...map.nodes!, { id: added.id, address: added.address, weight: 1, state: pb.NodeState.UP, zone: '' }] };
+    nodes.store.cluster.adopt(next);
+    await nodes.store.cluster.fanOut(next.nodes!.map((n) => n.id!), (c) => c.setClusterMap(next));
+    let reading = true;
+    let reads = 0;
+    let failures = 0;
+    const reader = (async () => {
+      while (reading) {
+        for (const [key, [size, seed]] of objects) {
+          const sha = await readSha(nodes, bucket, key).catch(() => 'error');
+          reads++;
+          if (sha !== patternSha256(size, seed)) failures++;
+        }
+      }
+    })();
+    const progress = await rebalance(nodes.store);
+    reading = false;
+    await reader;
+    t.equal(progress.failed, 0, 'rebalance pass had no failures');
+    t.ok(reads > 0, `reader looped ${reads} times during rebalance`);
+    t.equal(failures, 0, 'zero failed reads during rebalancing');
+    const onNew = nodes.shardFiles('n7').length;
+    const fraction = onNew / before;
+    t.ok(fraction > 0.05 && fraction < 0.35, `moved ${(fraction * 100).toFixed(1)}% of shards (ideal 1/7 = 14.3%)`);
+    await checkAll(t, nodes, bucket, objects);
+  });
+
+  await t.test('draining a node leaves no shard on it', async (t) => {
+    const map = nodes.store.clusterMap();
+    const next: pb.IClusterMap = { ...map, epoch: Number(map.epoch) + 1, nodes: map.nodes!.map((n) => (n.id === 'n3' ? { ...n, state: pb.NodeState.DRAINING } : n)) };
+    nodes.store.cluster.adopt(next);
+    await nodes.store.cluster.fanOut(next.nodes!.map((n) => n.id!), (c) => c.setClusterMap(next));
+    const progress = await rebalance(nodes.store);
+    t.equal(progress.failed, 0);
+    t.same(nodes.shardFiles('n3').filter((p) => !p.includes('/tmp/')), [], 'no shard files left on the drained node');
+    await checkAll(t, nodes, bucket, objects);
+  });
+});
+
+function countShards(nodes: TestNodes): number {
+  return nodes.file.nodes.reduce((sum, n) => sum + nodes.shardFiles(n.id).length, 0);
+}
+
+async function expectFullRedundancy(t: Test, nodes: TestNodes, bucket: string, objects: Map<string, [number, number]>): Promise<void> {
+  for (const key of objects.keys()) {
+    const version = (await nodes.store.getVersion(bucket, key))!;
+    const holders = await nodes.store.metadataHolders(version);
+    t.equal(holders.length, 6, `${key}: metadata on all six placement nodes`);
+    for (const segment of version.segments ?? []) {
+      if (segment.inline) continue;
+      for (const [index, id] of segment.nodes!.entries()) {
+        const res = await nodes.store.cluster.client(id).verifyShards([{ dataId: segment.dataId, shardIndex: index }]);
+        t.equal(res.shards[0]?.state, pb.ShardStatus.State.OK, `${key}: shard ${index} on ${id}`);
+      }
+    }
+  }
+}
+
