@@ -1,20 +1,18 @@
-// `npm run bench -- codec [--seconds 0.5] [--stripe 1MiB] [--layouts 4+2,8+4,12+4] [--cold 96MiB]`
+// `npm run bench -- codec [--seconds 0.5] [--stripe-kib 1024] [--layouts 4+2,8+4,12+4] [--cold-mib 96]`
 // Reed-Solomon encode and reconstruct speed of Tessera's codec, one kernel at a time, side by side
 // with the naive table-driven JavaScript codec in the same run. Single-threaded, so every figure
 // is per core. Throughput counts stripe data bytes (k shards), GB = 1e9 bytes.
 // Two passes: "warm" cycles 4 stripes, which stay in L3 as a stripe just received from the network
-// would; "cold" cycles stripes filling --cold bytes (pick several times the L3 size), so every
+// would; "cold" cycles stripes filling --cold-mib MiB (pick several times the L3 size), so every
 // stripe comes from DRAM and the figure is bounded by memory bandwidth.
 import { randomFillSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { flag, parseArgs } from '../../src/cli/args.js';
+import { flag, parseArgs, type ParsedArgs } from '../../src/cli/args.js';
 import { availableKernels, createCodec, type ErasureCodec } from '../../src/replication/erasure/index.js';
 import { createNaiveCodec } from '../../test/lib/naive-erasure-codec.js';
-import { Histogram } from '../lib/histogram.js';
-import { parseDuration, parseSize } from '../lib/units.js';
 
 const RESULTS_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bench', 'results', 'codec.json');
 const NAIVE = 'naive-js';
@@ -65,22 +63,22 @@ function makeStripes(layout: Layout, shardBytes: number, count: number): Stripe[
 /** Runs `step` on the pool's stripes in turn for about `ms`, timing each call. */
 function measure(stripes: Stripe[], dataBytes: number, ms: number, step: (stripe: Stripe) => void): Measurement {
   for (let i = 0; i < WARMUP_STRIPES; i++) step(stripes[i % stripes.length]);
-  const latencyNs = new Histogram();
-  const started = process.hrtime.bigint();
-  const deadline = started + BigInt(ms) * 1_000_000n;
-  let count = 0;
-  for (let now = started; now < deadline || count < WARMUP_STRIPES;) {
-    step(stripes[count++ % stripes.length]);
+  const latenciesNs: number[] = [];
+  const deadline = process.hrtime.bigint() + BigInt(Math.round(ms * 1e6));
+  for (let before = process.hrtime.bigint(); before < deadline || latenciesNs.length < WARMUP_STRIPES;) {
+    step(stripes[latenciesNs.length % stripes.length]);
     const after = process.hrtime.bigint();
-    latencyNs.record(Number(after - now));
-    now = after;
+    latenciesNs.push(Number(after - before));
+    before = after;
   }
-  const seconds = latencyNs.sum / 1e9;
+  const totalNs = latenciesNs.reduce((sum, ns) => sum + ns, 0);
+  latenciesNs.sort((a, b) => a - b);
+  const percentileUs = (p: number) => latenciesNs[Math.ceil((p / 100) * latenciesNs.length) - 1] / 1000;
   return {
-    gbPerSecond: round((dataBytes * count) / seconds / 1e9, 3),
-    p50Us: round(latencyNs.percentile(50) / 1000, 1),
-    p99Us: round(latencyNs.percentile(99) / 1000, 1),
-    stripes: count,
+    gbPerSecond: round((dataBytes * latenciesNs.length) / totalNs, 3),
+    p50Us: round(percentileUs(50), 1),
+    p99Us: round(percentileUs(99), 1),
+    stripes: latenciesNs.length,
   };
 }
 
@@ -94,6 +92,12 @@ function benchCodec(codec: ErasureCodec, stripes: Stripe[], dataBytes: number, m
   const present = stripes[0].shards.map((_, i) => i >= Math.min(codec.parityShards, codec.dataShards));
   const reconstruct = measure(stripes, dataBytes, ms, (s) => codec.reconstruct(s.shards, present));
   return { encode, reconstruct };
+}
+
+function positiveNumber(args: ParsedArgs, name: string, fallback: number): number {
+  const value = Number(flag(args, name) ?? fallback);
+  if (!(value >= 0)) throw new Error(`--${name} wants a number, got '${flag(args, name)}'`);
+  return value;
 }
 
 function parseLayouts(text: string): Layout[] {
@@ -156,9 +160,9 @@ function checkTarget(results: Result[], cache: Cache) {
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
-  const ms = parseDuration(flag(args, 'seconds') ?? '0.5');
-  const stripeBytes = parseSize(flag(args, 'stripe') ?? '1MiB');
-  const coldPoolBytes = parseSize(flag(args, 'cold') ?? '96MiB');
+  const ms = positiveNumber(args, 'seconds', 0.5) * 1000;
+  const stripeBytes = Math.round(positiveNumber(args, 'stripe-kib', 1024) * 1024);
+  const coldPoolBytes = Math.round(positiveNumber(args, 'cold-mib', 96) * 2 ** 20);
   const layouts = parseLayouts(flag(args, 'layouts') ?? '4+2,8+4,12+4');
 
   console.log(`Reed-Solomon codec, ${stripeBytes} B stripes, 1 core (${cpus()[0]?.model ?? 'unknown CPU'}), kernels: ${availableKernels.join(', ')}`);
