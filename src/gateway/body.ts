@@ -1,0 +1,213 @@
+// Request bodies. Object bytes stream through a verifier and are never buffered whole:
+//   request -> [aws-chunked decoder: chunk + trailer signatures] -> verifier -> consumer (the store)
+// The verifier checks, when the stream ends and before it signals end to the consumer, the
+// signed payload hash (x-amz-content-sha256), Content-MD5, the flexible checksum (header or
+// trailer) and the declared length; a failure errors the stream, so the store aborts the write
+// and nothing becomes visible. Small XML bodies are collected through the same path with a limit.
+import { createHash, type Hash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { AwsChunkedDecoder, type ChunkSigning } from './auth/chunked.js';
+import { type Checksum, checksumHeader, type ChecksumAlgorithm, CHECKSUM_ALGORITHMS, createChecksum, DIGEST_BYTES, parseChecksumAlgorithm } from './checksums.js';
+import { header } from './context.js';
+import { S3Error } from './errors.js';
+import { MalformedXmlError, MAX_XML_BODY_BYTES, parseXml, type ParsedXml } from './xml.js';
+
+/** How the payload is protected, as decided by authentication. */
+export type PayloadPlan =
+  | { mode: 'unsigned' }
+  | { mode: 'sha256'; expectedHex: string }
+  | { mode: 'aws-chunked'; signing?: ChunkSigning };
+
+/** The flexible checksum a request asks for, with its value when sent as a header. */
+interface ChecksumExpectation {
+  algorithm: ChecksumAlgorithm;
+  /** Undefined: the value arrives as a trailing header. */
+  value?: string;
+}
+
+export class RequestBody {
+  /** The first verification failure, kept because a consumer may report its own error instead. */
+  failure: S3Error | undefined;
+  private computed: Record<string, string> = {};
+  private consumed = false;
+
+  constructor(private readonly request: IncomingMessage, readonly plan: PayloadPlan) {}
+
+  /** Length of the object bytes the client declared (x-amz-decoded-content-length for aws-chunked). */
+  declaredLength(): number | undefined {
+    const raw = this.plan.mode === 'aws-chunked'
+      ? header(this.request, 'x-amz-decoded-content-length') ?? undefined
+      : header(this.request, 'content-length');
+    if (raw === undefined) return undefined;
+    if (!/^\d+$/.test(raw)) throw new S3Error('InvalidArgument', { message: 'Invalid content length' });
+    return Number(raw);
+  }
+
+  /** Checksums computed over the body (algorithm -> base64), once the stream has ended. */
+  checksums(): Record<string, string> {
+    return { ...this.computed };
+  }
+
+  /** The object bytes, decoded and verified. `maxBytes` bounds the size (EntityTooLarge beyond). */
+  stream(maxBytes: number): Readable {
+    if (this.consumed) throw new Error('request body consumed twice');
+    this.consumed = true;
+    const declared = this.declaredLength();
+    if (declared !== undefined && declared > maxBytes) throw new S3Error('EntityTooLarge', { fields: { ProposedSize: declared, MaxSizeAllowed: maxBytes } });
+    const decoder = this.plan.mode === 'aws-chunked' ? new AwsChunkedDecoder(this.plan.signing) : undefined;
+    const verifier = new BodyVerifier({
+      maxBytes,
+      declaredLength: this.plan.mode === 'aws-chunked' ? declared : undefined,
+      sha256Hex: this.plan.mode === 'sha256' ? this.plan.expectedHex : undefined,
+      contentMd5: contentMd5(this.request),
+      checksum: checksumExpectation(this.request),
+      trailers: decoder?.trailers,
+      onVerified: (checksums) => { this.computed = checksums; },
+    });
+    const head = decoder ?? verifier;
+    // Not pipeline() for the request itself: destroying the request would destroy the socket
+    // before an error response could be sent. On a consumer failure the request is left unread
+    // and the error response closes the connection.
+    this.request.on('error', (err) => head.destroy(err));
+    this.request.pipe(head);
+    if (decoder) pipeline(decoder, verifier, () => undefined);
+    head.on('error', (err) => this.noteFailure(err));
+    verifier.on('error', (err) => this.noteFailure(err));
+    return verifier;
+  }
+
+  /** The whole body of a configuration call, at most `limit` bytes. */
+  async collect(limit = MAX_XML_BODY_BYTES): Promise<Buffer> {
+    const declared = this.declaredLength();
+    if (declared !== undefined && declared > limit) throw new S3Error('InvalidRequest', { message: 'The request body is too large.' });
+    const parts: Buffer[] = [];
+    try {
+      for await (const part of this.stream(limit)) parts.push(part as Buffer);
+    } catch (err) {
+      throw this.failure ?? err;
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Parse the body as XML; `arrays` names elements that may repeat. */
+  async xml(arrays: readonly string[] = []): Promise<ParsedXml> {
+    const document = await this.optionalXml(arrays);
+    if (!document) throw new S3Error('MalformedXML');
+    return document;
+  }
+
+  /** Like xml(), but an empty body is undefined rather than an error. */
+  async optionalXml(arrays: readonly string[] = []): Promise<ParsedXml | undefined> {
+    const body = await this.collect();
+    if (body.length === 0) return undefined;
+    try {
+      return parseXml(body, arrays);
+    } catch (err) {
+      if (err instanceof MalformedXmlError) throw new S3Error('MalformedXML');
+      throw err;
+    }
+  }
+
+  private noteFailure(err: unknown): void {
+    if (this.failure === undefined && err instanceof S3Error) this.failure = err;
+  }
+}
+
+function contentMd5(request: IncomingMessage): string | undefined {
+  const value = header(request, 'content-md5');
+  if (value === undefined) return undefined;
+  if (Buffer.from(value, 'base64').length !== 16 || !/^[A-Za-z0-9+/]+=*$/.test(value)) throw new S3Error('InvalidDigest');
+  return value;
+}
+
+/** x-amz-checksum-<alg> header, or x-amz-trailer naming one that follows the body. */
+function checksumExpectation(request: IncomingMessage): ChecksumExpectation | undefined {
+  for (const algorithm of CHECKSUM_ALGORITHMS) {
+    const value = header(request, checksumHeader(algorithm));
+    if (value === undefined) continue;
+    if (Buffer.from(value, 'base64').length !== DIGEST_BYTES[algorithm]) {
+      throw new S3Error('InvalidRequest', { message: `Value for ${checksumHeader(algorithm)} header is invalid.` });
+    }
+    return { algorithm, value };
+  }
+  const trailer = header(request, 'x-amz-trailer')?.trim().toLowerCase();
+  if (trailer?.startsWith('x-amz-checksum-')) {
+    const algorithm = parseChecksumAlgorithm(trailer.slice('x-amz-checksum-'.length));
+    if (!algorithm) throw new S3Error('InvalidRequest', { message: `The value specified in the x-amz-trailer header is not supported` });
+    return { algorithm };
+  }
+  const sdkAlgorithm = header(request, 'x-amz-sdk-checksum-algorithm');
+  if (sdkAlgorithm !== undefined && !parseChecksumAlgorithm(sdkAlgorithm)) {
+    throw new S3Error('InvalidRequest', { message: 'Checksum algorithm provided is unsupported.' });
+  }
+  return undefined;
+}
+
+interface VerifierOptions {
+  maxBytes: number;
+  declaredLength?: number;
+  sha256Hex?: string;
+  contentMd5?: string;
+  checksum?: ChecksumExpectation;
+  trailers?: Map<string, string>;
+  onVerified(checksums: Record<string, string>): void;
+}
+
+/** Passes bytes through while hashing them; at the end checks every digest the client declared. */
+class BodyVerifier extends Transform {
+  private size = 0;
+  private readonly sha256: Hash | undefined;
+  private readonly md5: Hash | undefined;
+  private readonly checksum: Checksum | undefined;
+
+  constructor(private readonly options: VerifierOptions) {
+    super();
+    this.sha256 = options.sha256Hex ? createHash('sha256') : undefined;
+    this.md5 = options.contentMd5 ? createHash('md5') : undefined;
+    this.checksum = options.checksum ? createChecksum(options.checksum.algorithm) : undefined;
+  }
+
+  override _transform(data: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.size += data.length;
+    if (this.size > this.options.maxBytes) {
+      callback(new S3Error('EntityTooLarge', { fields: { MaxSizeAllowed: this.options.maxBytes } }));
+      return;
+    }
+    this.sha256?.update(data);
+    this.md5?.update(data);
+    this.checksum?.update(data);
+    callback(null, data);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      this.verify();
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  /** Throws the S3 error for the first digest that does not match. */
+  private verify(): void {
+    const { declaredLength, sha256Hex, contentMd5, checksum, trailers } = this.options;
+    if (declaredLength !== undefined && declaredLength !== this.size) throw new S3Error('IncompleteBody');
+    if (this.sha256 && this.sha256.digest('hex') !== sha256Hex!.toLowerCase()) {
+      throw new S3Error('XAmzContentSHA256Mismatch', { fields: { ClientComputedContentSHA256: sha256Hex! } });
+    }
+    if (this.md5 && this.md5.digest('base64') !== contentMd5) throw new S3Error('BadDigest');
+    const checksums: Record<string, string> = {};
+    if (this.checksum && checksum) {
+      const name = checksumHeader(checksum.algorithm);
+      const expected = checksum.value ?? trailers?.get(name);
+      if (expected === undefined) throw new S3Error('InvalidRequest', { message: `The ${name} trailing header was not sent.` });
+      const actual = this.checksum.digest();
+      if (actual !== expected) {
+        throw new S3Error('BadDigest', { message: `The ${checksum.algorithm} you specified did not match the calculated checksum.` });
+      }
+      checksums[checksum.algorithm] = actual;
+    }
+    this.options.onVerified(checksums);
+  }
+}

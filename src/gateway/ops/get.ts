@@ -1,0 +1,204 @@
+// GetObject and HeadObject: version resolution (delete markers), conditional requests,
+// byte ranges and part numbers, response-* overrides, and the object's response headers.
+import type { ByteRange, ObjectVersion } from '../../replication/types.js';
+import type { BucketRecord } from '../bucket-record.js';
+import { header, queryParam, requireBucket, requireKey, type S3Context } from '../context.js';
+import { S3Error } from '../errors.js';
+import type { OperationSpec } from '../router.js';
+import { STORED_HEADERS, storedChecksumHeaders, versionIdHeader } from './put.js';
+
+/**
+ * The version a request addresses (`versionId` or the newest), following S3 for delete markers:
+ * the newest being a delete marker is NoSuchKey; asking for a delete marker by id is
+ * MethodNotAllowed (both with x-amz-delete-marker: true).
+ */
+export async function resolveVersion(ctx: S3Context, bucket: BucketRecord, key: string, versionId: string | undefined): Promise<ObjectVersion> {
+  const version = await ctx.store.getVersion(bucket.name, key, versionId);
+  if (!version) {
+    if (versionId !== undefined) throw new S3Error('NoSuchVersion', { fields: { Key: key, VersionId: versionId } });
+    throw new S3Error('NoSuchKey', { fields: { Key: key } });
+  }
+  if (version.deleteMarker) {
+    const headers = { 'x-amz-delete-marker': 'true', ...versionIdHeader(bucket, version) };
+    if (versionId !== undefined) throw new S3Error('MethodNotAllowed', { headers, fields: { Method: ctx.method, ResourceType: 'DeleteMarker' } });
+    throw new S3Error('NoSuchKey', { headers, fields: { Key: key } });
+  }
+  return version;
+}
+
+/** Response headers describing a version (GET, HEAD, and the like). */
+export function objectHeaders(bucket: BucketRecord, version: ObjectVersion): Record<string, string> {
+  const headers: Record<string, string> = {
+    etag: version.etag ?? '',
+    'last-modified': new Date(Number(version.lastModifiedMs ?? 0)).toUTCString(),
+    'content-type': version.contentType || 'binary/octet-stream',
+    'accept-ranges': 'bytes',
+    ...versionIdHeader(bucket, version),
+  };
+  for (const name of STORED_HEADERS) {
+    const value = version.headers?.[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  for (const [name, value] of Object.entries(version.userMetadata ?? {})) headers[`x-amz-meta-${name}`] = value;
+  if (version.storageClass && version.storageClass !== 'STANDARD') headers['x-amz-storage-class'] = version.storageClass;
+  const tagCount = Object.keys(version.tags ?? {}).length;
+  if (tagCount > 0) headers['x-amz-tagging-count'] = String(tagCount);
+  return headers;
+}
+
+/** `"etag"` against an If-Match / If-None-Match list (`*`, `W/` prefixes, quotes optional). */
+export function etagMatches(condition: string, etag: string): boolean {
+  const bare = etag.replace(/^W\//, '').replace(/"/g, '');
+  return condition.split(',').some((candidate) => {
+    const c = candidate.trim().replace(/^W\//, '').replace(/"/g, '');
+    return c === '*' || c === bare;
+  });
+}
+
+/** Whole seconds, as HTTP dates carry them. */
+function seconds(ms: number): number {
+  return Math.floor(ms / 1000);
+}
+
+function httpDate(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * S3's precedence: If-Match (412) overrides If-Unmodified-Since; If-None-Match (304) overrides
+ * If-Modified-Since; failures that give 412 are checked before those that give 304.
+ */
+export function evaluateConditions(ctx: S3Context, version: ObjectVersion): 'ok' | 'not-modified' | 'failed' {
+  const etag = version.etag ?? '';
+  const modified = seconds(Number(version.lastModifiedMs ?? 0));
+  const ifMatch = header(ctx.request, 'if-match');
+  const ifUnmodifiedSince = httpDate(header(ctx.request, 'if-unmodified-since'));
+  const ifNoneMatch = header(ctx.request, 'if-none-match');
+  const ifModifiedSince = httpDate(header(ctx.request, 'if-modified-since'));
+  if (ifMatch !== undefined) {
+    if (!etagMatches(ifMatch, etag)) return 'failed';
+  } else if (ifUnmodifiedSince !== undefined && modified > seconds(ifUnmodifiedSince)) {
+    return 'failed';
+  }
+  if (ifNoneMatch !== undefined) {
+    if (etagMatches(ifNoneMatch, etag)) return 'not-modified';
+  } else if (ifModifiedSince !== undefined && modified <= seconds(ifModifiedSince)) {
+    return 'not-modified';
+  }
+  return 'ok';
+}
+
+/**
+ * The byte range a `Range` header asks for within `size` bytes: undefined for the whole object
+ * (no header, or one S3 ignores: not bytes=, several ranges, start > end); InvalidRange when
+ * nothing of the object is in it.
+ */
+export function parseRange(value: string | undefined, size: number): ByteRange | undefined {
+  if (value === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  const unsatisfiable = () => new S3Error('InvalidRange', { headers: { 'content-range': `bytes */${size}` }, fields: { RangeRequested: value, ActualObjectSize: size } });
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) throw unsatisfiable();
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Number(m[2]);
+  if (end < start) return undefined;
+  if (start >= size) throw unsatisfiable();
+  return { start, end: Math.min(end, size - 1) };
+}
+
+/** The byte range of part `partNumber` (1-based) and the object's part count. */
+export function partRange(version: ObjectVersion, partNumber: number): { range: ByteRange; partsCount: number } {
+  const segments = version.segments ?? [];
+  const size = Number(version.size ?? 0);
+  const multipart = segments.length > 1 || /-\d+"?$/.test(version.etag ?? '');
+  if (!multipart) {
+    if (partNumber !== 1) throw new S3Error('InvalidPartNumber');
+    return { range: { start: 0, end: size - 1 }, partsCount: 1 };
+  }
+  if (partNumber > segments.length) throw new S3Error('InvalidPartNumber');
+  let start = 0;
+  for (const segment of segments.slice(0, partNumber - 1)) start += Number(segment.size ?? 0);
+  return { range: { start, end: start + Number(segments[partNumber - 1]!.size ?? 0) - 1 }, partsCount: segments.length };
+}
+
+const RESPONSE_OVERRIDES: Record<string, string> = {
+  'response-content-type': 'content-type',
+  'response-content-language': 'content-language',
+  'response-expires': 'expires',
+  'response-cache-control': 'cache-control',
+  'response-content-disposition': 'content-disposition',
+  'response-content-encoding': 'content-encoding',
+};
+
+function responseOverrides(ctx: S3Context): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [param, name] of Object.entries(RESPONSE_OVERRIDES)) {
+    const value = queryParam(ctx, param);
+    if (value === undefined) continue;
+    if (ctx.principal.accessKeyId === undefined) throw new S3Error('InvalidRequest', { message: 'Request specific response headers cannot be used for anonymous GET requests.' });
+    headers[name] = value;
+  }
+  return headers;
+}
+
+function partNumberParam(ctx: S3Context): number | undefined {
+  const raw = queryParam(ctx, 'partNumber');
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 10_000) throw new S3Error('InvalidArgument', { message: 'Part number must be an integer between 1 and 10000, inclusive', fields: { ArgumentName: 'partNumber', ArgumentValue: raw } });
+  return n;
+}
+
+async function getOrHeadObject(ctx: S3Context): Promise<void> {
+  const bucket = await requireBucket(ctx);
+  const key = requireKey(ctx);
+  const version = await resolveVersion(ctx, bucket, key, queryParam(ctx, 'versionId'));
+  const headers = objectHeaders(bucket, version);
+  const condition = evaluateConditions(ctx, version);
+  if (condition === 'failed') throw new S3Error('PreconditionFailed', { fields: { Condition: 'If-Match' } });
+  if (condition === 'not-modified') {
+    void ctx.reply.code(304).headers({ etag: headers.etag!, 'last-modified': headers['last-modified']!, ...versionIdHeader(bucket, version) }).send();
+    return;
+  }
+
+  const size = Number(version.size ?? 0);
+  const rangeHeader = header(ctx.request, 'range');
+  const partNumber = partNumberParam(ctx);
+  if (partNumber !== undefined && rangeHeader !== undefined) throw new S3Error('InvalidRequest', { message: 'Cannot specify both Range header and partNumber query parameter' });
+  let range: ByteRange | undefined;
+  if (partNumber !== undefined) {
+    const part = partRange(version, partNumber);
+    range = part.range;
+    headers['x-amz-mp-parts-count'] = String(part.partsCount);
+  } else {
+    range = parseRange(rangeHeader, size);
+  }
+  if (header(ctx.request, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED' && range === undefined) {
+    Object.assign(headers, storedChecksumHeaders(version.checksums));
+    const composite = Object.values(version.checksums ?? {}).some((v) => v.includes('-'));
+    if (Object.keys(version.checksums ?? {}).length > 0) headers['x-amz-checksum-type'] = composite ? 'COMPOSITE' : 'FULL_OBJECT';
+  }
+  Object.assign(headers, responseOverrides(ctx));
+
+  const partial = range !== undefined && !(partNumber !== undefined && range.start === 0 && range.end === size - 1 && headers['x-amz-mp-parts-count'] === '1');
+  const length = range ? Math.max(0, range.end - range.start + 1) : size;
+  headers['content-length'] = String(length);
+  if (range && partial) headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
+  void ctx.reply.code(partial ? 206 : 200).headers(headers);
+  if (ctx.method === 'HEAD' || length === 0) {
+    void ctx.reply.send();
+    return;
+  }
+  void ctx.reply.send(ctx.store.readObject(version, range));
+}
+
+export const operations: OperationSpec[] = [
+  { name: 'GetObject', method: 'GET', scope: 'object', action: 's3:GetObject', handle: getOrHeadObject },
+  { name: 'HeadObject', method: 'HEAD', scope: 'object', action: 's3:GetObject', handle: getOrHeadObject },
+];

@@ -1,0 +1,160 @@
+// The S3 gateway's HTTP server: fastify with body parsing off (bodies stream to the store), one
+// catch-all route, and the request pipeline described at the top of router.ts.
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { ObjectStore } from '../replication/types.js';
+import { authenticate } from './auth/index.js';
+import { authorize, resourceOf } from './auth/authorize.js';
+import { type AccessKeyProvider, StoreKeyProvider } from './auth/keys.js';
+import { RequestBody } from './body.js';
+import { BucketRegistry } from './bucket-record.js';
+import { type GatewayConfig, header, type S3Context } from './context.js';
+import { errorXml, isServerFault, S3Error, toS3Error } from './errors.js';
+import { ALL_OPERATIONS } from './ops/index.js';
+import { HTTP_METHODS, OperationTable, resolveAddress } from './router.js';
+
+export interface GatewayOptions {
+  store: ObjectStore;
+  host: string;
+  port: number;
+  region?: string;
+  rootCredentials: { accessKeyId: string; secretAccessKey: string };
+  /** Enables virtual-hosted-style addressing: `<bucket>.<baseDomain>`. */
+  baseDomain?: string;
+  tls?: { cert: string; key: string };
+  logger?: FastifyBaseLogger;
+}
+
+export interface Gateway {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+interface Services {
+  store: ObjectStore;
+  config: GatewayConfig;
+  buckets: BucketRegistry;
+  keys: AccessKeyProvider;
+  operations: OperationTable;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const services: Services = {
+    store: options.store,
+    config: { region: options.region ?? 'us-east-1', baseDomain: options.baseDomain, hostId: randomBytes(24).toString('base64') },
+    buckets: new BucketRegistry(options.store),
+    keys: new StoreKeyProvider(options.store, options.rootCredentials),
+    operations: new OperationTable().register(ALL_OPERATIONS),
+  };
+  const app = createApp(options, services);
+  await app.listen({ host: options.host, port: options.port });
+  const { port } = app.server.address() as AddressInfo;
+  const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    port,
+    url: `${options.tls ? 'https' : 'http'}://${hostForUrl}:${port}`,
+    close: () => app.close(),
+  };
+}
+
+function newRequestId(): string {
+  return randomBytes(8).toString('hex').toUpperCase();
+}
+
+/** Presigned URLs are bearer credentials: keep their signatures out of logs. */
+function redactUrl(url: string): string {
+  return url.replace(/((?:X-Amz-Signature|Signature|X-Amz-Credential|AWSAccessKeyId)=)[^&]*/gi, '$1REDACTED');
+}
+
+function createApp(options: GatewayOptions, services: Services): FastifyInstance {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+    exposeHeadRoutes: false,
+    genReqId: newRequestId,
+    requestIdHeader: false,
+    disableRequestLogging: true, // logged once per request below, with presigned URLs redacted
+    keepAliveTimeout: 65_000,
+    forceCloseConnections: true,
+    routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 65_535 },
+  }) as unknown as FastifyInstance;
+
+  // Bodies are streamed by the operations themselves; fastify must not touch them.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('x-amz-request-id', request.id).header('x-amz-id-2', services.config.hostId).header('server', 'Tessera');
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ method: request.method, url: redactUrl(request.raw.url ?? ''), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  app.route({
+    method: [...HTTP_METHODS],
+    url: '*',
+    handler: (request, reply) => handleS3Request(request, reply, services),
+  });
+  // Errors fastify raises itself (malformed URL, unsupported method) still answer in S3's format.
+  app.setErrorHandler((err, request, reply) => sendError(request, reply, services, err instanceof S3Error ? err : clientOrServerError(err)));
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, services, new S3Error('MethodNotAllowed')));
+  return app;
+}
+
+function clientOrServerError(err: unknown): S3Error {
+  const status = (err as { statusCode?: number }).statusCode;
+  if (status !== undefined && status >= 400 && status < 500) return new S3Error('InvalidRequest', { cause: err });
+  return toS3Error(err);
+}
+
+async function handleS3Request(request: FastifyRequest, reply: FastifyReply, services: Services): Promise<FastifyReply> {
+  let body: RequestBody | undefined;
+  try {
+    const address = resolveAddress(request.raw.url ?? '/', header(request.raw, 'host'), services.config.baseDomain);
+    const { principal, payload } = await authenticate(request.raw, address, services.keys);
+    const headerOf = (name: string) => header(request.raw, name);
+    const operation = services.operations.select(request.method, address, headerOf);
+    body = new RequestBody(request.raw, payload);
+    const ctx: S3Context = {
+      requestId: request.id,
+      method: request.method,
+      request: request.raw,
+      reply,
+      log: request.log,
+      store: services.store,
+      config: services.config,
+      buckets: services.buckets,
+      address,
+      operation,
+      principal,
+      body,
+    };
+    if (operation.action !== undefined) await authorize(ctx, principal, operation.action, resourceOf(address.bucket, address.key));
+    await operation.handle(ctx);
+    return reply;
+  } catch (err) {
+    // A verification failure inside the body stream is the real cause of whatever the store reported.
+    return sendError(request, reply, services, body?.failure ?? toS3Error(err));
+  }
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, services: Services, err: S3Error): FastifyReply {
+  if (isServerFault(err)) {
+    request.log.error({ err: err.cause ?? err, code: err.code, url: redactUrl(request.raw.url ?? '') }, 'request failed');
+  } else {
+    request.log.info({ code: err.code }, 'request rejected');
+  }
+  if (reply.sent) {
+    request.raw.destroy();
+    return reply;
+  }
+  void reply.code(err.status).headers(err.headers);
+  // An unread request body could be gigabytes: close the connection rather than drain it.
+  if (!request.raw.complete) void reply.header('connection', 'close');
+  if (request.method === 'HEAD' || err.status === 304) return reply.send();
+  const resource = (request.raw.url ?? '/').split('?')[0]!;
+  return reply.header('content-type', 'application/xml').send(errorXml(err, resource, request.id, services.config.hostId));
+}
