@@ -94,7 +94,7 @@ static napi_value multiply(napi_env env, napi_callback_info info) {
       !get_bytes(env, argv[1], &prepared_bytes, &prepared_length) || prepared_length < sizeof(rs_prepared))
     FAIL("multiply(kernel, prepared, inputs, outputs)");
   const rs_prepared *prepared = (const rs_prepared *)prepared_bytes;
-  if (prepared->rows > RS_MAX_ROWS || prepared->cols > RS_MAX_COLS ||
+  if (prepared->rows == 0 || prepared->cols == 0 || prepared->rows > RS_MAX_ROWS || prepared->cols > RS_MAX_COLS ||
       prepared_length != rs_prepared_size(prepared->rows, prepared->cols))
     FAIL("multiply: not a prepared matrix");
   uint8_t *in[RS_MAX_COLS], *out[RS_MAX_ROWS];

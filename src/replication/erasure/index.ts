@@ -12,17 +12,11 @@ export const MAX_DATA_SHARDS = 16;
 export const MAX_PARITY_SHARDS = 16;
 const DECODE_CACHE_SIZE = 64;
 
-/** How to rebuild some shards: which shards to read and the matrix that maps them to the wanted ones. */
-interface RecoveryPlan {
-  sources: number[];
-  targets: number[];
-  matrix: PreparedMatrix;
-}
-
 class ReedSolomonCodec implements ErasureCodec {
   private readonly encodeMatrix: Matrix;
   private readonly parityRows: PreparedMatrix;
-  private readonly plans = new Map<string, RecoveryPlan>();
+  /** Recovery matrices by erasure pattern (see reconstruct), least recently used first. */
+  private readonly recoveryMatrices = new Map<number, PreparedMatrix>();
 
   constructor(readonly dataShards: number, readonly parityShards: number, private readonly kernel: number) {
     this.encodeMatrix = systematicCauchy(dataShards, parityShards);
@@ -41,35 +35,44 @@ class ReedSolomonCodec implements ErasureCodec {
     expectCount('shard', shards, total);
     expectCount('present flag', present, total);
     expectSameLength(shards);
-    const targets = (wanted ?? range(0, total)).filter((i) => !present[i]);
-    if (targets.some((i) => !Number.isInteger(i) || i < 0 || i >= total)) {
+    if (wanted?.some((i) => !Number.isInteger(i) || i < 0 || i >= total)) {
       throw new StoreError('InvalidArgument', `wanted shard index out of range 0..${total - 1}`, { wanted });
     }
+    // Read the first k present shards; write the wanted missing ones. The key gives each shard
+    // one ternary digit (0 unused, 1 source, 2 target): 3^32 < 2^53, so it is an exact number.
+    const sources: number[] = [];
+    const targets: number[] = [];
+    let key = 0;
+    for (let i = 0, digit = 1; i < total; i++, digit *= 3) {
+      if (present[i]) {
+        if (sources.length < this.dataShards) { sources.push(i); key += digit; }
+      } else if (!wanted || wanted.includes(i)) {
+        targets.push(i);
+        key += 2 * digit;
+      }
+    }
     if (targets.length === 0) return;
-    const sources = range(0, total).filter((i) => present[i]).slice(0, this.dataShards);
     if (sources.length < this.dataShards) {
       throw new StoreError('InvalidArgument', `reconstruct needs ${this.dataShards} shards, ${sources.length} present`);
     }
-    const plan = this.plan(sources, [...new Set(targets)].sort((a, b) => a - b));
-    applyMatrix(this.kernel, plan.matrix, plan.sources.map((i) => shards[i]), plan.targets.map((i) => shards[i]));
+    applyMatrix(this.kernel, this.recoveryMatrix(key, sources, targets), sources.map((i) => shards[i]), targets.map((i) => shards[i]));
   }
 
   /**
    * Rows of the encoding matrix turn data into shards; inverting the rows of the sources turns
    * sources back into data, so (target rows) x (inverse of source rows) turns sources into targets.
    */
-  private plan(sources: number[], targets: number[]): RecoveryPlan {
-    const key = `${sources.join(',')}>${targets.join(',')}`;
-    let plan = this.plans.get(key);
-    if (plan) {
-      this.plans.delete(key); // re-insert below: the Map's order is the LRU order
+  private recoveryMatrix(key: number, sources: number[], targets: number[]): PreparedMatrix {
+    let matrix = this.recoveryMatrices.get(key);
+    if (matrix) {
+      this.recoveryMatrices.delete(key); // re-inserted below: the Map's order is the LRU order
     } else {
       const decode = invert(selectRows(this.encodeMatrix, sources));
-      plan = { sources, targets, matrix: prepare(multiply(selectRows(this.encodeMatrix, targets), decode)) };
-      if (this.plans.size >= DECODE_CACHE_SIZE) this.plans.delete(this.plans.keys().next().value as string);
+      matrix = prepare(multiply(selectRows(this.encodeMatrix, targets), decode));
+      if (this.recoveryMatrices.size >= DECODE_CACHE_SIZE) this.recoveryMatrices.delete(this.recoveryMatrices.keys().next().value as number);
     }
-    this.plans.set(key, plan);
-    return plan;
+    this.recoveryMatrices.set(key, matrix);
+    return matrix;
   }
 }
 
