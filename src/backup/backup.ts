@@ -1,0 +1,255 @@
+// One backup of one disk: decide which chunks to read (dirty bitmap, allocation map), read them
+// over NBD with several requests in flight, name each by its hash, upload only chunks the store
+// lacks (packed), then the index pages that changed, the index file and last the snapshot, which
+// therefore never becomes visible before everything it references is stored.
+import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.js';
+import { BlobType, ID_BYTES, Snapshot, ZERO_ID } from './format.js';
+import { PackWriter } from './pack.js';
+import { type BlobIndex, newId, type Repository } from './repository.js';
+import { openSource, type DiskSource, type SourceRequest } from './source.js';
+import { buildTree, DEFAULT_FANOUT, readChunkIds } from './tree.js';
+
+export interface BackupProgress {
+  bytesToRead: number;
+  bytesRead: number;
+  bytesUploaded: number;
+}
+
+export interface BackupRequest {
+  disk: string;
+  source: string;
+  /** NBD sources: bitmap with the changes since the last snapshot. */
+  bitmap?: string;
+  /** Opens the source instead of `openSource` (live VMs through QMP). */
+  open?: (request: SourceRequest) => Promise<DiskSource>;
+  /** Object Lock retention for everything this backup writes. */
+  lockDays?: number;
+  /** NBD reads in flight. */
+  readConcurrency?: number;
+  /** Bytes per NBD read. */
+  readSize?: number;
+  packSize?: number;
+  maxUploads?: number;
+  onProgress?: (progress: BackupProgress) => void;
+  /** Messages for the operator (why a full read, ...). */
+  onNotice?: (message: string) => void;
+}
+
+const DEFAULTS = { readConcurrency: 8, readSize: 2 * 1024 * 1024, packSize: 16 * 1024 * 1024, maxUploads: 4 };
+
+export async function backup(repo: Repository, request: BackupRequest): Promise<Snapshot> {
+  const lock = await repo.acquireLock('backup');
+  try {
+    return await backupLocked(repo, request);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function backupLocked(repo: Repository, request: BackupRequest): Promise<Snapshot> {
+  const started = Date.now();
+  const snapshotId = newId(new Date(started));
+  const parent = (await repo.listSnapshots(request.disk)).at(-1);
+  const condemned = new Set((await repo.readGcPending()).packs);
+  const index = await repo.loadIndex();
+  if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
+
+  const source = await (request.open ?? openSource)({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap });
+  let succeeded = false;
+  try {
+    if (source.fullReadReason) request.onNotice?.(`full read: ${source.fullReadReason}`);
+    const retainUntil = request.lockDays ? new Date(started + request.lockDays * 86_400_000) : undefined;
+    const parentIds = parent && parent.chunkSize === repo.config.chunkSize && parent.diskSize === source.client.size
+      ? await readChunkIds(repo, index, parent)
+      : undefined;
+    const run = new BackupRun(repo, index, condemned, source, request, parentIds, retainUntil);
+    await run.readAndStore();
+    const tree = await run.storeTree();
+    const packs = await run.writer.finish();
+    const indexed = [...packs, ...index.recovered];
+    if (indexed.length > 0) await repo.writeIndex(snapshotId, indexed, retainUntil);
+    const snapshot = Snapshot.create({
+      id: snapshotId,
+      disk: request.disk,
+      timeMs: started,
+      diskSize: source.client.size,
+      chunkSize: repo.config.chunkSize,
+      fanout: DEFAULT_FANOUT,
+      root: tree.root,
+      depth: tree.depth,
+      parent: parent?.id ?? '',
+      checkpoint: source.checkpoint,
+      source: source.description,
+      incremental: source.dirtyContext !== undefined,
+      ...run.stats,
+      durationMs: Date.now() - started,
+      lockUntilMs: retainUntil?.getTime() ?? 0,
+    });
+    await repo.saveSnapshot(snapshot);
+    succeeded = true;
+    return snapshot;
+  } finally {
+    await source.finish(succeeded);
+  }
+}
+
+class BackupRun {
+  readonly writer: PackWriter;
+  readonly stats = { bytesRead: 0, bytesChanged: 0, bytesUploaded: 0, allocatedBytes: 0, chunksNew: 0, chunksReused: 0 };
+  private readonly chunkSize: number;
+  private readonly chunkCount: number;
+  private readonly ids: Buffer;
+  private readonly zeroChunk: Buffer;
+  private bytesToRead = 0;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly index: BlobIndex,
+    private readonly condemned: ReadonlySet<string>,
+    private readonly source: DiskSource,
+    private readonly request: BackupRequest,
+    private readonly parentIds: Buffer | undefined,
+    retainUntil: Date | undefined,
+  ) {
+    this.chunkSize = repo.config.chunkSize;
+    this.chunkCount = Math.ceil(source.client.size / this.chunkSize);
+    this.ids = Buffer.alloc(this.chunkCount * ID_BYTES);
+    this.zeroChunk = Buffer.alloc(this.chunkSize);
+    this.writer = new PackWriter(repo.store, repo.codec, {
+      targetSize: request.packSize ?? DEFAULTS.packSize,
+      maxUploads: request.maxUploads ?? DEFAULTS.maxUploads,
+      retainUntil,
+      onUploaded: (bytes) => { this.stats.bytesUploaded += bytes; },
+    });
+  }
+
+  async readAndStore(): Promise<void> {
+    const wanted = await this.chunksToRead();
+    const zero = await this.zeroChunks(wanted);
+    const runs = this.readRuns(wanted, zero);
+    this.bytesToRead = runs.reduce((sum, r) => sum + r.length, 0);
+    let next = 0;
+    const worker = async () => {
+      while (next < runs.length) {
+        const run = runs[next++]!;
+        const data = await this.source.client.read(run.offset, run.length);
+        this.stats.bytesRead += run.length;
+        for (let at = 0; at < data.length; at += this.chunkSize) {
+          await this.storeChunk((run.offset + at) / this.chunkSize, data.subarray(at, at + this.chunkSize));
+        }
+        this.request.onProgress?.({ bytesToRead: this.bytesToRead, bytesRead: this.stats.bytesRead, bytesUploaded: this.stats.bytesUploaded });
+      }
+    };
+    await Promise.all(Array.from({ length: this.request.readConcurrency ?? DEFAULTS.readConcurrency }, worker));
+    this.stats.allocatedBytes = this.countAllocated();
+  }
+
+  /** Uploads the index pages the store lacks; pages of unchanged regions are the parent's. */
+  async storeTree(): Promise<{ root: Buffer; depth: number }> {
+    const tree = buildTree(this.ids, DEFAULT_FANOUT, (body) => this.repo.codec.idOf(body));
+    for (const page of tree.pages) {
+      if (!this.stored(page.id)) await this.writer.add(page.id, BlobType.PAGE, page.body);
+    }
+    return tree;
+  }
+
+  /** Chunks to read: those the dirty bitmap names (the rest are the parent's), or all. */
+  private async chunksToRead(): Promise<Uint8Array> {
+    const wanted = new Uint8Array(this.chunkCount);
+    const { dirtyContext, client } = this.source;
+    if (!dirtyContext || !this.parentIds) return wanted.fill(1);
+    this.parentIds.copy(this.ids);
+    for (const extent of await client.extents(dirtyContext)) {
+      if (extent.flags & DIRTY) this.markChunks(wanted, extent, 'overlapping');
+    }
+    return wanted;
+  }
+
+  /** Wanted chunks that read as zeroes by the allocation map: recorded as zero, never read. */
+  private async zeroChunks(wanted: Uint8Array): Promise<Uint8Array> {
+    const zero = new Uint8Array(this.chunkCount);
+    const { client } = this.source;
+    if (!client.hasContext(BASE_ALLOCATION)) return zero;
+    for (const span of this.spans(wanted)) {
+      for (const extent of await client.extents(BASE_ALLOCATION, span.offset, span.length)) {
+        if (extent.flags & StateFlag.ZERO) this.markChunks(zero, extent, 'contained');
+      }
+    }
+    for (let i = 0; i < this.chunkCount; i++) {
+      if (zero[i] && wanted[i]) this.recordChunk(i, ZERO_ID, this.chunkLength(i));
+    }
+    return zero;
+  }
+
+  private markChunks(marks: Uint8Array, extent: Extent, mode: 'overlapping' | 'contained'): void {
+    const end = extent.offset + extent.length;
+    const first = mode === 'overlapping' ? Math.floor(extent.offset / this.chunkSize) : Math.ceil(extent.offset / this.chunkSize);
+    for (let i = first; i < this.chunkCount && i * this.chunkSize < end; i++) {
+      if (mode === 'overlapping' || i * this.chunkSize + this.chunkLength(i) <= end) marks[i] = 1;
+    }
+  }
+
+  /** Contiguous byte ranges of marked chunks. */
+  private spans(marks: Uint8Array): Extent[] {
+    const spans: Extent[] = [];
+    for (let i = 0; i < this.chunkCount; i++) {
+      if (!marks[i]) continue;
+      const last = spans[spans.length - 1];
+      const offset = i * this.chunkSize;
+      if (last && last.offset + last.length === offset) last.length += this.chunkLength(i);
+      else spans.push({ offset, length: this.chunkLength(i), flags: 0 });
+    }
+    return spans;
+  }
+
+  /** NBD reads covering the chunks to read, each at most readSize. */
+  private readRuns(wanted: Uint8Array, zero: Uint8Array): Extent[] {
+    const toRead = wanted.map((w, i) => (w && !zero[i] ? 1 : 0));
+    const maxLength = Math.max(this.chunkSize, this.request.readSize ?? DEFAULTS.readSize);
+    return this.spans(toRead).flatMap((span) => {
+      const runs: Extent[] = [];
+      for (let at = 0; at < span.length; at += maxLength) {
+        runs.push({ offset: span.offset + at, length: Math.min(maxLength, span.length - at), flags: 0 });
+      }
+      return runs;
+    });
+  }
+
+  private async storeChunk(i: number, data: Buffer): Promise<void> {
+    const isZero = data.equals(this.zeroChunk.subarray(0, data.length));
+    const id = isZero ? ZERO_ID : this.repo.codec.idOf(data);
+    this.recordChunk(i, id, data.length);
+    if (isZero) return;
+    if (this.stored(id)) {
+      this.stats.chunksReused++;
+      return;
+    }
+    this.stats.chunksNew++;
+    await this.writer.add(id, BlobType.CHUNK, data);
+  }
+
+  private recordChunk(i: number, id: Buffer, length: number): void {
+    const at = i * ID_BYTES;
+    if (this.parentIds && !this.parentIds.subarray(at, at + ID_BYTES).equals(id)) this.stats.bytesChanged += length;
+    if (!this.parentIds) this.stats.bytesChanged += id.equals(ZERO_ID) ? 0 : length;
+    id.copy(this.ids, at);
+  }
+
+  /** In the store (outside packs gc condemned) or already written by this backup. */
+  private stored(id: Buffer): boolean {
+    const location = this.index.get(id);
+    return (location !== undefined && !this.condemned.has(location.pack)) || this.writer.has(id.toString('hex'));
+  }
+
+  private chunkLength(i: number): number {
+    return Math.min(this.chunkSize, this.source.client.size - i * this.chunkSize);
+  }
+
+  private countAllocated(): number {
+    let bytes = 0;
+    for (let i = 0; i < this.chunkCount; i++) {
+      if (!this.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES).equals(ZERO_ID)) bytes += this.chunkLength(i);
+    }
+    return bytes;
+  }
+}

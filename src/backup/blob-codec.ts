@@ -1,0 +1,106 @@
+// How a blob (a chunk of disk data or an index page) becomes stored bytes and back:
+// named by a hash of its plaintext (HMAC-SHA256 under a derived key when encrypted, so the store
+// cannot confirm guesses), zstd-compressed when that helps, sealed with AES-256-GCM when encrypted.
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Compressor, Decompressor } from 'zstd-napi';
+import { StoreError } from '../common/errors.js';
+
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const COMPRESSION_LEVEL = 3;
+/** Keep the compressed form only when it saves at least this fraction. */
+const MIN_SAVING = 1 / 32;
+
+export interface EncodedBlob {
+  stored: Buffer;
+  compressed: boolean;
+}
+
+export class BlobCodec {
+  private readonly compressor = new Compressor();
+  private readonly decompressor = new Decompressor();
+
+  private constructor(private readonly keys: { enc: Buffer; mac: Buffer } | undefined) {
+    this.compressor.setParameters({ compressionLevel: COMPRESSION_LEVEL });
+  }
+
+  static plain(): BlobCodec {
+    return new BlobCodec(undefined);
+  }
+
+  /** Sub-keys for encryption and for chunk naming, derived from a key file's 256-bit secret. */
+  static encrypted(secret: Buffer, salt: Uint8Array): BlobCodec {
+    const derive = (info: string) => Buffer.from(hkdfSync('sha256', secret, salt, info, 32));
+    return new BlobCodec({ enc: derive('tessera-backup aes-256-gcm'), mac: derive('tessera-backup chunk-id') });
+  }
+
+  get encrypted(): boolean {
+    return this.keys !== undefined;
+  }
+
+  idOf(plain: Uint8Array): Buffer {
+    return this.keys ? createHmac('sha256', this.keys.mac).update(plain).digest() : createHash('sha256').update(plain).digest();
+  }
+
+  encode(plain: Buffer): EncodedBlob {
+    const packed = this.compressor.compress(plain);
+    const compressed = packed.length < plain.length * (1 - MIN_SAVING);
+    return { stored: this.seal(compressed ? packed : plain), compressed };
+  }
+
+  /** Opens, decompresses and checks a blob against the id it is stored under. */
+  decode(stored: Buffer, id: Uint8Array, compressed: boolean): Buffer {
+    const opened = this.open(stored);
+    const plain = compressed ? this.decompressor.decompress(opened) : opened;
+    if (!this.idOf(plain).equals(id)) {
+      throw new StoreError('Corrupt', `blob ${Buffer.from(id).toString('hex')} does not match its hash`);
+    }
+    return plain;
+  }
+
+  seal(plain: Buffer): Buffer {
+    if (!this.keys) return plain;
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.enc, nonce);
+    const body = cipher.update(plain);
+    cipher.final();
+    return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+  }
+
+  open(sealed: Buffer): Buffer {
+    if (!this.keys) return sealed;
+    if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new StoreError('Corrupt', 'sealed blob too short');
+    const decipher = createDecipheriv('aes-256-gcm', this.keys.enc, sealed.subarray(0, NONCE_BYTES));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    try {
+      return Buffer.concat([decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
+    } catch {
+      throw new StoreError('Corrupt', 'sealed data failed authentication (wrong key or damaged object)');
+    }
+  }
+}
+
+/** A key file holds 32 random bytes, raw or as 64 hex digits (`openssl rand -hex 32 > key`). */
+export async function readKeyFile(path: string): Promise<Buffer> {
+  const raw = await readFile(path);
+  const text = raw.toString('utf8').trim();
+  const secret = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : raw;
+  if (secret.length < 32) throw new StoreError('InvalidArgument', `key file ${path} holds fewer than 32 bytes`);
+  return secret;
+}
+
+const KEY_CHECK_TEXT = Buffer.from('tessera-backup key check');
+
+export function keyCheck(codec: BlobCodec): Buffer {
+  return codec.seal(KEY_CHECK_TEXT);
+}
+
+export function keyMatches(codec: BlobCodec, check: Buffer): boolean {
+  try {
+    const opened = codec.open(check);
+    return opened.length === KEY_CHECK_TEXT.length && timingSafeEqual(opened, KEY_CHECK_TEXT);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,97 @@
+// The QEMU command-line tools the agent drives for image files: qemu-img (inspect, create,
+// manage persistent dirty bitmaps) and qemu-nbd (serve an image so one NBD client reads them all).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { NbdAddress } from './nbd/client.js';
+
+const run = promisify(execFile);
+
+export interface ImageBitmap {
+  name: string;
+  granularity: number;
+  /** qcow2 bitmap flags: 'auto' = enabled (tracks writes), 'in-use' = not saved cleanly. */
+  flags: string[];
+}
+
+export interface ImageInfo {
+  format: string;
+  virtualSize: number;
+  bitmaps: ImageBitmap[];
+}
+
+export async function imageInfo(path: string): Promise<ImageInfo> {
+  const { stdout } = await run('qemu-img', ['info', '--output=json', '-U', path]);
+  const info = JSON.parse(stdout) as {
+    format: string;
+    'virtual-size': number;
+    'format-specific'?: { type: string; data?: { bitmaps?: ImageBitmap[] } };
+  };
+  return { format: info.format, virtualSize: info['virtual-size'], bitmaps: info['format-specific']?.data?.bitmaps ?? [] };
+}
+
+export async function qemuImg(args: string[]): Promise<void> {
+  await run('qemu-img', args);
+}
+
+export interface QemuNbdOptions {
+  format: string;
+  readOnly: boolean;
+  /** Persistent bitmap to export as qemu:dirty-bitmap:NAME. */
+  bitmap?: string;
+  exportName?: string;
+}
+
+export interface ServedImage {
+  address: NbdAddress;
+  stop(): Promise<void>;
+}
+
+/** Serves an image file with qemu-nbd on a private unix socket until stop(). */
+export async function serveImage(path: string, options: QemuNbdOptions): Promise<ServedImage> {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-nbd-'));
+  const socketPath = join(dir, 'nbd.sock');
+  const exportName = options.exportName ?? 'disk';
+  const args = [
+    `--format=${options.format}`, `--socket=${socketPath}`, `--export-name=${exportName}`, '--shared=8', '--persistent',
+    '--discard=unmap',
+    ...(options.readOnly ? ['--read-only'] : ['--detect-zeroes=unmap']),
+    ...(options.bitmap ? [`--bitmap=${options.bitmap}`] : []),
+    path,
+  ];
+  const child = spawn('qemu-nbd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const stop = async () => {
+    await stopProcess(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(() => existsSync(socketPath) || child.exitCode !== null, 20_000);
+    if (child.exitCode !== null) throw new Error(`qemu-nbd failed: ${stderr.trim()}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { address: { socketPath, exportName }, stop };
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for qemu-nbd');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -1,0 +1,204 @@
+// A backup repository in one S3 bucket (layout in proto/backup.proto): its config and keys, the
+// blob index (which pack holds which blob), snapshots, and locks.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { StoreError } from '../common/errors.js';
+import { BlobCodec, keyCheck, keyMatches, readKeyFile } from './blob-codec.js';
+import { GcPending, IndexFile, LockInfo, type PackEntry, type PackRef, packEntries, RepoConfig, Snapshot } from './format.js';
+import type { ObjectStore } from './object-store.js';
+import { packIdOfKey, packKey, readPackTrailer } from './pack.js';
+
+export const DEFAULT_CHUNK_SIZE = 64 * 1024;
+const REPO_VERSION = 1;
+/** A lock not refreshed for this long belongs to a process that died. */
+export const LOCK_STALE_MS = 10 * 60 * 1000;
+const LOCK_REFRESH_MS = 60 * 1000;
+
+export interface BlobLocation {
+  pack: string;
+  entry: PackEntry;
+}
+
+/** Where every known blob lives; built from the index files plus the trailers of unindexed packs. */
+export class BlobIndex {
+  readonly blobs = new Map<string, BlobLocation>();
+  readonly packs = new Map<string, PackRef>();
+  /** Index files read, by key. */
+  readonly files: string[] = [];
+  /** Packs that no index file names (left by an interrupted backup), recovered from trailers. */
+  readonly recovered: PackRef[] = [];
+
+  addPack(ref: PackRef): void {
+    if (this.packs.has(ref.pack)) return;
+    this.packs.set(ref.pack, ref);
+    for (const entry of packEntries(ref)) this.blobs.set(Buffer.from(entry.id).toString('hex'), { pack: ref.pack, entry });
+  }
+
+  get(id: Uint8Array): BlobLocation | undefined {
+    return this.blobs.get(Buffer.from(id).toString('hex'));
+  }
+}
+
+export interface OpenOptions {
+  keyFile?: string;
+  /** Create the repository if the bucket has none. */
+  create?: { chunkSize?: number; encrypted: boolean };
+}
+
+export class Repository {
+  private constructor(readonly store: ObjectStore, readonly config: RepoConfig, readonly codec: BlobCodec) {}
+
+  static async open(store: ObjectStore, options: OpenOptions = {}): Promise<Repository> {
+    const raw = await store.tryGet('config');
+    let config: RepoConfig;
+    if (raw) {
+      config = RepoConfig.decode(raw);
+    } else if (options.create) {
+      config = await Repository.create(store, options.create.chunkSize ?? DEFAULT_CHUNK_SIZE, options.create.encrypted, options.keyFile);
+    } else {
+      throw new StoreError('NotFound', `bucket ${store.bucket} holds no backup repository`);
+    }
+    if (config.version !== REPO_VERSION) throw new StoreError('InvalidArgument', `repository version ${config.version} is not supported`);
+    if (!config.encrypted) return new Repository(store, config, BlobCodec.plain());
+    if (!options.keyFile) throw new StoreError('InvalidArgument', 'this repository is encrypted: pass --key-file');
+    const codec = BlobCodec.encrypted(await readKeyFile(options.keyFile), config.keySalt);
+    if (!keyMatches(codec, Buffer.from(config.keyCheck))) throw new StoreError('Unauthenticated', `key file ${options.keyFile} does not open this repository`);
+    return new Repository(store, config, codec);
+  }
+
+  private static async create(store: ObjectStore, chunkSize: number, encrypted: boolean, keyFile?: string): Promise<RepoConfig> {
+    if (chunkSize < 64 * 1024 || chunkSize > 256 * 1024 || chunkSize & (chunkSize - 1)) {
+      throw new StoreError('InvalidArgument', 'chunk size must be a power of two from 64 KiB to 256 KiB');
+    }
+    const config = RepoConfig.create({ version: REPO_VERSION, chunkSize, encrypted, createdMs: Date.now() });
+    if (encrypted) {
+      if (!keyFile) throw new StoreError('InvalidArgument', 'encryption needs --key-file');
+      config.keySalt = randomBytes(32);
+      config.keyCheck = keyCheck(BlobCodec.encrypted(await readKeyFile(keyFile), config.keySalt));
+    }
+    await store.put('config', Buffer.from(RepoConfig.encode(config).finish()));
+    return config;
+  }
+
+  // ------------------------------------------------------------------ blobs
+
+  /**
+   * Loads every index file, then recovers packs that no index names from their trailers.
+   * `exclude` drops packs (gc's condemned ones) so a backup re-uploads rather than reuses them.
+   */
+  async loadIndex(exclude: ReadonlySet<string> = new Set()): Promise<BlobIndex> {
+    const index = new BlobIndex();
+    const files = await this.store.listAll('index/');
+    await forEachLimit(files, 16, async ({ key }) => {
+      const file = IndexFile.decode(this.codec.open(await this.store.get(key)));
+      index.files.push(key);
+      for (const ref of file.packs as PackRef[]) if (!exclude.has(ref.pack)) index.addPack(ref);
+    });
+    const unindexed = (await this.store.listAll('packs/')).map((o) => packIdOfKey(o.key)).filter((p) => !index.packs.has(p) && !exclude.has(p));
+    await forEachLimit(unindexed, 16, async (pack) => {
+      try {
+        const entries = await readPackTrailer(this.store, this.codec, pack);
+        const ref = { pack, entries, lockUntilMs: 0 } as PackRef;
+        index.addPack(ref);
+        index.recovered.push(ref);
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err; // a pack being deleted or torn: not reusable
+      }
+    });
+    return index;
+  }
+
+  async writeIndex(name: string, packs: PackRef[], retainUntil?: Date): Promise<string> {
+    const key = `index/${name}`;
+    await this.store.put(key, this.codec.seal(Buffer.from(IndexFile.encode({ packs }).finish())), { retainUntil });
+    return key;
+  }
+
+  async readBlob(location: BlobLocation): Promise<Buffer> {
+    const { pack, entry } = location;
+    const stored = await this.store.get(packKey(pack), { start: entry.offset, end: entry.offset + entry.length });
+    return this.codec.decode(stored, entry.id, entry.compressed);
+  }
+
+  // ------------------------------------------------------------------ snapshots
+
+  async listSnapshots(disk?: string): Promise<Snapshot[]> {
+    const listed = await this.store.listAll(disk ? `snapshots/${disk}/` : 'snapshots/');
+    const snapshots: Snapshot[] = [];
+    await forEachLimit(listed, 16, async ({ key }) => {
+      const body = await this.store.tryGet(key);
+      if (body) snapshots.push(Snapshot.decode(this.codec.open(body)));
+    });
+    return snapshots.sort((a, b) => a.timeMs - b.timeMs || a.id.localeCompare(b.id));
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    const retainUntil = snapshot.lockUntilMs ? new Date(snapshot.lockUntilMs) : undefined;
+    await this.store.put(snapshotKey(snapshot), this.codec.seal(Buffer.from(Snapshot.encode(snapshot).finish())), { retainUntil });
+  }
+
+  // ------------------------------------------------------------------ gc hand-off
+
+  async readGcPending(): Promise<GcPending> {
+    const body = await this.store.tryGet('gc/pending');
+    return body ? GcPending.decode(this.codec.open(body)) : GcPending.create({ timeMs: 0, packs: [] });
+  }
+
+  async writeGcPending(pending: GcPending): Promise<void> {
+    await this.store.put('gc/pending', this.codec.seal(Buffer.from(GcPending.encode(pending).finish())));
+  }
+
+  // ------------------------------------------------------------------ locks
+
+  /** Announces a running backup or gc; refreshed until released so others can tell it is alive. */
+  async acquireLock(kind: 'backup' | 'gc'): Promise<RepoLock> {
+    const info = LockInfo.create({ kind, host: hostname(), pid: process.pid, startedMs: Date.now() });
+    const key = `locks/${kind}-${newId()}`;
+    const body = Buffer.from(LockInfo.encode(info).finish());
+    await this.store.put(key, body);
+    const timer = setInterval(() => { void this.store.put(key, body).catch(() => undefined); }, LOCK_REFRESH_MS);
+    timer.unref();
+    return {
+      info,
+      release: async () => {
+        clearInterval(timer);
+        await this.store.deleteMany([key]);
+      },
+    };
+  }
+
+  /** Locks of live processes (refreshed within LOCK_STALE_MS). */
+  async liveLocks(now = Date.now()): Promise<LockInfo[]> {
+    const live = (await this.store.listAll('locks/')).filter((o) => now - o.lastModified.getTime() < LOCK_STALE_MS);
+    const locks: LockInfo[] = [];
+    for (const { key } of live) {
+      const body = await this.store.tryGet(key);
+      if (body) locks.push(LockInfo.decode(body));
+    }
+    return locks;
+  }
+}
+
+export interface RepoLock {
+  info: LockInfo;
+  release(): Promise<void>;
+}
+
+export const snapshotKey = (snapshot: Pick<Snapshot, 'disk' | 'id'>) => `snapshots/${snapshot.disk}/${snapshot.id}`;
+
+/** Time-ordered ids: `20261128T074000123Z-1a2b3c4d`. */
+export function newId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Runs `fn` over items with at most `limit` in flight. */
+export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

@@ -1,0 +1,119 @@
+// Where a backup reads a disk from. Every source ends up as one NBD connection:
+//  - an NBD URL: read as given; `--bitmap NAME` is trusted only if the parent snapshot recorded
+//    that bitmap as its checkpoint;
+//  - a qcow2 file (VM shut down): the agent keeps its own persistent checkpoint bitmaps with
+//    qemu-img and serves the image through qemu-nbd, so every backup after the first is incremental;
+//  - a raw image or block device: served through qemu-nbd (SEEK_DATA/SEEK_HOLE via base:allocation).
+// A bitmap that is missing, disabled, in-use or not ours means a full read, never a wrong backup.
+import type { Snapshot } from './format.js';
+import { NbdClient, type NbdAddress, parseNbdUrl } from './nbd/client.js';
+import { BASE_ALLOCATION, dirtyBitmapContext } from './nbd/protocol.js';
+import { imageInfo, qemuImg, serveImage, type ImageBitmap } from './qemu-tools.js';
+
+export interface DiskSource {
+  client: NbdClient;
+  description: string;
+  /** Meta context listing every change since the parent snapshot; undefined means read it all. */
+  dirtyContext?: string;
+  /** Why the backup reads everything although a parent exists. */
+  fullReadReason?: string;
+  /** Bitmap that tracks changes from this snapshot on ('' if none); stored in the snapshot. */
+  checkpoint: string;
+  /** Closes the source; on success retires the old checkpoint, on failure undoes the new one. */
+  finish(success: boolean): Promise<void>;
+}
+
+export interface SourceRequest {
+  source: string;
+  disk: string;
+  snapshotId: string;
+  parent?: Snapshot;
+  /** For NBD URLs: the bitmap holding the changes since the parent snapshot. */
+  bitmap?: string;
+}
+
+export async function openSource(request: SourceRequest): Promise<DiskSource> {
+  if (/^nbd(\+unix)?:\/\//.test(request.source)) return openNbdUrl(request);
+  const info = await imageInfo(request.source);
+  if (info.format === 'qcow2') return openQcow2(request, info.bitmaps);
+  const served = await serveImage(request.source, { format: info.format, readOnly: true });
+  const client = await connectOrStop(served.address, [BASE_ALLOCATION], served.stop);
+  return {
+    client,
+    description: `${info.format} image ${request.source}`,
+    fullReadReason: request.parent ? `${info.format} images have no dirty bitmap` : undefined,
+    checkpoint: '',
+    finish: async () => { await client.close(); await served.stop(); },
+  };
+}
+
+async function openNbdUrl(request: SourceRequest): Promise<DiskSource> {
+  const { bitmap, parent } = request;
+  const context = bitmap ? dirtyBitmapContext(bitmap) : undefined;
+  const client = await NbdClient.connect(parseNbdUrl(request.source), { metaContexts: [BASE_ALLOCATION, ...(context ? [context] : [])] });
+  const reason = !parent ? undefined
+    : !bitmap ? 'no --bitmap given'
+    : parent.checkpoint !== bitmap ? `bitmap ${bitmap} is not the checkpoint of snapshot ${parent.id} ('${parent.checkpoint}')`
+    : !client.hasContext(context!) ? `the export offers no bitmap ${bitmap}`
+    : parent.diskSize !== client.size ? 'the disk changed size'
+    : undefined;
+  return {
+    client,
+    description: request.source,
+    dirtyContext: parent && !reason ? context : undefined,
+    fullReadReason: reason,
+    checkpoint: bitmap ?? '',
+    finish: () => client.close(),
+  };
+}
+
+export const checkpointPrefix = (disk: string) => `tessera-${disk}-`;
+
+/** Why a qcow2 checkpoint bitmap cannot be trusted, or undefined if it can. */
+export function bitmapProblem(name: string, bitmap: ImageBitmap | undefined): string | undefined {
+  if (!bitmap) return `checkpoint bitmap ${name} is missing`;
+  if (bitmap.flags.includes('in-use')) return `checkpoint bitmap ${name} is in-use (the image was not closed cleanly)`;
+  if (!bitmap.flags.includes('auto')) return `checkpoint bitmap ${name} is disabled`;
+  return undefined;
+}
+
+async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promise<DiskSource> {
+  const { source: path, parent } = request;
+  const previous = parent?.checkpoint;
+  const reason = !parent ? undefined
+    : !previous ? `snapshot ${parent.id} has no checkpoint bitmap`
+    : bitmapProblem(previous, bitmaps.find((b) => b.name === previous));
+  const incremental = parent !== undefined && reason === undefined;
+  const checkpoint = `${checkpointPrefix(request.disk)}${request.snapshotId}`;
+  // Start tracking before reading: writes that land after this point belong to the next backup.
+  await qemuImg(['bitmap', '--add', path, checkpoint]);
+  const served = await serveImage(path, { format: 'qcow2', readOnly: true, bitmap: incremental ? previous : undefined }).catch(async (err: Error) => {
+    await qemuImg(['bitmap', '--remove', path, checkpoint]);
+    throw err;
+  });
+  const context = incremental ? dirtyBitmapContext(previous!) : undefined;
+  const client = await connectOrStop(served.address, [BASE_ALLOCATION, ...(context ? [context] : [])], served.stop);
+  return {
+    client,
+    description: `qcow2 image ${path}`,
+    dirtyContext: context,
+    fullReadReason: reason,
+    checkpoint,
+    finish: async (success) => {
+      await client.close();
+      await served.stop();
+      const ours = (await imageInfo(path)).bitmaps.filter((b) => b.name.startsWith(checkpointPrefix(request.disk)));
+      const retire = success ? ours.filter((b) => b.name !== checkpoint) : ours.filter((b) => b.name === checkpoint);
+      for (const bitmap of retire) await qemuImg(['bitmap', '--remove', path, bitmap.name]);
+    },
+  };
+}
+
+async function connectOrStop(address: NbdAddress, metaContexts: string[], stop: () => Promise<void>): Promise<NbdClient> {
+  try {
+    return await NbdClient.connect(address, { metaContexts });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
