@@ -1,0 +1,188 @@
+// S3 servers the bench can start on loopback and measure side by side: the null server (the HTTP
+// ceiling), Tessera all-in-one and as a multi-process cluster, s3rver (npm) and moto (python3).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import type { WatchedProcess } from './proc-stats.js';
+import type { Credentials } from './sigv4.js';
+
+const distRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const repoRoot = join(distRoot, '..');
+const READY_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export interface RunningTarget {
+  name: string;
+  endpoint: string;
+  credentials: Credentials;
+  /** The server's processes, for RSS and CPU; read when asked, as pid files may appear late. */
+  processes(): WatchedProcess[];
+  /** Where the server's stdout/stderr and, with --cpu-prof, its CPU profiles go. */
+  workDir: string;
+  stop(): Promise<void>;
+}
+
+export interface TargetOptions {
+  /** Tessera cluster shape. */
+  nodes: number;
+  ec: string;
+  /** Write V8 CPU profiles of the Tessera processes into workDir/profiles. */
+  cpuProfile: boolean;
+}
+
+interface LaunchSpec {
+  command: string;
+  args: string[];
+  credentials: Credentials;
+  env?: Record<string, string>;
+  /** Server processes besides the launched one (pid files). */
+  extraProcesses?: (dataDir: string) => WatchedProcess[];
+  mainRole: string;
+}
+
+const BENCH_CREDENTIALS = { accessKeyId: 'benchaccesskey', secretAccessKey: 'benchsecretkey0123456789' };
+
+const LAUNCHERS: Record<string, (port: number, dataDir: string, options: TargetOptions) => LaunchSpec> = {
+  null: (port) => ({
+    command: process.execPath,
+    args: [join(distRoot, 'bench', 'main.js'), 'null-server', '--port', String(port)],
+    credentials: BENCH_CREDENTIALS,
+    mainRole: 'null-server',
+  }),
+  tessera: (port, dataDir) => ({
+    command: process.execPath,
+    args: [join(distRoot, 'src', 'cli', 'main.js'), 'start', '--port', String(port), '--data', dataDir],
+    credentials: BENCH_CREDENTIALS,
+    env: tesseraEnv(),
+    mainRole: 'tessera',
+  }),
+  'tessera-cluster': (port, dataDir, options) => ({
+    command: process.execPath,
+    args: [join(distRoot, 'src', 'cli', 'main.js'), 'cluster', '--nodes', String(options.nodes), '--ec', options.ec, '--data', dataDir, '--port', String(port)],
+    credentials: BENCH_CREDENTIALS,
+    env: tesseraEnv(),
+    extraProcesses: tesseraClusterProcesses,
+    mainRole: 'supervisor',
+  }),
+  s3rver: (port, dataDir) => ({
+    command: process.execPath,
+    args: [join(repoRoot, 'node_modules', 's3rver', 'bin', 's3rver.js'), '-d', dataDir, '-a', '127.0.0.1', '-p', String(port), '--silent'],
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    mainRole: 's3rver',
+  }),
+  moto: (port) => ({
+    command: 'python3',
+    args: ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)],
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    mainRole: 'moto',
+  }),
+};
+
+export const TARGET_NAMES = Object.keys(LAUNCHERS);
+
+function tesseraEnv(): Record<string, string> {
+  return { TESSERA_ACCESS_KEY: BENCH_CREDENTIALS.accessKeyId, TESSERA_SECRET_KEY: BENCH_CREDENTIALS.secretAccessKey };
+}
+
+/** `tessera cluster` writes DIR/gateway.pid and DIR/<node-id>/node.pid. */
+export function tesseraClusterProcesses(dataDir: string): WatchedProcess[] {
+  const found: WatchedProcess[] = [];
+  const readPid = (file: string) => Number(readFileSync(file, 'utf8').trim());
+  if (existsSync(join(dataDir, 'gateway.pid'))) found.push({ role: 'gateway', pid: readPid(join(dataDir, 'gateway.pid')) });
+  if (!existsSync(dataDir)) return found;
+  for (const entry of readdirSync(dataDir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const pidFile = join(dataDir, entry.name, 'node.pid');
+    if (entry.isDirectory() && existsSync(pidFile)) found.push({ role: `node ${entry.name}`, pid: readPid(pidFile) });
+  }
+  return found;
+}
+
+export async function startTarget(name: string, options: TargetOptions): Promise<RunningTarget> {
+  const launcher = LAUNCHERS[name];
+  if (!launcher) throw new Error(`unknown target '${name}' (known: ${TARGET_NAMES.join(', ')})`);
+  const workDir = mkdtempSync(join(tmpdir(), `tessera-bench-${name}-`));
+  const dataDir = join(workDir, 'data');
+  const port = await freePort();
+  const spec = launcher(port, dataDir, options);
+  const log = openSync(join(workDir, 'server.log'), 'a');
+  const profileEnv: Record<string, string> = options.cpuProfile && name.startsWith('tessera')
+    ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(workDir, 'profiles')}` }
+    : {};
+  const child = spawn(spec.command, spec.args, {
+    stdio: ['ignore', log, log],
+    env: { ...process.env, ...spec.env, ...profileEnv },
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  const processes = (): WatchedProcess[] => [
+    { role: spec.mainRole, pid: child.pid! },
+    ...(spec.extraProcesses?.(dataDir) ?? []),
+  ];
+  const stop = () => stopProcesses(child, processes());
+  try {
+    await waitUntilServing(endpoint, child, join(workDir, 'server.log'));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    name,
+    endpoint,
+    credentials: spec.credentials,
+    processes,
+    workDir,
+    stop: async () => {
+      await stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitUntilServing(endpoint: string, child: ChildProcess, logFile: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before serving; log:\n${tail(logFile)}`);
+    }
+    try {
+      const res = await request(endpoint, { method: 'GET', headersTimeout: 2000, bodyTimeout: 2000 });
+      await res.body.dump();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  throw new Error(`server did not answer on ${endpoint} within ${READY_TIMEOUT_MS / 1000} s; log:\n${tail(logFile)}`);
+}
+
+function tail(file: string): string {
+  return readFileSync(file, 'utf8').split('\n').slice(-20).join('\n');
+}
+
+/** SIGTERM the launched process (so profiles get written), then SIGKILL whatever of its processes is left. */
+async function stopProcesses(child: ChildProcess, processes: WatchedProcess[]): Promise<void> {
+  const exited = child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = new Promise<void>((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS).unref());
+  await Promise.race([exited, timer]);
+  for (const { pid } of processes) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
