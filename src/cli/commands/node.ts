@@ -1,0 +1,65 @@
+// `tessera node`: one storage node process serving one data directory.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startStorageNode } from '../../storage-node/server.js';
+import { flag, hasFlag, parseArgs, requireFlag } from '../args.js';
+
+const HELP = `usage: tessera node --id ID --data DIR --listen HOST:PORT [--secret S] [--capacity BYTES] [--zone Z]
+                    [--scrub-interval DURATION] [--orphan-grace DURATION]
+  --secret            cluster secret (default: env TESSERA_CLUSTER_SECRET)
+  --capacity          byte limit for shard data; writes beyond it fail as disk full
+  --scrub-interval    background scrub period, e.g. 30m, 1h (default 1h; 0 disables)
+  --orphan-grace      age after which unreferenced shard files are removed (default 24h)
+Prints "tessera node ID listening on HOST:PORT" when ready; stops cleanly on SIGTERM/SIGINT.
+`;
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
+
+/** "90s", "30m", "1h", or plain milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text);
+  if (!match) throw new Error(`bad duration '${text}' (use e.g. 500ms, 30s, 10m, 1h)`);
+  return Number(match[1]) * UNIT_MS[match[2] ?? 'ms']!;
+}
+
+function optionalNumber(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`--${name} must be a byte count`);
+  return value;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, ['help']);
+  if (hasFlag(args, 'help')) { process.stdout.write(HELP); return 0; }
+  const id = requireFlag(args, 'id');
+  const dataDir = requireFlag(args, 'data');
+  const secret = flag(args, 'secret') ?? process.env.TESSERA_CLUSTER_SECRET;
+  if (!secret) throw new Error('a cluster secret is required (--secret or TESSERA_CLUSTER_SECRET)');
+  const scrubInterval = flag(args, 'scrub-interval');
+  const orphanGrace = flag(args, 'orphan-grace');
+
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const pidFile = join(dataDir, 'node.pid');
+  await writeFile(pidFile, `${process.pid}\n`);
+  const node = await startStorageNode({
+    id,
+    dataDir,
+    listen: requireFlag(args, 'listen'),
+    secret,
+    capacityBytes: optionalNumber(flag(args, 'capacity'), 'capacity'),
+    zone: flag(args, 'zone'),
+    scrubIntervalMs: scrubInterval === undefined ? undefined : parseDuration(scrubInterval),
+    orphanGraceMs: orphanGrace === undefined ? undefined : parseDuration(orphanGrace),
+  });
+  process.stdout.write(`tessera node ${id} listening on ${node.address}\n`);
+
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await node.close();
+  await rm(pidFile, { force: true });
+  return 0;
+}

@@ -1,0 +1,350 @@
+// The storage node process: the StorageNode gRPC service (proto/node.proto) over one data
+// directory holding shard files (shards/, tmp/) and LevelDB metadata (meta/).
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { AUTH_METADATA_KEY, verifyClusterToken } from '../common/cluster-auth.js';
+import { StoreError } from '../common/errors.js';
+import { bulkChannelOptions, pb, storageNodeService } from '../common/node-service.js';
+import { serviceError, statusOf } from './grpc-status.js';
+import { listEntries, listQueryOf } from './listing.js';
+import { MetaStore, withoutInline, type DataSegment } from './meta-store.js';
+import { scrub, type ScrubOptions, type ScrubResult } from './scrubber.js';
+import { ShardStore, type ShardCheck, type ShardRef } from './shard-store.js';
+
+export interface StorageNodeOptions {
+  id: string;
+  dataDir: string;
+  /** host:port; port 0 picks a free port (see the returned address). */
+  listen: string;
+  secret: string;
+  /** Byte limit for shard data (default: the file system's size). */
+  capacityBytes?: number;
+  zone?: string;
+  /** Background scrub period; 0 disables it. Default one hour. */
+  scrubIntervalMs?: number;
+  /** Age after which unreferenced shard files are orphans for the background scrub. Default one day. */
+  orphanGraceMs?: number;
+  /** Background scrub read rate. Default 32 MiB/s, so it never starves client traffic. */
+  scrubBytesPerSecond?: number;
+  logger?: pino.Logger;
+}
+
+export interface StorageNode {
+  address: string;
+  close(): Promise<void>;
+}
+
+const CHUNK_BYTES = 1024 * 1024;
+const LIST_PAGE_ENTRIES = 256;
+
+/** Refuses every call that lacks a valid cluster token, before any handler sees it. */
+function authInterceptor(secret: string): grpc.ServerInterceptor {
+  return (_method, call) => new grpc.ServerInterceptingCall(call, {
+    start: (next) => next({
+      onReceiveMetadata: (metadata, proceed) => {
+        const token = metadata.get(AUTH_METADATA_KEY)[0];
+        if (verifyClusterToken(secret, typeof token === 'string' ? token : undefined)) proceed(metadata);
+        else call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: 'missing or invalid cluster token' });
+      },
+    }),
+  });
+}
+
+function toShardRef(ref: pb.IShardRef | null | undefined): ShardRef {
+  return { dataId: ref?.dataId ?? '', shardIndex: ref?.shardIndex ?? 0 };
+}
+
+function toShardStatus(check: ShardCheck): pb.IShardStatus {
+  return { shard: check.shard, state: pb.ShardStatus.State[check.state], bytes: check.bytes, badBlock: check.badBlock };
+}
+
+function toScrubReport(result: ScrubResult): pb.IScrubReport {
+  return {
+    shardsChecked: result.shardsChecked,
+    bytesChecked: result.bytesChecked,
+    corrupt: result.corrupt.map(toShardStatus),
+    missing: result.missing.map(toShardStatus),
+    orphans: result.orphans,
+    orphansRemoved: result.orphansRemoved,
+  };
+}
+
+/** Writes one message and waits while the stream's buffer is full (or until the call ends). */
+function writeWithBackpressure<T>(call: grpc.ServerWritableStream<unknown, T>, message: T, written?: () => void): Promise<void> {
+  const ready = call.write(message, written);
+  if (ready || call.cancelled || call.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done).off('cancelled', done).off('close', done);
+      resolve();
+    };
+    call.on('drain', done).on('cancelled', done).on('close', done);
+  });
+}
+
+class NodeService {
+  private readonly startedAt = Date.now();
+  private scrubbing: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly options: StorageNodeOptions,
+    private readonly shards: ShardStore,
+    private readonly meta: MetaStore,
+    private readonly log: pino.Logger,
+  ) {}
+
+  /** The handler table grpc-js serves, every handler turning failures into statuses. */
+  handlers(): grpc.UntypedServiceImplementation {
+    return {
+      PutShard: this.clientStream((call) => this.putShard(call)),
+      GetShard: this.serverStream((call: grpc.ServerWritableStream<pb.IShardRead, pb.IShardChunk>) => this.getShard(call)),
+      DeleteShards: this.unary((req: pb.IShardRefs) => this.deleteShards(req)),
+      VerifyShards: this.unary((req: pb.IShardRefs) => this.verifyShards(req)),
+      PutMeta: this.unary(async (req: pb.IPutMetaRequest) => ({
+        applied: await this.meta.putVersions((req.versions ?? []).map((v) => pb.ObjectVersion.create(v))),
+      })),
+      GetMeta: this.unary((req: pb.IGetMetaRequest) => this.getMeta(req)),
+      DeleteMeta: this.unary(async (req: pb.IDeleteMetaRequest) => {
+        await this.meta.deleteVersions((req.keys ?? []).map(versionRefOf), req.hlc ?? 0);
+        return { ok: true };
+      }),
+      List: this.serverStream((call: grpc.ServerWritableStream<pb.IListRequest, pb.IListPage>) => this.list(call)),
+      PutUpload: this.unary(async (req: pb.IUploadRecord) => { await this.meta.putUpload(req); return { ok: true }; }),
+      GetUpload: this.unary((req: pb.IUploadKey) => this.meta.getUpload(req)),
+      DeleteUpload: this.unary(async (req: pb.IUploadKey) => { await this.meta.deleteUpload(req); return { ok: true }; }),
+      ListUploads: this.unary(async (req: pb.IListUploadsRequest) => ({ uploads: await this.meta.listUploads(req) })),
+      PutRecords: this.unary(async (req: pb.IRecordList) => { await this.meta.putRecords(req.records ?? []); return { ok: true }; }),
+      GetRecord: this.unary((req: pb.IRecordKey) => this.meta.getRecord(req.namespace ?? '', req.key ?? '')),
+      ListRecords: this.unary(async (req: pb.IRecordQuery) => ({
+        records: await this.meta.listRecords(req.namespace ?? '', req.prefix ?? ''),
+      })),
+      GetClusterMap: this.unary(() => this.meta.getClusterMap()),
+      SetClusterMap: this.unary(async (req: pb.IClusterMap) => ({ ok: await this.meta.setClusterMap(req) })),
+      Health: this.unary(() => this.health()),
+      Scrub: this.unary(async (req: pb.IScrubRequest) => toScrubReport(await this.scrub({
+        orphanGraceMs: req.orphanGraceMs ?? 0,
+        removeOrphans: req.removeOrphans ?? false,
+      }))),
+    };
+  }
+
+  private reportFailure(method: string, err: unknown): grpc.ServiceError {
+    const status = statusOf(err);
+    if (status.unexpected) this.log.error({ err, method }, 'call failed');
+    return serviceError(status);
+  }
+
+  private unary<Req, Res>(handle: (request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      handle(call.request).then(
+        (result) => callback(null, result),
+        (err: unknown) => callback(this.reportFailure(call.getPath(), err)),
+      );
+    };
+  }
+
+  private clientStream<Req, Res>(handle: (call: grpc.ServerReadableStream<Req, Res>) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> {
+    return (call, callback) => {
+      handle(call).then(
+        (result) => callback(null, result),
+        (err: unknown) => callback(this.reportFailure(call.getPath(), err)),
+      );
+    };
+  }
+
+  private serverStream<Req, Res>(handle: (call: grpc.ServerWritableStream<Req, Res>) => Promise<void>): grpc.handleServerStreamingCall<Req, Res> {
+    return (call) => {
+      handle(call).then(
+        () => call.end(),
+        (err: unknown) => { if (!call.cancelled) call.emit('error', this.reportFailure(call.getPath(), err)); },
+      );
+    };
+  }
+
+  // ------------------------------------------------------------ shards
+
+  private async putShard(call: grpc.ServerReadableStream<pb.IShardWrite, pb.IShardWriteResult>): Promise<pb.IShardWriteResult> {
+    const messages = call[Symbol.asyncIterator]() as AsyncIterator<pb.IShardWrite>;
+    const first = await messages.next();
+    const header = first.done ? undefined : first.value.header;
+    if (!header) throw new StoreError('InvalidArgument', 'PutShard must start with a header');
+    async function* data(): AsyncGenerator<Uint8Array> {
+      for (let next = await messages.next(); !next.done; next = await messages.next()) {
+        if (next.value.data) yield next.value.data;
+      }
+    }
+    return this.shards.write(toShardRef(header), header.blockSize ?? 0, data());
+  }
+
+  private async getShard(call: grpc.ServerWritableStream<pb.IShardRead, pb.IShardChunk>): Promise<void> {
+    const request = call.request;
+    const reader = await this.shards.openShard(toShardRef(request));
+    try {
+      const { blockSize, dataLength } = reader.layout;
+      const start = Math.min(request.offset ?? 0, dataLength);
+      const end = request.length ? Math.min(dataLength, start + request.length) : dataLength;
+      for (let block = Math.floor(start / blockSize); block * blockSize < end && !call.cancelled; block++) {
+        const buffer = this.shards.pool.take(blockSize);
+        const data = await reader.readVerifiedBlock(block, buffer).catch((err: unknown) => {
+          this.shards.pool.give(buffer);
+          throw err;
+        });
+        const from = Math.max(start - block * blockSize, 0);
+        const to = Math.min(end - block * blockSize, data.length);
+        await this.sendSlices(call, data.subarray(from, to), () => this.shards.pool.give(buffer));
+      }
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /** Sends bytes as chunk messages of at most 1 MiB; `release` runs once all are serialized. */
+  private async sendSlices(call: grpc.ServerWritableStream<unknown, pb.IShardChunk>, bytes: Buffer, release: () => void): Promise<void> {
+    const count = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
+    let pending = count;
+    const oneWritten = () => { if (--pending === 0) release(); };
+    for (let i = 0; i < count; i++) {
+      await writeWithBackpressure(call, { data: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES) }, oneWritten);
+    }
+  }
+
+  private async deleteShards(request: pb.IShardRefs): Promise<pb.IAck> {
+    for (const ref of request.shards ?? []) await this.shards.delete(toShardRef(ref));
+    return { ok: true };
+  }
+
+  private async verifyShards(request: pb.IShardRefs): Promise<pb.IShardVerifyResult> {
+    const shards: pb.IShardStatus[] = [];
+    for (const ref of request.shards ?? []) shards.push(toShardStatus(await this.shards.verify(toShardRef(ref))));
+    return { shards };
+  }
+
+  /** Deletes the local shard files of segments no metadata refers to any more. */
+  async releaseSegments(segments: DataSegment[]): Promise<void> {
+    for (const segment of segments) {
+      const shardCount = (segment.layout?.dataShards ?? 0) + (segment.layout?.parityShards ?? 0) || (segment.nodes?.length ?? 0);
+      for (let shardIndex = 0; shardIndex < shardCount; shardIndex++) {
+        await this.shards.delete({ dataId: segment.dataId ?? '', shardIndex }).catch(() => false);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ metadata
+
+  private async getMeta(request: pb.IGetMetaRequest): Promise<pb.IGetMetaResult> {
+    const results: pb.IMetaSlot[] = [];
+    for (const key of request.keys ?? []) {
+      const version = await this.meta.getVersion(versionRefOf(key));
+      results.push(version ? { found: true, version: request.withInline ? version : withoutInline(version) } : { found: false });
+    }
+    return { results };
+  }
+
+  private async list(call: grpc.ServerWritableStream<pb.IListRequest, pb.IListPage>): Promise<void> {
+    const limit = call.request.limit || Infinity;
+    let page: pb.IListEntry[] = [];
+    let sent = 0;
+    let truncated = false;
+    for await (const entry of listEntries(this.meta.db, listQueryOf(call.request))) {
+      if (sent === limit) { truncated = true; break; }
+      if (call.cancelled) return;
+      page.push(entry);
+      sent++;
+      if (page.length === LIST_PAGE_ENTRIES) {
+        await writeWithBackpressure(call, { entries: page, truncated: false });
+        page = [];
+      }
+    }
+    await writeWithBackpressure(call, { entries: page, truncated });
+  }
+
+  // ------------------------------------------------------------ node
+
+  private async health(): Promise<pb.IHealthResult> {
+    const usage = await this.shards.usage();
+    const map = await this.meta.getClusterMap();
+    return {
+      nodeId: this.options.id,
+      mapEpoch: map.epoch,
+      capacityBytes: usage.capacityBytes,
+      usedBytes: usage.usedBytes,
+      freeBytes: usage.freeBytes,
+      shardCount: usage.shardCount,
+      objectCount: this.meta.objectVersionCount,
+      uptimeMs: Date.now() - this.startedAt,
+    };
+  }
+
+  /** One scrub at a time: a requested scrub waits for a running background one. */
+  scrub(options: ScrubOptions): Promise<ScrubResult> {
+    const run = this.scrubbing.then(() => scrub(this.shards, this.meta, this.options.id, options));
+    this.scrubbing = run.catch(() => {});
+    return run;
+  }
+}
+
+function versionRefOf(key: pb.IObjectKey): { bucket: string; key: string; versionId: string } {
+  return { bucket: key.bucket ?? '', key: key.key ?? '', versionId: key.versionId ?? '' };
+}
+
+function bindAsync(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+/** Starts a node serving `options.dataDir` on `options.listen`. */
+export async function startStorageNode(options: StorageNodeOptions): Promise<StorageNode> {
+  const log = options.logger ?? pino({ name: `tessera-node-${options.id}` }, pino.destination(2));
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const shards = await ShardStore.open(options.dataDir, { capacityBytes: options.capacityBytes });
+  let service: NodeService | undefined;
+  const meta = await MetaStore.open(join(options.dataDir, 'meta'), {
+    releaseSegments: (segments) => service!.releaseSegments(segments),
+  });
+  service = new NodeService(options, shards, meta, log);
+  const server = new grpc.Server({ ...bulkChannelOptions, interceptors: [authInterceptor(options.secret)] });
+  server.addService(storageNodeService, service.handlers());
+  let port: number;
+  try {
+    port = await bindAsync(server, options.listen);
+  } catch (err) {
+    await meta.close();
+    throw err;
+  }
+  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  const background = startBackgroundWork(service, meta, options, log);
+  return {
+    address: `${host}:${port}`,
+    async close() {
+      background.stop();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await meta.close();
+    },
+  };
+}
+
+const HOUR_MS = 3600_000;
+
+/** Periodic scrub (throttled) and tombstone expiry, logging what they find. */
+function startBackgroundWork(service: NodeService, meta: MetaStore, options: StorageNodeOptions, log: pino.Logger): { stop(): void } {
+  const interval = options.scrubIntervalMs ?? HOUR_MS;
+  if (!interval) return { stop() {} };
+  const timer = setInterval(() => {
+    void (async () => {
+      const purged = await meta.purgeExpiredTombstones();
+      const result = await service.scrub({
+        orphanGraceMs: options.orphanGraceMs ?? 24 * HOUR_MS,
+        removeOrphans: true,
+        bytesPerSecond: options.scrubBytesPerSecond ?? 32 * 1024 * 1024,
+      });
+      const findings = { corrupt: result.corrupt.length, missing: result.missing.length, orphansRemoved: result.orphansRemoved };
+      const level = result.corrupt.length || result.missing.length ? 'warn' : 'info';
+      log[level]({ ...findings, shardsChecked: result.shardsChecked, tombstonesPurged: purged }, 'scrub finished');
+    })().catch((err: unknown) => log.error({ err }, 'background scrub failed'));
+  }, interval);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

@@ -1,0 +1,352 @@
+// Shard files of one node: shards/<2 hex of hash(data_id)>/<data_id>.<index>, written through a
+// temp file in tmp/ (write, fsync, rename, fsync the directory) so a reader or a crash never sees
+// half a shard. Every block is checked against its xxHash64 whenever it is read.
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StoreError } from '../common/errors.js';
+import { BufferPool } from './buffer-pool.js';
+import { MAX_BLOCK_SIZE, blockChecksum, encodeTrailer, nameHash, readTrailer, type ShardLayout } from './shard-file.js';
+
+const DATA_ID_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
+const TEMP_SUFFIX = '.tmp';
+
+export interface ShardRef {
+  dataId: string;
+  shardIndex: number;
+}
+
+export type ShardState = 'OK' | 'MISSING' | 'CORRUPT';
+
+export interface ShardCheck {
+  shard: ShardRef;
+  state: ShardState;
+  bytes: number;
+  badBlock: number;
+}
+
+/** A shard file or a leftover temp file, as found on disk. */
+export interface ShardFileEntry {
+  shard: ShardRef;
+  path: string;
+  bytes: number;
+  mtimeMs: number;
+  temp: boolean;
+}
+
+export interface ShardStoreOptions {
+  /** Byte limit for shard data; beyond it writes fail as if the disk were full. */
+  capacityBytes?: number;
+}
+
+export function shardName(ref: ShardRef): string {
+  return `${ref.dataId}.${ref.shardIndex}`;
+}
+
+export function validateShardRef(ref: ShardRef): void {
+  if (!DATA_ID_PATTERN.test(ref.dataId)) {
+    throw new StoreError('InvalidArgument', 'data_id must be 1-200 characters of [A-Za-z0-9._-]');
+  }
+  if (!Number.isInteger(ref.shardIndex) || ref.shardIndex < 0 || ref.shardIndex > 0xffff) {
+    throw new StoreError('InvalidArgument', 'shard_index out of range');
+  }
+}
+
+function parseShardFileName(name: string): ShardRef | undefined {
+  const dot = name.lastIndexOf('.');
+  const shard = { dataId: name.slice(0, dot), shardIndex: Number(name.slice(dot + 1)) };
+  return dot > 0 && /^\d+$/.test(name.slice(dot + 1)) && DATA_ID_PATTERN.test(shard.dataId) ? shard : undefined;
+}
+
+/** Maps file-system failures to the store's typed errors. */
+export function fileError(err: unknown, what: string): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new StoreError('DiskFull', `no space left for ${what}`);
+  if (code === 'ENOENT') return new StoreError('NotFound', `shard ${what} not found`);
+  return err;
+}
+
+export class ShardStore {
+  private usedBytes = 0;
+  private shardCount = 0;
+  private reservedBytes = 0;
+  private readonly knownDirs = new Set<string>();
+  private readonly writing = new Set<string>();
+  readonly pool = new BufferPool();
+
+  private constructor(
+    private readonly shardsDir: string,
+    private readonly tmpDir: string,
+    private readonly options: ShardStoreOptions,
+  ) {}
+
+  static async open(dataDir: string, options: ShardStoreOptions = {}): Promise<ShardStore> {
+    const store = new ShardStore(join(dataDir, 'shards'), join(dataDir, 'tmp'), options);
+    await mkdir(store.shardsDir, { recursive: true, mode: 0o700 });
+    await mkdir(store.tmpDir, { recursive: true, mode: 0o700 });
+    for await (const file of store.files()) {
+      if (file.temp) continue;
+      store.usedBytes += file.bytes;
+      store.shardCount++;
+    }
+    return store;
+  }
+
+  async usage(): Promise<{ capacityBytes: number; usedBytes: number; freeBytes: number; shardCount: number }> {
+    const fs = await statfs(this.shardsDir);
+    const diskFree = fs.bavail * fs.bsize;
+    const capacityBytes = this.options.capacityBytes ?? fs.blocks * fs.bsize;
+    const limitFree = Math.max(0, capacityBytes - this.usedBytes - this.reservedBytes);
+    return { capacityBytes, usedBytes: this.usedBytes, freeBytes: Math.min(diskFree, limitFree), shardCount: this.shardCount };
+  }
+
+  private dirOf(ref: ShardRef): string {
+    const bucket = (nameHash(ref.dataId) & 0xff).toString(16).padStart(2, '0');
+    return join(this.shardsDir, bucket);
+  }
+
+  private pathOf(ref: ShardRef): string {
+    return join(this.dirOf(ref), shardName(ref));
+  }
+
+  /** Writes a whole shard from `chunks`; visible only once complete and durable. */
+  async write(ref: ShardRef, blockSize: number, chunks: AsyncIterable<Uint8Array>): Promise<{ bytes: number; blocks: number }> {
+    validateShardRef(ref);
+    if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
+      throw new StoreError('InvalidArgument', `block_size must be 1..${MAX_BLOCK_SIZE}`);
+    }
+    const tempPath = join(this.tmpDir, `${shardName(ref)}.${randomUUID()}${TEMP_SUFFIX}`);
+    this.writing.add(tempPath);
+    const writer = new BlockWriter(blockSize, this.pool, (bytes) => this.reserve(bytes));
+    let file: FileHandle | undefined;
+    try {
+      file = await open(tempPath, 'wx', 0o600);
+      const { dataLength, fileBytes, blocks } = await writer.writeAll(file, chunks);
+      await file.sync();
+      await file.close();
+      file = undefined;
+      const replaced = await this.install(tempPath, ref);
+      this.usedBytes += fileBytes - replaced;
+      if (replaced === 0) this.shardCount++;
+      return { bytes: dataLength, blocks };
+    } catch (err) {
+      await file?.close().catch(() => {});
+      await unlink(tempPath).catch(() => {});
+      throw fileError(err, shardName(ref));
+    } finally {
+      this.reservedBytes -= writer.reserved;
+      this.writing.delete(tempPath);
+    }
+  }
+
+  /** Renames a finished temp file into place and makes the rename durable; returns the bytes it replaced. */
+  private async install(tempPath: string, ref: ShardRef): Promise<number> {
+    const dir = this.dirOf(ref);
+    await this.ensureDir(dir);
+    const finalPath = this.pathOf(ref);
+    const replaced = await stat(finalPath).then((s) => s.size, () => 0);
+    await rename(tempPath, finalPath);
+    await fsyncDir(dir);
+    return replaced;
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (created) await fsyncDir(this.shardsDir);
+    this.knownDirs.add(dir);
+  }
+
+  private reserve(bytes: number): void {
+    const limit = this.options.capacityBytes;
+    if (limit !== undefined && this.usedBytes + this.reservedBytes + bytes > limit) {
+      throw new StoreError('DiskFull', `node capacity of ${limit} bytes reached`);
+    }
+    this.reservedBytes += bytes;
+  }
+
+  /** Opens a shard for verified reads. The caller closes it. */
+  async openShard(ref: ShardRef): Promise<ShardReader> {
+    validateShardRef(ref);
+    let file: FileHandle;
+    try {
+      file = await open(this.pathOf(ref), 'r');
+    } catch (err) {
+      throw fileError(err, shardName(ref));
+    }
+    try {
+      const { size } = await file.stat();
+      return new ShardReader(file, await readTrailer(file, size, shardName(ref)), shardName(ref), size);
+    } catch (err) {
+      await file.close();
+      throw err;
+    }
+  }
+
+  async delete(ref: ShardRef): Promise<boolean> {
+    validateShardRef(ref);
+    const path = this.pathOf(ref);
+    try {
+      const { size } = await stat(path);
+      await unlink(path);
+      this.usedBytes -= size;
+      this.shardCount--;
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** Reads every block of a shard and reports OK, MISSING or CORRUPT with the first bad block. */
+  async verify(ref: ShardRef, onBlockRead: (bytes: number) => Promise<void> = async () => {}): Promise<ShardCheck> {
+    let reader: ShardReader;
+    try {
+      reader = await this.openShard(ref);
+    } catch (err) {
+      if (err instanceof StoreError && err.kind === 'NotFound') return { shard: ref, state: 'MISSING', bytes: 0, badBlock: 0 };
+      if (err instanceof StoreError && err.kind === 'Corrupt') return { shard: ref, state: 'CORRUPT', bytes: 0, badBlock: 0 };
+      throw err;
+    }
+    const buffer = this.pool.take(reader.layout.blockSize);
+    try {
+      for (let block = 0; block < reader.blockCount; block++) {
+        const data = await reader.readBlock(block, buffer);
+        if (!reader.blockIsIntact(block, data)) return { shard: ref, state: 'CORRUPT', bytes: reader.fileBytes, badBlock: block };
+        await onBlockRead(data.length);
+      }
+      return { shard: ref, state: 'OK', bytes: reader.fileBytes, badBlock: 0 };
+    } finally {
+      this.pool.give(buffer);
+      await reader.close();
+    }
+  }
+
+  /** Every shard file and leftover temp file on disk (temp files being written right now excluded). */
+  async *files(): AsyncGenerator<ShardFileEntry> {
+    for (const bucket of (await readdir(this.shardsDir)).sort()) {
+      const dir = join(this.shardsDir, bucket);
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const shard = parseShardFileName(name);
+        const info = shard && (await stat(join(dir, name)).catch(() => undefined));
+        if (shard && info) yield { shard, path: join(dir, name), bytes: info.size, mtimeMs: info.mtimeMs, temp: false };
+      }
+    }
+    for (const name of await readdir(this.tmpDir)) {
+      const path = join(this.tmpDir, name);
+      if (this.writing.has(path)) continue;
+      const info = await stat(path).catch(() => undefined);
+      const shard = parseShardFileName(name.split('.').slice(0, -2).join('.')) ?? { dataId: name, shardIndex: 0 };
+      if (info) yield { shard, path, bytes: info.size, mtimeMs: info.mtimeMs, temp: true };
+    }
+  }
+
+  /** Removes a file found by files(); returns whether it was there. */
+  async removeFile(entry: ShardFileEntry): Promise<boolean> {
+    if (!entry.temp) return this.delete(entry.shard);
+    return unlink(entry.path).then(() => true, () => false);
+  }
+}
+
+/** Cuts incoming data into blocks, checksums each and writes it, reserving capacity first. */
+class BlockWriter {
+  reserved = 0;
+
+  constructor(
+    private readonly blockSize: number,
+    private readonly pool: BufferPool,
+    private readonly reserve: (bytes: number) => void,
+  ) {}
+
+  async writeAll(file: FileHandle, chunks: AsyncIterable<Uint8Array>): Promise<{ dataLength: number; fileBytes: number; blocks: number }> {
+    const block = this.pool.take(this.blockSize);
+    const checksums: bigint[] = [];
+    let filled = 0;
+    let dataLength = 0;
+    const flush = async () => {
+      checksums.push(blockChecksum(block.subarray(0, filled)));
+      await this.append(file, block.subarray(0, filled));
+      dataLength += filled;
+      filled = 0;
+    };
+    try {
+      for await (const chunk of chunks) {
+        for (let used = 0; used < chunk.length;) {
+          const take = Math.min(this.blockSize - filled, chunk.length - used);
+          block.set(chunk.subarray(used, used + take), filled);
+          filled += take;
+          used += take;
+          if (filled === this.blockSize) await flush();
+        }
+      }
+      if (filled > 0) await flush();
+    } finally {
+      this.pool.give(block);
+    }
+    const trailer = encodeTrailer(checksums, this.blockSize, dataLength);
+    await this.append(file, trailer);
+    return { dataLength, fileBytes: dataLength + trailer.length, blocks: checksums.length };
+  }
+
+  private async append(file: FileHandle, bytes: Buffer): Promise<void> {
+    this.reserve(bytes.length);
+    this.reserved += bytes.length;
+    for (let written = 0; written < bytes.length;) {
+      written += (await file.write(bytes, written, bytes.length - written)).bytesWritten;
+    }
+  }
+}
+
+/** An open shard file whose blocks are read and checked one at a time. */
+export class ShardReader {
+  readonly blockCount: number;
+
+  constructor(
+    private readonly file: FileHandle,
+    readonly layout: ShardLayout,
+    readonly name: string,
+    readonly fileBytes: number,
+  ) {
+    this.blockCount = layout.checksums.length;
+  }
+
+  /** Reads block `index` into `buffer` (at least blockSize long); returns the filled part. */
+  async readBlock(index: number, buffer: Buffer): Promise<Buffer> {
+    const start = index * this.layout.blockSize;
+    const length = Math.min(this.layout.blockSize, this.layout.dataLength - start);
+    let read = 0;
+    while (read < length) {
+      const { bytesRead } = await this.file.read(buffer, read, length - read, start + read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    return buffer.subarray(0, read);
+  }
+
+  blockIsIntact(index: number, data: Buffer): boolean {
+    const expected = Math.min(this.layout.blockSize, this.layout.dataLength - index * this.layout.blockSize);
+    return data.length === expected && blockChecksum(data) === this.layout.checksums[index];
+  }
+
+  /** Reads a block and throws DATA_LOSS-worthy Corrupt when it fails its checksum. */
+  async readVerifiedBlock(index: number, buffer: Buffer): Promise<Buffer> {
+    const data = await this.readBlock(index, buffer);
+    if (!this.blockIsIntact(index, data)) {
+      throw new StoreError('Corrupt', `shard ${this.name}: block ${index} failed its xxHash64 check`, { block: index });
+    }
+    return data;
+  }
+
+  close(): Promise<void> {
+    return this.file.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

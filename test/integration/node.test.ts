@@ -1,0 +1,161 @@
+// The real `tessera node` process over gRPC: shard streams with ranges, bit rot, missing shards,
+// a full disk, refused strangers, a kill in the middle of a write, and the metadata calls.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import t from 'tap';
+import { AUTH_METADATA_KEY, makeClusterToken } from '../../src/common/cluster-auth.js';
+import { pb } from '../../src/common/node-service.js';
+import { getShard, putShard, spawnStorageNode, type NodeProcess } from '../lib/storage-node.js';
+
+const root = mkdtempSync(join(tmpdir(), 'tessera-node-it-'));
+t.teardown(() => rmSync(root, { recursive: true, force: true }));
+
+const BLOCK = 256 * 1024;
+
+async function startNode(t: { teardown(fn: () => unknown): void }, id: string, args: string[] = []): Promise<NodeProcess> {
+  const node = await spawnStorageNode(id, join(root, id), args);
+  t.teardown(() => node.stop('SIGKILL'));
+  return node;
+}
+
+function shardFile(dataDir: string, name: string): string {
+  for (const bucket of readdirSync(join(dataDir, 'shards'))) {
+    if (readdirSync(join(dataDir, 'shards', bucket)).includes(name)) return join(dataDir, 'shards', bucket, name);
+  }
+  throw new Error(`no shard file ${name}`);
+}
+
+function allFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+}
+
+function flipByte(path: string, offset: number): void {
+  const fd = openSync(path, 'r+');
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, offset);
+  byte[0] ^= 0x5a;
+  writeSync(fd, byte, 0, 1, offset);
+  closeSync(fd);
+}
+
+function grpcCode(err: unknown): number | undefined {
+  return (err as grpc.ServiceError).code;
+}
+
+t.test('shards: ranges, bit rot, missing', async (t) => {
+  const node = await startNode(t, 'n1');
+  const data = randomBytes(5 * 1024 * 1024 + 12345);
+  const written = await putShard(node, { dataId: 'obj-1', shardIndex: 2, blockSize: BLOCK }, data, 100_000);
+  t.equal(written.bytes, data.length);
+  t.equal(written.blocks, Math.ceil(data.length / BLOCK));
+
+  t.ok((await getShard(node, { dataId: 'obj-1', shardIndex: 2 })).equals(data), 'whole shard reads back');
+  for (const [offset, length] of [[0, 1], [BLOCK - 3, 10], [BLOCK, BLOCK], [1_000_000, 3_000_001], [data.length - 5, 0], [data.length, 0]] as const) {
+    const got = await getShard(node, { dataId: 'obj-1', shardIndex: 2, offset, length });
+    const want = data.subarray(offset, length ? offset + length : undefined);
+    t.ok(got.equals(want), `range ${offset}+${length}`);
+  }
+
+  await t.rejects(getShard(node, { dataId: 'obj-1', shardIndex: 5 }), { code: grpc.status.NOT_FOUND }, 'missing shard');
+  await t.rejects(getShard(node, { dataId: '../../etc', shardIndex: 0 }), { code: grpc.status.INVALID_ARGUMENT }, 'path escape refused');
+
+  flipByte(shardFile(join(root, 'n1'), 'obj-1.2'), 3 * BLOCK + 77);
+  await t.rejects(getShard(node, { dataId: 'obj-1', shardIndex: 2 }), { code: grpc.status.DATA_LOSS, details: /block 3\b/ }, 'rot is caught');
+  t.ok((await getShard(node, { dataId: 'obj-1', shardIndex: 2, offset: 0, length: 3 * BLOCK })).equals(data.subarray(0, 3 * BLOCK)),
+    'ranges before the bad block still read');
+
+  const verified = await node.call<pb.ShardVerifyResult>('VerifyShards', { shards: [{ dataId: 'obj-1', shardIndex: 2 }, { dataId: 'nope', shardIndex: 0 }] });
+  t.same(verified.shards.map((s) => [s.state, s.badBlock]), [[pb.ShardStatus.State.CORRUPT, 3], [pb.ShardStatus.State.MISSING, 0]]);
+
+  const report = await node.call<pb.ScrubReport>('Scrub', { orphanGraceMs: 3600_000 });
+  t.equal(report.shardsChecked, 1);
+  t.same(report.corrupt.map((s) => [s.shard?.dataId, s.badBlock]), [['obj-1', 3]], 'scrub reports the corrupt block');
+
+  await node.call('DeleteShards', { shards: [{ dataId: 'obj-1', shardIndex: 2 }] });
+  await t.rejects(getShard(node, { dataId: 'obj-1', shardIndex: 2 }), { code: grpc.status.NOT_FOUND }, 'deleted');
+});
+
+t.test('capacity limit: RESOURCE_EXHAUSTED and nothing left behind', async (t) => {
+  const node = await startNode(t, 'full', ['--capacity', String(1024 * 1024)]);
+  await t.rejects(putShard(node, { dataId: 'big', shardIndex: 0, blockSize: BLOCK }, randomBytes(2 * 1024 * 1024)),
+    { code: grpc.status.RESOURCE_EXHAUSTED });
+  t.same(allFiles(join(root, 'full', 'shards')), [], 'no shard file');
+  t.same(allFiles(join(root, 'full', 'tmp')), [], 'no temp file');
+  const health = await node.call<pb.HealthResult>('Health', {});
+  t.equal(health.usedBytes, 0);
+  t.equal(health.capacityBytes, 1024 * 1024);
+  const small = await putShard(node, { dataId: 'small', shardIndex: 0, blockSize: BLOCK }, randomBytes(1000));
+  t.equal(small.bytes, 1000, 'a shard that fits is still accepted');
+});
+
+t.test('calls without a valid cluster token are refused', async (t) => {
+  const node = await startNode(t, 'auth');
+  await t.rejects(node.call('Health', {}, new grpc.Metadata()), { code: grpc.status.UNAUTHENTICATED });
+  const wrong = new grpc.Metadata();
+  wrong.set(AUTH_METADATA_KEY, makeClusterToken('not-the-secret'));
+  await t.rejects(node.call('GetClusterMap', {}, wrong), { code: grpc.status.UNAUTHENTICATED });
+  await t.rejects(node.call('SetClusterMap', { epoch: 99 }, wrong), { code: grpc.status.UNAUTHENTICATED });
+  const map = await node.call<pb.ClusterMap>('GetClusterMap', {});
+  t.equal(map.epoch, 0, 'the refused write did nothing');
+});
+
+t.test('SIGKILL during PutShard leaves no shard; scrub removes the temp file', async (t) => {
+  const dataDir = join(root, 'killed');
+  const node = await spawnStorageNode('killed', dataDir);
+  const call = (node.client as unknown as { PutShard: Function }).PutShard(node.auth(), () => {}) as grpc.ClientWritableStream<pb.IShardWrite>;
+  call.on('error', () => {});
+  call.write({ header: { dataId: 'half', shardIndex: 1, blockSize: BLOCK } });
+  call.write({ data: randomBytes(3 * BLOCK) });
+  while (allFiles(join(dataDir, 'tmp')).length === 0) await new Promise((r) => setTimeout(r, 20));
+  await node.stop('SIGKILL');
+
+  const restarted = await startNode(t, 'killed');
+  await t.rejects(getShard(restarted, { dataId: 'half', shardIndex: 1 }), { code: grpc.status.NOT_FOUND });
+  const report = await restarted.call<pb.ScrubReport>('Scrub', { orphanGraceMs: 0, removeOrphans: true });
+  t.same(report.orphans.map((o) => [o.dataId, o.shardIndex]), [['half', 1]]);
+  t.equal(report.orphansRemoved, 1);
+  t.same(allFiles(join(dataDir, 'tmp')), [], 'temp file gone');
+});
+
+t.test('metadata, listing, records, cluster map and health over gRPC', async (t) => {
+  const node = await startNode(t, 'meta');
+  const version = (key: string, hlc: number, extra: Partial<pb.IObjectVersion> = {}): pb.IObjectVersion =>
+    ({ bucket: 'b', key, versionId: 'null', hlc, size: 3, etag: '"e"', ...extra });
+  const put = await node.call<pb.PutMetaResult>('PutMeta', {
+    versions: [version('a/1', 10), version('a/2', 10), version('c', 10, { segments: [{ dataId: 'd1', inline: true, inlineShard: Buffer.from('abc') }] })],
+  });
+  t.same(put.applied, [true, true, true]);
+  const late = await node.call<pb.PutMetaResult>('PutMeta', { versions: [version('c', 5)] });
+  t.same(late.applied, [false], 'an older null version arriving late is ignored');
+
+  const got = await node.call<pb.GetMetaResult>('GetMeta', { keys: [{ bucket: 'b', key: 'c' }, { bucket: 'b', key: 'zz' }], withInline: true });
+  t.equal(got.results[0]!.found, true);
+  t.equal(Buffer.from(got.results[0]!.version!.segments![0]!.inlineShard!).toString(), 'abc');
+  t.equal(got.results[0]!.version!.hlc, 10);
+  t.equal(got.results[1]!.found, false);
+
+  const pages: pb.ListPage[] = [];
+  const stream = (node.client as unknown as { List: Function }).List({ bucket: 'b', delimiter: '/', limit: 10 }, node.auth()) as grpc.ClientReadableStream<pb.ListPage>;
+  for await (const page of stream) pages.push(page as pb.ListPage);
+  const entries = pages.flatMap((p) => p.entries);
+  t.same(entries.map((e) => e.commonPrefix || e.version?.key), ['a/', 'c']);
+  t.equal(entries[1]!.version!.segments![0]!.inlineShard!.length, 0, 'listing strips inline shards');
+  t.equal(pages.at(-1)!.truncated, false);
+
+  await node.call('PutRecords', { records: [{ namespace: 'bucket', key: 'b', value: Buffer.from('{}'), hlc: 7 }] });
+  const record = await node.call<pb.Record>('GetRecord', { namespace: 'bucket', key: 'b' });
+  t.equal(record.hlc, 7);
+  await t.rejects(node.call('GetRecord', { namespace: 'bucket', key: 'other' }), { code: grpc.status.NOT_FOUND });
+
+  t.equal((await node.call<pb.Ack>('SetClusterMap', { epoch: 3, nodes: [{ id: 'meta', address: node.address, weight: 1 }] })).ok, true);
+  t.equal((await node.call<pb.Ack>('SetClusterMap', { epoch: 2 })).ok, false, 'an older epoch is ignored');
+  const health = await node.call<pb.HealthResult>('Health', {});
+  t.equal(health.nodeId, 'meta');
+  t.equal(health.mapEpoch, 3);
+  t.equal(health.objectCount, 3);
+  t.ok(health.freeBytes > 0);
+  t.equal(grpcCode(await node.call('PutMeta', { versions: [version('bad\0key', 1)] }).catch((e) => e)), grpc.status.INVALID_ARGUMENT);
+});
