@@ -2,7 +2,7 @@
 // catch-all route, and the request pipeline described at the top of router.ts.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ObjectStore } from '../replication/types.js';
 import { authenticate } from './auth/index.js';
 import { authorize, resourceOf } from './auth/authorize.js';
@@ -75,7 +75,7 @@ function createApp(options: GatewayOptions, services: Services): FastifyInstance
     exposeHeadRoutes: false,
     genReqId: newRequestId,
     requestIdHeader: false,
-    disableRequestLogging: true, // logged once per request below, with presigned URLs redacted
+    logController: new LogController({ disableRequestLogging: true }), // logged below, presigned URLs redacted
     keepAliveTimeout: 65_000,
     forceCloseConnections: true,
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 65_535 },
