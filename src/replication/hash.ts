@@ -12,83 +12,81 @@ export interface Digest64 {
 /** The 128-bit SipHash key as four little-endian 32-bit words: k0 = (w1:w0), k1 = (w3:w2). */
 export type SipKey = readonly [number, number, number, number];
 
-// SipHash state v0..v3 as hi/lo halves, reused across calls (hashing is synchronous).
-const v = new Uint32Array(8);
-const tail = new Uint8Array(8);
-const V0H = 0, V0L = 1, V1H = 2, V1L = 3, V2H = 4, V2L = 5, V3H = 6, V3L = 7;
+// The message as little-endian 32-bit words, zero past its end; reused across calls (hashing is
+// synchronous) so hashing allocates nothing per call.
+let words = new Uint32Array(64);
 
-/** a += b (64-bit) on slots of `v`. */
-function add(ah: number, al: number, bh: number, bl: number): void {
-  const lo = v[al]! + v[bl]!;
-  v[ah] = v[ah]! + v[bh]! + (lo > 0xffffffff ? 1 : 0);
-  v[al] = lo;
+function reserveWords(byteLength: number): Uint32Array {
+  const needed = ((byteLength >>> 3) + 1) * 2;
+  if (words.length < needed) words = new Uint32Array(needed * 2);
+  words.fill(0, 0, needed);
+  return words;
 }
 
-/** a = rotl(a, n) ^ b (64-bit, 0 < n < 64) on slots of `v`. */
-function rotlXor(ah: number, al: number, n: number, bh: number, bl: number): void {
-  let h = v[ah]!, l = v[al]!;
-  if (n >= 32) { const t = h; h = l; l = t; n -= 32; }
-  if (n > 0) { const t = (h << n) | (l >>> (32 - n)); l = (l << n) | (h >>> (32 - n)); h = t; }
-  v[ah] = h ^ v[bh]!;
-  v[al] = l ^ v[bl]!;
+/** Loads a string as its UTF-16LE code units (injective on JavaScript strings); returns its byte length. */
+function loadString(text: string): number {
+  const w = reserveWords(text.length * 2);
+  for (let i = 0; i < text.length; i += 2) {
+    w[i >>> 1] = (text.charCodeAt(i) | ((text.charCodeAt(i + 1) || 0) << 16)) >>> 0;
+  }
+  return text.length * 2;
 }
 
-/** a = rotl(a, 32) (64-bit) on slots of `v`. */
-function swapHalves(ah: number, al: number): void {
-  const t = v[ah]!;
-  v[ah] = v[al]!;
-  v[al] = t;
+function loadBytes(bytes: Uint8Array): number {
+  const w = reserveWords(bytes.length);
+  for (let i = 0; i < bytes.length; i++) w[i >>> 2] = (w[i >>> 2]! | (bytes[i]! << ((i & 3) << 3))) >>> 0;
+  return bytes.length;
 }
 
-function sipRound(): void {
-  add(V0H, V0L, V1H, V1L); rotlXor(V1H, V1L, 13, V0H, V0L); swapHalves(V0H, V0L);
-  add(V2H, V2L, V3H, V3L); rotlXor(V3H, V3L, 16, V2H, V2L);
-  add(V0H, V0L, V3H, V3L); rotlXor(V3H, V3L, 21, V0H, V0L);
-  add(V2H, V2L, V1H, V1L); rotlXor(V1H, V1L, 17, V2H, V2L); swapHalves(V2H, V2L);
-}
-
-function compress(hi: number, lo: number, rounds: number): void {
-  v[V3H] ^= hi; v[V3L] ^= lo;
-  for (let r = 0; r < rounds; r++) sipRound();
-  v[V0H] ^= hi; v[V0L] ^= lo;
-}
-
-/** Reads byte `i` of a message given as a string (UTF-16LE code units) or bytes. */
-type ByteAt = (message: string & Uint8Array, i: number) => number;
-const stringByte = (s: string, i: number) => (s.charCodeAt(i >>> 1) >>> ((i & 1) << 3)) & 0xff;
-const arrayByte = (b: Uint8Array, i: number) => b[i]!;
-
-function word(message: string & Uint8Array, at: number, byteAt: ByteAt): number {
-  return (byteAt(message, at) | (byteAt(message, at + 1) << 8) | (byteAt(message, at + 2) << 16)
-    | (byteAt(message, at + 3) << 24)) >>> 0;
+/** SipHash-2-4 under `key` of the `byteLength` bytes loaded into `words`. */
+function sipHashLoaded(key: SipKey, byteLength: number): Digest64 {
+  const [k0l, k0h, k1l, k1h] = key;
+  let v0h = (k0h ^ 0x736f6d65) >>> 0, v0l = (k0l ^ 0x70736575) >>> 0;
+  let v1h = (k1h ^ 0x646f7261) >>> 0, v1l = (k1l ^ 0x6e646f6d) >>> 0;
+  let v2h = (k0h ^ 0x6c796765) >>> 0, v2l = (k0l ^ 0x6e657261) >>> 0;
+  let v3h = (k1h ^ 0x74656462) >>> 0, v3l = (k1l ^ 0x79746573) >>> 0;
+  // The last block holds the tail bytes, zero-padded, with the length mod 256 in its top byte.
+  const blocks = (byteLength >>> 3) + 1;
+  words[blocks * 2 - 1] = (words[blocks * 2 - 1]! | ((byteLength & 0xff) << 24)) >>> 0;
+  // Blocks 0..blocks-1 are compressed with 2 rounds each; the extra pass is finalisation (4 rounds).
+  for (let block = 0; block <= blocks; block++) {
+    const finalising = block === blocks;
+    const ml = finalising ? 0 : words[block * 2]!;
+    const mh = finalising ? 0 : words[block * 2 + 1]!;
+    if (finalising) v2l = (v2l ^ 0xff) >>> 0;
+    v3h = (v3h ^ mh) >>> 0; v3l = (v3l ^ ml) >>> 0;
+    for (let round = finalising ? 4 : 2; round > 0; round--) {
+      let l: number, h: number;
+      // v0 += v1; v1 = rotl(v1, 13) ^ v0; v0 = rotl(v0, 32)
+      l = v0l + v1l; v0h = (v0h + v1h + (l > 0xffffffff ? 1 : 0)) >>> 0; v0l = l >>> 0;
+      h = (v1h << 13) | (v1l >>> 19); l = (v1l << 13) | (v1h >>> 19);
+      v1h = (h ^ v0h) >>> 0; v1l = (l ^ v0l) >>> 0;
+      h = v0h; v0h = v0l; v0l = h;
+      // v2 += v3; v3 = rotl(v3, 16) ^ v2
+      l = v2l + v3l; v2h = (v2h + v3h + (l > 0xffffffff ? 1 : 0)) >>> 0; v2l = l >>> 0;
+      h = (v3h << 16) | (v3l >>> 16); l = (v3l << 16) | (v3h >>> 16);
+      v3h = (h ^ v2h) >>> 0; v3l = (l ^ v2l) >>> 0;
+      // v0 += v3; v3 = rotl(v3, 21) ^ v0
+      l = v0l + v3l; v0h = (v0h + v3h + (l > 0xffffffff ? 1 : 0)) >>> 0; v0l = l >>> 0;
+      h = (v3h << 21) | (v3l >>> 11); l = (v3l << 21) | (v3h >>> 11);
+      v3h = (h ^ v0h) >>> 0; v3l = (l ^ v0l) >>> 0;
+      // v2 += v1; v1 = rotl(v1, 17) ^ v2; v2 = rotl(v2, 32)
+      l = v2l + v1l; v2h = (v2h + v1h + (l > 0xffffffff ? 1 : 0)) >>> 0; v2l = l >>> 0;
+      h = (v1h << 17) | (v1l >>> 15); l = (v1l << 17) | (v1h >>> 15);
+      v1h = (h ^ v2h) >>> 0; v1l = (l ^ v2l) >>> 0;
+      h = v2h; v2h = v2l; v2l = h;
+    }
+    v0h = (v0h ^ mh) >>> 0; v0l = (v0l ^ ml) >>> 0;
+  }
+  return { hi: (v0h ^ v1h ^ v2h ^ v3h) >>> 0, lo: (v0l ^ v1l ^ v2l ^ v3l) >>> 0 };
 }
 
 /**
- * SipHash-2-4 of `message` under `key`. A string is hashed as its UTF-16LE code units (injective
- * on JavaScript strings and free of allocation); bytes are hashed as they are.
+ * SipHash-2-4 of `message` under `key`. A string is hashed as its UTF-16LE code units; bytes are
+ * hashed as they are.
  */
 export function sipHash24(key: SipKey, message: string | Uint8Array): Digest64 {
-  const byteAt = (typeof message === 'string' ? stringByte : arrayByte) as ByteAt;
-  const msg = message as string & Uint8Array;
-  const length = typeof message === 'string' ? message.length * 2 : message.length;
-  const [k0l, k0h, k1l, k1h] = key;
-  v[V0H] = k0h ^ 0x736f6d65; v[V0L] = k0l ^ 0x70736575;
-  v[V1H] = k1h ^ 0x646f7261; v[V1L] = k1l ^ 0x6e646f6d;
-  v[V2H] = k0h ^ 0x6c796765; v[V2L] = k0l ^ 0x6e657261;
-  v[V3H] = k1h ^ 0x74656462; v[V3L] = k1l ^ 0x79746573;
-
-  const whole = length - (length % 8);
-  for (let i = 0; i < whole; i += 8) compress(word(msg, i + 4, byteAt), word(msg, i, byteAt), 2);
-  // Last block: the remaining bytes, zero-padded, with length mod 256 in the top byte.
-  tail.fill(0);
-  for (let i = whole; i < length; i++) tail[i - whole] = byteAt(msg, i);
-  tail[7] = length & 0xff;
-  const t = tail as string & Uint8Array;
-  compress(word(t, 4, arrayByte as ByteAt), word(t, 0, arrayByte as ByteAt), 2);
-
-  v[V2L] ^= 0xff;
-  for (let r = 0; r < 4; r++) sipRound();
-  return { hi: (v[V0H]! ^ v[V1H]! ^ v[V2H]! ^ v[V3H]!) >>> 0, lo: (v[V0L]! ^ v[V1L]! ^ v[V2L]! ^ v[V3L]!) >>> 0 };
+  return sipHashLoaded(key, typeof message === 'string' ? loadString(message) : loadBytes(message));
 }
 
 const KEY_FROM_SEED_A: SipKey = [0x7e55e7a0, 0x706c6163, 0x656d656e, 0x74000001];
@@ -116,11 +114,16 @@ function mix32(x: number): number {
 const TWO_POW_53 = 2 ** 53;
 
 /**
- * A uniform number in (0, 1) with 53 random bits for the pair (a, b) of 64-bit digests. Both
- * digests come out of SipHash, so mixing their xor is enough to decorrelate pairs.
+ * The top 32 bits of the uniform number of an (object, node) pair, from the high halves of their
+ * digests. Both digests come out of SipHash, so mixing their xor is enough to decorrelate pairs;
+ * it is cheap, and decides most comparisons on its own.
  */
-export function pairUniform(aHi: number, aLo: number, bHi: number, bLo: number): number {
-  const hi = mix32((aHi ^ bHi) + mix32(aLo ^ bLo));
-  const lo = mix32((aLo ^ bLo) ^ Math.imul(hi, 0x9e3779b9));
-  return (hi * 2 ** 21 + (lo >>> 11) + 0.5) / TWO_POW_53;
+export function pairHigh(objectHi: number, nodeHi: number): number {
+  return mix32(objectHi ^ nodeHi);
+}
+
+/** The pair's uniform number in (0, 1) with 53 bits, whose top 32 bits are `high` (from pairHigh). */
+export function pairUniform(high: number, objectLo: number, nodeLo: number): number {
+  const low = mix32(objectLo ^ nodeLo ^ Math.imul(high, 0x9e3779b9));
+  return (high * 2 ** 21 + (low >>> 11) + 0.5) / TWO_POW_53;
 }

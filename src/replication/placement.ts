@@ -9,42 +9,48 @@
 // placement seed, so crafted keys cannot pile onto one node.
 import { StoreError } from '../common/errors.js';
 import { pb } from '../common/node-service.js';
-import { pairUniform, sipHash24, sipKeyFromSeed, type SipKey } from './hash.js';
+import { pairHigh, pairUniform, sipHash24, sipKeyFromSeed, type SipKey } from './hash.js';
+import { calibratedRates, zoneShardCounts } from './placement-weights.js';
+
+const TWO_POW_MINUS_32 = 2 ** -32;
 
 /** A cluster map prepared for placement lookups: candidates, their digests and weights. */
 export class Placement {
-  private readonly ids: string[] = [];
+  private readonly ids: string[];
+  private readonly weights: number[];
   private readonly digestHi: Uint32Array;
   private readonly digestLo: Uint32Array;
-  private readonly inverseWeight: Float64Array;
   private readonly zoneOf: Int32Array;
-  private readonly zoneCount: number;
+  private readonly zoneMembers: number[][] = [];
   private readonly key: SipKey;
+  /** 1 / calibrated rate of every candidate, per shard count. */
+  private readonly inverseRates = new Map<number, Float64Array>();
 
   constructor(map: pb.IClusterMap) {
     this.key = sipKeyFromSeed(map.placementSeed);
     const candidates = upNodes(map);
     const n = candidates.length;
+    this.ids = candidates.map((node) => node.id);
+    this.weights = candidates.map((node) => node.weight);
     this.digestHi = new Uint32Array(n);
     this.digestLo = new Uint32Array(n);
-    this.inverseWeight = new Float64Array(n);
     this.zoneOf = new Int32Array(n);
     const zones = new Map<string, number>();
     candidates.forEach((node, i) => {
       const digest = sipHash24(this.key, node.id);
-      this.ids.push(node.id);
       this.digestHi[i] = digest.hi;
       this.digestLo[i] = digest.lo;
-      this.inverseWeight[i] = 1 / node.weight;
-      if (!zones.has(node.zone)) zones.set(node.zone, zones.size);
+      if (!zones.has(node.zone)) {
+        zones.set(node.zone, zones.size);
+        this.zoneMembers.push([]);
+      }
       this.zoneOf[i] = zones.get(node.zone)!;
+      this.zoneMembers[this.zoneOf[i]!]!.push(i);
     });
-    this.zoneCount = zones.size;
   }
 
-  /** How many nodes can take new placements. */
-  get candidateCount(): number {
-    return this.ids.length;
+  private get zoneCount(): number {
+    return this.zoneMembers.length;
   }
 
   /** The ids of `count` distinct UP nodes for an object, in shard order. */
@@ -56,7 +62,7 @@ export class Placement {
       throw new StoreError('Unavailable', `placement needs ${count} nodes but only ${this.ids.length} are up`,
         { needed: count, up: this.ids.length });
     }
-    const best = this.bestPerZone(objectDigestInput(bucket, key), count);
+    const best = this.bestPerZone(objectDigestInput(bucket, key), count, this.inverseRatesFor(count));
     return this.pickRoundRobin(best, count).map((i) => this.ids[i]!);
   }
 
@@ -64,15 +70,18 @@ export class Placement {
    * For every zone, its `count` lowest-scoring nodes, best first: zone z's list is at
    * [z * count, (z + 1) * count) of `scores` and `nodes` (empty places score Infinity).
    */
-  private bestPerZone(objectName: string, count: number): ZoneRanking {
+  private bestPerZone(objectName: string, count: number, inverseRate: Float64Array): ZoneRanking {
     const object = sipHash24(this.key, objectName);
     const scores = new Float64Array(this.zoneCount * count).fill(Infinity);
     const nodes = new Int32Array(this.zoneCount * count);
     for (let i = 0; i < this.ids.length; i++) {
-      const u = pairUniform(object.hi, object.lo, this.digestHi[i]!, this.digestLo[i]!);
-      const score = -Math.log(u) * this.inverseWeight[i]!;
       const start = this.zoneOf[i]! * count;
       let at = start + count - 1;
+      // -ln(u) >= 1 - u, and u < (high + 1) / 2^32: most nodes lose on this bound alone.
+      const high = pairHigh(object.hi, this.digestHi[i]!);
+      if ((1 - (high + 1) * TWO_POW_MINUS_32) * inverseRate[i]! >= scores[at]!) continue;
+      const u = pairUniform(high, object.lo, this.digestLo[i]!);
+      const score = -Math.log(u) * inverseRate[i]!;
       if (score >= scores[at]!) continue;
       // Insertion into the zone's short sorted list.
       for (; at > start && scores[at - 1]! > score; at--) {
@@ -85,8 +94,24 @@ export class Placement {
     return { scores, nodes };
   }
 
+  /** Calibrated per zone for the number of shards the zone takes (see placement-weights.ts). */
+  private inverseRatesFor(count: number): Float64Array {
+    let inverse = this.inverseRates.get(count);
+    if (!inverse) {
+      inverse = new Float64Array(this.ids.length);
+      const shardCounts = zoneShardCounts(this.zoneMembers.map((members) => members.length), count);
+      this.zoneMembers.forEach((members, zone) => {
+        const rates = calibratedRates(members.map((i) => this.weights[i]!), shardCounts[zone]!);
+        members.forEach((node, j) => { inverse![node] = 1 / rates[j]!; });
+      });
+      this.inverseRates.set(count, inverse);
+    }
+    return inverse;
+  }
+
   /** Round r takes the r-th best node of every zone that has one, best score first. */
   private pickRoundRobin({ scores, nodes }: ZoneRanking, count: number): number[] {
+    if (this.zoneCount === 1) return Array.from(nodes);
     const picked: number[] = [];
     for (let round = 0; picked.length < count; round++) {
       const contenders: number[] = [];
