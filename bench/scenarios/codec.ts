@@ -1,7 +1,9 @@
 // `npm run bench -- codec [--seconds 0.5] [--stripe-kib 1024] [--layouts 4+2,8+4,12+4] [--cold-mib 96]`
 // Reed-Solomon encode and reconstruct speed of Tessera's codec, one kernel at a time, side by side
 // with the naive table-driven JavaScript codec in the same run. Single-threaded, so every figure
-// is per core. Throughput counts stripe data bytes (k shards), GB = 1e9 bytes.
+// is per core. Throughput counts stripe data bytes (k shards), GB = 1e9 bytes, over the process's
+// CPU time, so it stays the codec's own figure on a busy machine; the wall-clock rate and the
+// per-stripe wall latencies (which do show time lost to other processes) are kept beside it.
 // Two passes: "warm" cycles 4 stripes, which stay in L3 as a stripe just received from the network
 // would; "cold" cycles stripes filling --cold-mib MiB (pick several times the L3 size), so every
 // stripe comes from DRAM and the figure is bounded by memory bandwidth.
@@ -28,7 +30,8 @@ interface Layout {
 }
 
 interface Measurement {
-  gbPerSecond: number;
+  gbPerCpuSecond: number;
+  gbPerWallSecond: number;
   p50Us: number;
   p99Us: number;
   stripes: number;
@@ -64,6 +67,7 @@ function makeStripes(layout: Layout, shardBytes: number, count: number): Stripe[
 function measure(stripes: Stripe[], dataBytes: number, ms: number, step: (stripe: Stripe) => void): Measurement {
   for (let i = 0; i < WARMUP_STRIPES; i++) step(stripes[i % stripes.length]);
   const latenciesNs: number[] = [];
+  const cpuBefore = process.cpuUsage();
   const deadline = process.hrtime.bigint() + BigInt(Math.round(ms * 1e6));
   for (let before = process.hrtime.bigint(); before < deadline || latenciesNs.length < WARMUP_STRIPES;) {
     step(stripes[latenciesNs.length % stripes.length]);
@@ -71,11 +75,15 @@ function measure(stripes: Stripe[], dataBytes: number, ms: number, step: (stripe
     latenciesNs.push(Number(after - before));
     before = after;
   }
-  const totalNs = latenciesNs.reduce((sum, ns) => sum + ns, 0);
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuNs = (cpu.user + cpu.system) * 1000;
+  const wallNs = latenciesNs.reduce((sum, ns) => sum + ns, 0);
+  const bytes = dataBytes * latenciesNs.length;
   latenciesNs.sort((a, b) => a - b);
   const percentileUs = (p: number) => latenciesNs[Math.ceil((p / 100) * latenciesNs.length) - 1] / 1000;
   return {
-    gbPerSecond: round((dataBytes * latenciesNs.length) / totalNs, 3),
+    gbPerCpuSecond: round(bytes / cpuNs, 3),
+    gbPerWallSecond: round(bytes / wallNs, 3),
     p50Us: round(percentileUs(50), 1),
     p99Us: round(percentileUs(99), 1),
     stripes: latenciesNs.length,
@@ -110,7 +118,7 @@ function parseLayouts(text: string): Layout[] {
 
 function printRow(r: Result): void {
   const cell = (x: Measurement, ratio: number) =>
-    `${x.gbPerSecond.toFixed(2).padStart(7)} GB/s ${`${ratio.toFixed(1)}x`.padStart(7)}  p50 ${x.p50Us.toFixed(0).padStart(6)} µs  p99 ${x.p99Us.toFixed(0).padStart(6)} µs`;
+    `${x.gbPerCpuSecond.toFixed(2).padStart(7)} GB/s ${`${ratio.toFixed(1)}x`.padStart(7)}  p50 ${x.p50Us.toFixed(0).padStart(6)} µs  p99 ${x.p99Us.toFixed(0).padStart(6)} µs`;
   console.log(`${r.cache.padEnd(5)} ${r.layout.padEnd(6)} ${r.codec.padEnd(22)} | ${cell(r.encode, r.encodeRatio)} | ${cell(r.reconstruct, r.reconstructRatio)}`);
 }
 
@@ -132,8 +140,8 @@ function benchPass(cache: Cache, poolBytes: number, layouts: Layout[], stripeByt
         layout: `${layout.k}+${layout.m}`,
         codec,
         ...measured,
-        encodeRatio: round(measured.encode.gbPerSecond / naive.encode.gbPerSecond, 1),
-        reconstructRatio: round(measured.reconstruct.gbPerSecond / naive.reconstruct.gbPerSecond, 1),
+        encodeRatio: round(measured.encode.gbPerCpuSecond / naive.encode.gbPerCpuSecond, 1),
+        reconstructRatio: round(measured.reconstruct.gbPerCpuSecond / naive.reconstruct.gbPerCpuSecond, 1),
       };
       results.push(result);
       printRow(result);
@@ -149,11 +157,12 @@ function checkTarget(results: Result[], cache: Cache) {
   const target = {
     cache,
     codec: best.codec,
-    encodeGbPerSecond: best.encode.gbPerSecond,
+    encodeGbPerCpuSecond: best.encode.gbPerCpuSecond,
+    encodeGbPerWallSecond: best.encode.gbPerWallSecond,
     encodeRatio: best.encodeRatio,
-    met: best.encodeRatio >= TARGET_RATIO && best.encode.gbPerSecond >= TARGET_GB_PER_SECOND,
+    met: best.encodeRatio >= TARGET_RATIO && best.encode.gbPerCpuSecond >= TARGET_GB_PER_SECOND,
   };
-  console.log(`${cache} 4+2 encode, default kernel ${target.codec}: ${target.encodeGbPerSecond} GB/s, ${target.encodeRatio}x naive; `
+  console.log(`${cache} 4+2 encode, default kernel ${target.codec}: ${target.encodeGbPerCpuSecond} GB/s per CPU second (${target.encodeGbPerWallSecond} wall), ${target.encodeRatio}x naive; `
     + `target >= ${TARGET_RATIO}x and >= ${TARGET_GB_PER_SECOND} GB/s: ${target.met ? 'met' : 'NOT met'}`);
   return target;
 }
@@ -166,7 +175,7 @@ export async function run(argv: string[]): Promise<number> {
   const layouts = parseLayouts(flag(args, 'layouts') ?? '4+2,8+4,12+4');
 
   console.log(`Reed-Solomon codec, ${stripeBytes} B stripes, 1 core (${cpus()[0]?.model ?? 'unknown CPU'}), kernels: ${availableKernels.join(', ')}`);
-  console.log(`${'cache'.padEnd(5)} ${'layout'.padEnd(6)} ${'codec'.padEnd(22)} | ${'encode   (x naive)'.padEnd(46)} | reconstruct m lost data shards (x naive)`);
+  console.log(`${'cache'.padEnd(5)} ${'layout'.padEnd(6)} ${'codec'.padEnd(22)} | ${'encode GB/s per CPU s (x naive), wall latency'.padEnd(56)} | reconstruct m lost data shards`);
   const results = benchPass('warm', 0, layouts, stripeBytes, ms);
   if (coldPoolBytes > 0) results.push(...benchPass('cold', coldPoolBytes, layouts, stripeBytes, ms));
 
