@@ -70,13 +70,13 @@ function httpDate(value: string | undefined): number | undefined {
  * S3's precedence: If-Match (412) overrides If-Unmodified-Since; If-None-Match (304) overrides
  * If-Modified-Since; failures that give 412 are checked before those that give 304.
  */
-export function evaluateConditions(ctx: S3Context, version: ObjectVersion): 'ok' | 'not-modified' | 'failed' {
+export function evaluateConditions(headerOf: (name: string) => string | undefined, version: Pick<ObjectVersion, 'etag' | 'lastModifiedMs'>): 'ok' | 'not-modified' | 'failed' {
   const etag = version.etag ?? '';
   const modified = seconds(Number(version.lastModifiedMs ?? 0));
-  const ifMatch = header(ctx.request, 'if-match');
-  const ifUnmodifiedSince = httpDate(header(ctx.request, 'if-unmodified-since'));
-  const ifNoneMatch = header(ctx.request, 'if-none-match');
-  const ifModifiedSince = httpDate(header(ctx.request, 'if-modified-since'));
+  const ifMatch = headerOf('if-match');
+  const ifUnmodifiedSince = httpDate(headerOf('if-unmodified-since'));
+  const ifNoneMatch = headerOf('if-none-match');
+  const ifModifiedSince = httpDate(headerOf('if-modified-since'));
   if (ifMatch !== undefined) {
     if (!etagMatches(ifMatch, etag)) return 'failed';
   } else if (ifUnmodifiedSince !== undefined && modified > seconds(ifUnmodifiedSince)) {
@@ -106,7 +106,7 @@ export function parseRange(value: string | undefined, size: number): ByteRange |
     return { start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(m[1]);
-  const end = m[2] === '' ? size - 1 : Number(m[2]);
+  const end = m[2] === '' ? Infinity : Number(m[2]);
   if (end < start) return undefined;
   if (start >= size) throw unsatisfiable();
   return { start, end: Math.min(end, size - 1) };
@@ -160,7 +160,7 @@ async function getOrHeadObject(ctx: S3Context): Promise<void> {
   const key = requireKey(ctx);
   const version = await resolveVersion(ctx, bucket, key, queryParam(ctx, 'versionId'));
   const headers = objectHeaders(bucket, version);
-  const condition = evaluateConditions(ctx, version);
+  const condition = evaluateConditions((name) => header(ctx.request, name), version);
   if (condition === 'failed') throw new S3Error('PreconditionFailed', { fields: { Condition: 'If-Match' } });
   if (condition === 'not-modified') {
     void ctx.reply.code(304).headers({ etag: headers.etag!, 'last-modified': headers['last-modified']!, ...versionIdHeader(bucket, version) }).send();
