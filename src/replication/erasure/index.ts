@@ -1,5 +1,5 @@
 // Systematic Reed-Solomon over GF(2^8): `createCodec(k, m)` returns an ErasureCodec whose bulk work
-// runs in a native SIMD kernel. Decode matrices are cached per erasure pattern.
+// runs in a native SIMD kernel. Recovery (decode) matrices are cached per erasure pattern.
 import { StoreError } from '../../common/errors.js';
 import type { ErasureCodec } from './codec.js';
 import { applyMatrix, availableKernels, kernelIndex, prepare, type PreparedMatrix } from './kernel.js';
@@ -10,7 +10,7 @@ export { availableKernels };
 
 export const MAX_DATA_SHARDS = 16;
 export const MAX_PARITY_SHARDS = 16;
-const DECODE_CACHE_SIZE = 64;
+const RECOVERY_CACHE_SIZE = 64;
 
 class ReedSolomonCodec implements ErasureCodec {
   private readonly encodeMatrix: Matrix;
@@ -69,7 +69,7 @@ class ReedSolomonCodec implements ErasureCodec {
     } else {
       const decode = invert(selectRows(this.encodeMatrix, sources));
       matrix = prepare(multiply(selectRows(this.encodeMatrix, targets), decode));
-      if (this.recoveryMatrices.size >= DECODE_CACHE_SIZE) this.recoveryMatrices.delete(this.recoveryMatrices.keys().next().value as number);
+      if (this.recoveryMatrices.size >= RECOVERY_CACHE_SIZE) this.recoveryMatrices.delete(this.recoveryMatrices.keys().next().value as number);
     }
     this.recoveryMatrices.set(key, matrix);
     return matrix;
