@@ -2,70 +2,16 @@
 // @aws-sdk/client-s3, @smithy/signature-v4 (the SDK's signer), botocore (python3), and the
 // worked aws-chunked example of the S3 API reference.
 import { execFile } from 'node:child_process';
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SignatureV4 } from '@smithy/signature-v4';
-import type { Hash as SmithyHash, SourceData } from '@smithy/types';
 import t from 'tap';
 import type { AccessKey } from '../../src/gateway/auth/keys.js';
 import { keysOf, startAuthServer, TEST_KEY } from '../lib/gateway-auth-server.js';
+import { errorCode, send, sha256Hex, signedRequest, signer } from '../lib/s3-request.js';
 
 const execFileAsync = promisify(execFile);
-
-class NodeSha256 implements SmithyHash {
-  private readonly hash: Hash | Hmac;
-  constructor(secret?: SourceData) {
-    this.hash = secret ? createHmac('sha256', toBuffer(secret)) : createHash('sha256');
-  }
-  update(data: SourceData): void { this.hash.update(toBuffer(data)); }
-  async digest(): Promise<Uint8Array> { return new Uint8Array(this.hash.digest()); }
-  reset(): void { /* one digest per instance */ }
-}
-
-function toBuffer(data: SourceData): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
-}
-
-const sha256Hex = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }
-
-function send(endpoint: string, options: { method: string; path: string; headers: Record<string, string>; body?: Buffer | string }): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${endpoint}${options.path}`, { method: options.method, headers: options.headers, setHost: !Object.keys(options.headers).some((h) => h.toLowerCase() === 'host') }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() }));
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
-const errorCode = (reply: Reply) => /<Code>([^<]+)<\/Code>/.exec(reply.body)?.[1];
-
-function signer(key: AccessKey = TEST_KEY) {
-  return new SignatureV4({
-    service: 's3', region: 'us-east-1', sha256: NodeSha256, uriEscapePath: false,
-    credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-  });
-}
-
-async function signedRequest(endpoint: string, options: { method: string; path: string; body?: string; payloadHash?: string; signingDate?: Date; headers?: Record<string, string> }) {
-  const url = new URL(`${endpoint}${options.path}`);
-  const query: Record<string, string> = {};
-  url.searchParams.forEach((v, k) => { query[k] = v; });
-  const signed = await signer().sign({
-    method: options.method, protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: url.pathname, query,
-    headers: { host: url.host, 'x-amz-content-sha256': options.payloadHash ?? sha256Hex(options.body ?? ''), ...options.headers },
-  }, { signingDate: options.signingDate });
-  return { headers: signed.headers as Record<string, string>, path: options.path };
-}
 
 t.test('aws-sdk client-s3 requests authenticate (header signature, CRC32 checksums, aws-chunked trailers)', async (t) => {
   const server = await startAuthServer();
@@ -102,30 +48,30 @@ t.test('aws-sdk client-s3 requests authenticate (header signature, CRC32 checksu
 t.test('signed payload hashes are verified while streaming', async (t) => {
   const server = await startAuthServer();
   t.teardown(() => server.close());
-  const good = await signedRequest(server.endpoint, { method: 'PUT', path: '/b/k', body: 'payload' });
+  const good = await signedRequest(server.endpoint, TEST_KEY, { method: 'PUT', path: '/b/k', body: 'payload' });
   t.equal((await send(server.endpoint, { method: 'PUT', path: good.path, headers: good.headers, body: 'payload' })).status, 200);
 
-  const lying = await signedRequest(server.endpoint, { method: 'PUT', path: '/b/k', payloadHash: sha256Hex('something else') });
+  const lying = await signedRequest(server.endpoint, TEST_KEY, { method: 'PUT', path: '/b/k', payloadHash: sha256Hex('something else') });
   const reply = await send(server.endpoint, { method: 'PUT', path: lying.path, headers: lying.headers, body: 'payload' });
   t.equal(reply.status, 400);
   t.equal(errorCode(reply), 'XAmzContentSHA256Mismatch');
 
-  const tampered = await signedRequest(server.endpoint, { method: 'PUT', path: '/b/k', body: 'payload' });
+  const tampered = await signedRequest(server.endpoint, TEST_KEY, { method: 'PUT', path: '/b/k', body: 'payload' });
   const changed = await send(server.endpoint, { method: 'PUT', path: '/b/other', headers: tampered.headers, body: 'payload' });
   t.equal(errorCode(changed), 'SignatureDoesNotMatch', 'a signature covers the path');
 
-  const unsigned = await signedRequest(server.endpoint, { method: 'PUT', path: '/b/k?tagging=&x-id=1', payloadHash: 'UNSIGNED-PAYLOAD' });
+  const unsigned = await signedRequest(server.endpoint, TEST_KEY, { method: 'PUT', path: '/b/k?tagging=&x-id=1', payloadHash: 'UNSIGNED-PAYLOAD' });
   t.equal((await send(server.endpoint, { method: 'PUT', path: unsigned.path, headers: unsigned.headers, body: 'anything' })).status, 200, 'UNSIGNED-PAYLOAD with a query string');
 });
 
 t.test('clock skew beyond 15 minutes is refused', async (t) => {
   const server = await startAuthServer();
   t.teardown(() => server.close());
-  const old = await signedRequest(server.endpoint, { method: 'GET', path: '/b/k', signingDate: new Date(Date.now() - 16 * 60_000) });
+  const old = await signedRequest(server.endpoint, TEST_KEY, { method: 'GET', path: '/b/k', signingDate: new Date(Date.now() - 16 * 60_000) });
   const reply = await send(server.endpoint, { method: 'GET', path: old.path, headers: old.headers });
   t.equal(reply.status, 403);
   t.equal(errorCode(reply), 'RequestTimeTooSkewed');
-  const recent = await signedRequest(server.endpoint, { method: 'GET', path: '/b/k', signingDate: new Date(Date.now() - 10 * 60_000) });
+  const recent = await signedRequest(server.endpoint, TEST_KEY, { method: 'GET', path: '/b/k', signingDate: new Date(Date.now() - 10 * 60_000) });
   t.equal((await send(server.endpoint, { method: 'GET', path: recent.path, headers: recent.headers })).status, 200);
 });
 
@@ -134,7 +80,7 @@ t.test('presigned URLs honour X-Amz-Expires', async (t) => {
   const server = await startAuthServer({ now: () => now });
   t.teardown(() => server.close());
   const url = new URL(`${server.endpoint}/bucket/some%20key.txt`);
-  const presigned = await signer().presign({
+  const presigned = await signer(TEST_KEY).presign({
     method: 'GET', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/bucket/some%20key.txt', query: {},
     // As @aws-sdk/s3-request-presigner does: hoisted into the query as X-Amz-Content-Sha256.
     headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
@@ -196,7 +142,7 @@ t.test('flexible checksums and Content-MD5 are verified', async (t) => {
   const body = 'checksummed body';
   const md5 = createHash('md5').update(body).digest('base64');
   const put = async (headers: Record<string, string>, sent = body) => {
-    const signed = await signedRequest(server.endpoint, { method: 'PUT', path: '/b/k', payloadHash: 'UNSIGNED-PAYLOAD', headers });
+    const signed = await signedRequest(server.endpoint, TEST_KEY, { method: 'PUT', path: '/b/k', payloadHash: 'UNSIGNED-PAYLOAD', headers });
     return send(server.endpoint, { method: 'PUT', path: signed.path, headers: signed.headers, body: sent });
   };
   t.equal((await put({ 'content-md5': md5 })).status, 200);
@@ -210,7 +156,7 @@ t.test('flexible checksums and Content-MD5 are verified', async (t) => {
 
   // An unsigned aws-chunked body whose trailing checksum is wrong.
   const framed = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n`;
-  const signed = await signedRequest(server.endpoint, {
+  const signed = await signedRequest(server.endpoint, TEST_KEY, {
     method: 'PUT', path: '/b/k', payloadHash: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
     headers: { 'content-encoding': 'aws-chunked', 'x-amz-trailer': 'x-amz-checksum-crc32', 'x-amz-decoded-content-length': String(Buffer.byteLength(body)) },
   });
@@ -247,7 +193,7 @@ print(json.dumps(results))
 t.test('virtual-hosted-style requests are signed over the Host header', async (t) => {
   const server = await startAuthServer({ baseDomain: 's3.test' });
   t.teardown(() => server.close());
-  const signed = await signedRequest(server.endpoint, { method: 'PUT', path: '/nested//key/', body: 'v', headers: { host: 'my-bucket.s3.test' } });
+  const signed = await signedRequest(server.endpoint, TEST_KEY, { method: 'PUT', path: '/nested//key/', body: 'v', headers: { host: 'my-bucket.s3.test' } });
   const reply = await send(server.endpoint, { method: 'PUT', path: signed.path, headers: signed.headers, body: 'v' });
   t.equal(reply.status, 200, reply.body);
   t.equal(reply.headers['x-test-bucket'], 'my-bucket');
