@@ -49,6 +49,11 @@ export class Placement {
     });
   }
 
+  /** How many nodes can take new placements. */
+  get candidateCount(): number {
+    return this.ids.length;
+  }
+
   private get zoneCount(): number {
     return this.zoneMembers.length;
   }
@@ -145,7 +150,7 @@ function upNodes(map: pb.IClusterMap): Candidate[] {
     const id = node.id ?? '';
     if (!id || seen.has(id)) throw new StoreError('InvalidArgument', `cluster map has an empty or duplicate node id '${id}'`);
     seen.add(id);
-    const weight = node.weight || 1;
+    const weight = node.weight === undefined || node.weight === null || node.weight === 0 ? 1 : node.weight;
     if (!(weight > 0 && Number.isFinite(weight))) {
       throw new StoreError('InvalidArgument', `node ${id} has an invalid weight ${node.weight}`);
     }
