@@ -1,0 +1,154 @@
+// Metadata rules of a storage node on a real LevelDB: version slots and the null version,
+// tombstones, uploads, records, the cluster map, and group commit under concurrency.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { pb } from '../../src/common/node-service.js';
+import { MetaStore, TOMBSTONE_TTL_MS, type DataSegment } from '../../src/storage-node/meta-store.js';
+
+const root = mkdtempSync(join(tmpdir(), 'tessera-meta-'));
+t.teardown(() => rmSync(root, { recursive: true, force: true }));
+
+let opened = 0;
+async function openStore(t: { teardown(fn: () => unknown): void }) {
+  const released: string[] = [];
+  const store = await MetaStore.open(join(root, `db${opened++}`), {
+    releaseSegments: async (segments: DataSegment[]) => { released.push(...segments.map((s) => s.dataId!)); },
+  });
+  t.teardown(() => store.close());
+  return { store, released };
+}
+
+function version(key: string, versionId: string, hlc: number, dataId = `d-${key}-${hlc}`): pb.ObjectVersion {
+  return pb.ObjectVersion.create({ bucket: 'b', key, versionId, hlc, size: 1, segments: [{ dataId, nodes: ['n1', 'n2'] }] });
+}
+
+const ref = (key: string, versionId = '') => ({ bucket: 'b', key, versionId });
+
+t.test('the null version is one slot: newer replaces and frees shards, older is ignored', async (t) => {
+  const { store, released } = await openStore(t);
+  t.same(await store.putVersions([version('k', 'null', 100)]), [true]);
+  t.same(await store.putVersions([version('k', 'null', 200)]), [true], 'newer null version replaces');
+  t.same(released, ['d-k-100'], "the replaced version's shards are released");
+  t.same(await store.putVersions([version('k', 'null', 150)]), [false], 'a late older one is ignored');
+  t.equal((await store.getVersion(ref('k')))?.hlc, 200);
+  t.equal((await store.getVersion(ref('k', 'null')))?.hlc, 200);
+  t.equal(store.objectVersionCount, 1);
+
+  t.same(await store.putVersions([version('k', 'null', 200)]), [true], 'a retry of the same write is applied');
+  t.same(released, ['d-k-100'], 'and frees nothing it still uses');
+});
+
+t.test('named versions coexist; the newest (even a delete marker) answers an empty version id', async (t) => {
+  const { store } = await openStore(t);
+  await store.putVersions([version('k', 'v1', 10), version('k', 'v2', 20)]);
+  const marker = pb.ObjectVersion.create({ bucket: 'b', key: 'k', versionId: 'v3', hlc: 30, deleteMarker: true });
+  await store.putVersions([marker]);
+  t.equal((await store.getVersion(ref('k')))?.versionId, 'v3');
+  t.equal((await store.getVersion(ref('k')))?.deleteMarker, true);
+  t.equal((await store.getVersion(ref('k', 'v1')))?.hlc, 10);
+  t.equal(await store.getVersion(ref('k', 'v9')), undefined);
+  t.equal(await store.getVersion(ref('other')), undefined);
+  t.equal(store.objectVersionCount, 3);
+});
+
+t.test('deleting a version purges it, frees its shards and keeps late writes out', async (t) => {
+  const { store, released } = await openStore(t);
+  await store.putVersions([version('k', 'v1', 10), version('k', 'null', 20)]);
+  await store.deleteVersions([ref('k', 'v1')], 50);
+  t.equal(await store.getVersion(ref('k', 'v1')), undefined);
+  t.same(released, ['d-k-10']);
+  t.same(await store.putVersions([version('k', 'v1', 10)]), [false], 'a late write of the purged version stays deleted');
+  t.same(await store.putVersions([version('k', 'v1', 60)]), [true], 'a write newer than the delete is applied');
+
+  await store.deleteVersions([ref('k', 'null')], 5);
+  t.equal((await store.getVersion(ref('k', 'null')))?.hlc, 20, 'a delete older than the stored version leaves it');
+  await store.deleteVersions([ref('k', 'null')], 0);
+  t.equal(await store.getVersion(ref('k', 'null')), undefined, 'hlc 0 deletes whatever is stored');
+  t.same(await store.putVersions([version('k', 'null', 20)]), [false], 'and its tombstone holds that hlc');
+
+  t.equal(await store.purgeExpiredTombstones(Date.now()), 0, 'fresh tombstones stay');
+  t.equal(await store.purgeExpiredTombstones(Date.now() + TOMBSTONE_TTL_MS + 1000), 2, 'old ones go');
+  t.same(await store.putVersions([version('k', 'null', 20)]), [true]);
+});
+
+t.test('concurrent writes of one key are group-committed and the newest wins', async (t) => {
+  const { store } = await openStore(t);
+  let batches = 0;
+  store.onBatch = () => { batches++; };
+  const hlcs = Array.from({ length: 300 }, (_, i) => ((i * 7919) % 300) + 1);
+  const results = await Promise.all(hlcs.map((hlc) => store.putVersions([version('hot', 'null', hlc)])));
+  t.ok(batches < hlcs.length / 4, `${hlcs.length} writes took ${batches} batches`);
+  t.equal((await store.getVersion(ref('hot')))?.hlc, 300);
+  t.equal(store.objectVersionCount, 1);
+  // Evaluated in arrival order: a write is applied exactly when it is newer than all before it.
+  let newest = 0;
+  hlcs.forEach((hlc, i) => {
+    t.equal(results[i]![0], hlc >= newest, `write ${i} (hlc ${hlc})`);
+    newest = Math.max(newest, hlc);
+  });
+});
+
+t.test('uploads: create, merge parts, replace a part, list, delete', async (t) => {
+  const { store, released } = await openStore(t);
+  const upload = (key: string, uploadId: string, hlc: number, parts: Array<[number, string]> = [], template = true) => ({
+    bucket: 'b', key, uploadId, hlc, initiatedMs: 1,
+    template: template ? { contentType: 'text/plain' } : null,
+    parts: parts.map(([partNumber, dataId]) => ({ partNumber, dataId, size: 5 })),
+  });
+  await store.putUpload(upload('k', 'u1', 1));
+  await store.putUpload(upload('k', 'u1', 5, [[2, 'p2a']], false));
+  await store.putUpload(upload('k', 'u1', 6, [[1, 'p1']], false));
+  await store.putUpload(upload('k', 'u1', 7, [[2, 'p2b']], false));
+  await store.putUpload(upload('k', 'u1', 3, [[1, 'p1-late']], false));
+  const got = await store.getUpload({ bucket: 'b', key: 'k', uploadId: 'u1' });
+  t.same(got.parts.map((p) => [p.partNumber, p.dataId]), [[1, 'p1'], [2, 'p2b']], 'parts sorted, newest per number');
+  t.equal(got.template?.contentType, 'text/plain', 'the template of the create is kept');
+  t.same(released, ['p2a'], 'the replaced part is released, the late one never stored');
+
+  await store.putUpload(upload('j', 'u9', 1));
+  await store.putUpload(upload('k', 'u0', 1));
+  await store.putUpload(upload('x/1', 'u5', 1));
+  const ids = async (request: pb.IListUploadsRequest) =>
+    (await store.listUploads({ bucket: 'b', ...request })).map((u) => `${u.key}:${u.uploadId}`);
+  t.same(await ids({}), ['j:u9', 'k:u0', 'k:u1', 'x/1:u5']);
+  t.same(await ids({ keyMarker: 'k', uploadIdMarker: 'u0' }), ['k:u1', 'x/1:u5']);
+  t.same(await ids({ keyMarker: 'k' }), ['x/1:u5'], 'a key marker alone skips that key');
+  t.same(await ids({ prefix: 'x/' }), ['x/1:u5']);
+  t.same(await ids({ limit: 2 }), ['j:u9', 'k:u0']);
+  t.equal((await store.listUploads({ bucket: 'b' }))[0]!.parts.length, 0, 'listing carries no parts');
+
+  await store.deleteUpload({ bucket: 'b', key: 'k', uploadId: 'u1' });
+  await t.rejects(store.getUpload({ bucket: 'b', key: 'k', uploadId: 'u1' }), { name: 'StoreError(NotFound)' });
+  t.same(released, ['p2a'], "deleting an upload leaves its parts' shards (a completed object uses them)");
+});
+
+t.test('records: newest hlc wins, tombstones win over older writes and are not listed', async (t) => {
+  const { store } = await openStore(t);
+  const record = (key: string, hlc: number, value: string, deleted = false) => ({ namespace: 'ns', key, hlc, value: Buffer.from(value), deleted });
+  await store.putRecords([record('a', 5, 'five'), record('b', 1, 'one'), record('c', 1, 'c')]);
+  await store.putRecords([record('a', 3, 'three')]);
+  t.equal(Buffer.from((await store.getRecord('ns', 'a')).value).toString(), 'five');
+  await store.putRecords([record('b', 9, '', true), record('b', 4, 'late')]);
+  t.equal((await store.getRecord('ns', 'b')).deleted, true, 'GetRecord returns the tombstone with its hlc');
+  t.same((await store.listRecords('ns', '')).map((r) => r.key), ['a', 'c']);
+  t.same((await store.listRecords('ns', 'c')).map((r) => r.key), ['c']);
+  t.same(await store.listRecords('other', ''), []);
+  await t.rejects(store.getRecord('ns', 'zzz'), { name: 'StoreError(NotFound)' });
+});
+
+t.test('cluster map: only a newer epoch is stored', async (t) => {
+  const { store } = await openStore(t);
+  t.equal((await store.getClusterMap()).epoch, 0);
+  t.equal(await store.setClusterMap({ epoch: 2, dataShards: 4 }), true);
+  t.equal(await store.setClusterMap({ epoch: 2, dataShards: 9 }), false);
+  t.equal(await store.setClusterMap({ epoch: 1 }), false);
+  t.equal((await store.getClusterMap()).dataShards, 4);
+});
+
+t.test('names with NUL are refused', async (t) => {
+  const { store } = await openStore(t);
+  await t.rejects(store.putVersions([version('a\0b', 'null', 1)]), { name: 'StoreError(InvalidArgument)' });
+  await t.rejects(store.putVersions([version('', 'null', 1)]), { name: 'StoreError(InvalidArgument)' });
+});
