@@ -1,0 +1,299 @@
+// The gateway through @aws-sdk/client-s3 (and SDK-signed raw requests) against a real
+// multi-process cluster: buckets, objects, ranges, conditionals, checksums, versions, listing,
+// deletes, and the S3 error each misuse produces.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand,
+  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsCommand, ListObjectsV2Command,
+  ListObjectVersionsCommand, type ListObjectsV2CommandOutput, PutObjectCommand, S3Client, S3ServiceException,
+} from '@aws-sdk/client-s3';
+import t from 'tap';
+import { KEYS_NAMESPACE, type AccessKeyRecord } from '../../src/gateway/auth/keys.js';
+import { createClusterClient } from '../../src/replication/cluster-client.js';
+import { startCluster } from '../lib/cluster.js';
+import { errorCode, send, signedSend, type Credentials } from '../lib/s3-request.js';
+
+const cluster = await startCluster({ nodes: 4 });
+t.teardown(() => cluster.stop());
+const root: Credentials = { accessKeyId: cluster.accessKeyId, secretAccessKey: cluster.secretAccessKey };
+
+function clientFor(credentials: Credentials): S3Client {
+  const client = new S3Client({ endpoint: cluster.endpoint, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1, credentials });
+  t.teardown(() => client.destroy());
+  return client;
+}
+const s3 = clientFor(root);
+
+/** The S3 error code (and HTTP status) a failing SDK call reports. */
+async function failure(promise: Promise<unknown>): Promise<{ code: string; status: number }> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof S3ServiceException) return { code: err.name, status: err.$metadata.httpStatusCode ?? 0 };
+    throw err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+const text = async (body: { transformToString(): Promise<string> } | undefined) => (body ? body.transformToString() : '');
+
+t.test('buckets: create, rules, ownership, list pages, location, delete', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-alpha' }));
+  t.same(await failure(s3.send(new CreateBucketCommand({ Bucket: 'sdk-alpha' }))), { code: 'BucketAlreadyOwnedByYou', status: 409 });
+  for (const bad of ['ab', 'Upper-Case', 'double..dot', '192.168.1.1', '-start', 'xn--punycode']) {
+    t.equal((await failure(s3.send(new CreateBucketCommand({ Bucket: bad })))).code, 'InvalidBucketName', `refused: ${bad}`);
+  }
+  t.equal((await failure(s3.send(new CreateBucketCommand({ Bucket: 'sdk-elsewhere', CreateBucketConfiguration: { LocationConstraint: 'eu-west-1' } })))).code, 'InvalidLocationConstraint');
+
+  // A second user, added the way `tessera admin key` does: a record in the "keys" namespace.
+  const clusterFile = JSON.parse(readFileSync(join(cluster.dataDir, 'cluster.json'), 'utf8')) as { secret: string; nodes: Array<{ address: string }> };
+  const store = await createClusterClient({ seeds: clusterFile.nodes.map((n) => n.address), secret: clusterFile.secret });
+  const other: Credentials = { accessKeyId: 'OTHERUSERKEY', secretAccessKey: 'other-user-secret' };
+  const record: AccessKeyRecord = { secretAccessKey: other.secretAccessKey, userId: 'other-user', displayName: 'Other' };
+  await store.putRecord(KEYS_NAMESPACE, other.accessKeyId, Buffer.from(JSON.stringify(record)));
+  await store.close();
+  const otherClient = clientFor(other);
+  t.same(await failure(otherClient.send(new CreateBucketCommand({ Bucket: 'sdk-alpha' }))), { code: 'BucketAlreadyExists', status: 409 });
+  await otherClient.send(new CreateBucketCommand({ Bucket: 'sdk-others' }));
+  t.same((await otherClient.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name), ['sdk-others'], 'users see their own buckets');
+
+  for (const name of ['sdk-page-1', 'sdk-page-2', 'sdk-page-3']) await s3.send(new CreateBucketCommand({ Bucket: name }));
+  const names: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListBucketsCommand({ MaxBuckets: 2, Prefix: 'sdk-page-', ContinuationToken: token }));
+    t.ok((page.Buckets ?? []).length <= 2);
+    names.push(...(page.Buckets ?? []).map((b) => b.Name!));
+    token = page.ContinuationToken;
+  } while (token);
+  t.same(names, ['sdk-page-1', 'sdk-page-2', 'sdk-page-3'], 'pages with max-buckets, prefix and continuation tokens');
+  t.ok((await s3.send(new ListBucketsCommand({}))).Buckets?.some((b) => b.Name === 'sdk-others'), 'root sees every bucket');
+
+  t.equal((await s3.send(new GetBucketLocationCommand({ Bucket: 'sdk-alpha' }))).LocationConstraint, undefined, 'us-east-1 is the empty constraint');
+  await s3.send(new HeadBucketCommand({ Bucket: 'sdk-alpha' }));
+  t.same(await failure(s3.send(new HeadBucketCommand({ Bucket: 'sdk-missing' }))), { code: 'NotFound', status: 404 });
+  t.equal((await failure(s3.send(new GetBucketLocationCommand({ Bucket: 'sdk-missing' })))).code, 'NoSuchBucket');
+
+  await s3.send(new PutObjectCommand({ Bucket: 'sdk-page-1', Key: 'k', Body: 'x' }));
+  t.same(await failure(s3.send(new DeleteBucketCommand({ Bucket: 'sdk-page-1' }))), { code: 'BucketNotEmpty', status: 409 });
+  await s3.send(new DeleteObjectCommand({ Bucket: 'sdk-page-1', Key: 'k' }));
+  await s3.send(new DeleteBucketCommand({ Bucket: 'sdk-page-1' }));
+  t.equal((await failure(s3.send(new HeadBucketCommand({ Bucket: 'sdk-page-1' })))).status, 404, 'deleted');
+});
+
+t.test('objects: metadata, headers, ranges, conditionals, checksums', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-objects' }));
+  const body = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 31) & 0xff));
+  const key = 'folder/ünï cødé + (1)?.bin';
+  const put = await s3.send(new PutObjectCommand({
+    Bucket: 'sdk-objects', Key: key, Body: body, ContentType: 'application/x-test', CacheControl: 'max-age=60',
+    ContentDisposition: 'attachment; filename="x.bin"', ContentLanguage: 'fr', Expires: new Date('2030-01-01T00:00:00Z'),
+    Metadata: { plain: 'value', accent: 'déjà vu' }, StorageClass: 'STANDARD_IA', Tagging: 'a=1&b=two', ChecksumAlgorithm: 'CRC64NVME',
+  }));
+  t.match(put.ETag, /^"[0-9a-f]{32}"$/);
+  t.ok(put.ChecksumCRC64NVME, 'the checksum is echoed');
+
+  const head = await s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, ChecksumMode: 'ENABLED' }));
+  t.equal(head.ContentLength, body.length);
+  t.equal(head.ContentType, 'application/x-test');
+  t.equal(head.CacheControl, 'max-age=60');
+  t.equal(head.ContentDisposition, 'attachment; filename="x.bin"');
+  t.equal(head.ContentLanguage, 'fr');
+  t.same(head.Metadata, { plain: 'value', accent: 'déjà vu' }, 'user metadata round-trips exactly');
+  t.equal(head.StorageClass, 'STANDARD_IA');
+  t.equal(head.TagCount, 2);
+  t.equal(head.ChecksumCRC64NVME, put.ChecksumCRC64NVME);
+  t.equal(head.AcceptRanges, 'bytes');
+  t.equal(head.ETag, put.ETag);
+
+  const whole = await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, ChecksumMode: 'ENABLED' }));
+  t.ok(Buffer.from(await whole.Body!.transformToByteArray()).equals(body), 'the bytes come back (and the SDK validated the checksum)');
+  const ranged = async (range: string) => {
+    const reply = await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, Range: range }));
+    return { bytes: Buffer.from(await reply.Body!.transformToByteArray()), contentRange: reply.ContentRange };
+  };
+  t.same(await ranged('bytes=10-19'), { bytes: body.subarray(10, 20), contentRange: `bytes 10-19/${body.length}` });
+  t.same(await ranged('bytes=199990-'), { bytes: body.subarray(199_990), contentRange: `bytes 199990-199999/${body.length}` });
+  t.same(await ranged('bytes=-5'), { bytes: body.subarray(-5), contentRange: `bytes 199995-199999/${body.length}` });
+  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, Range: 'bytes=200000-' }))), { code: 'InvalidRange', status: 416 });
+  const raw416 = await signedSend(cluster.endpoint, root, { method: 'GET', path: `/sdk-objects/${encodeURIComponent(key)}`, headers: { range: 'bytes=999999-' } });
+  t.equal(raw416.headers['content-range'], `bytes */${body.length}`);
+  const part = await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, PartNumber: 1 }));
+  t.equal(part.PartsCount, 1);
+  t.equal(part.ContentLength, body.length);
+  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, PartNumber: 2 })))).status, 416);
+
+  const overridden = await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, ResponseContentType: 'text/plain', ResponseContentDisposition: 'inline', ResponseCacheControl: 'no-cache' }));
+  t.same([overridden.ContentType, overridden.ContentDisposition, overridden.CacheControl], ['text/plain', 'inline', 'no-cache']);
+  await overridden.Body!.transformToByteArray();
+
+  t.equal((await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, IfNoneMatch: put.ETag })))).status, 304);
+  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, IfMatch: '"0000"' }))), { code: 'PreconditionFailed', status: 412 });
+  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, IfModifiedSince: new Date(Date.now() + 60_000) })))).status, 304);
+  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, IfUnmodifiedSince: new Date('2000-01-01') })))).status, 412);
+
+  // Conditional writes.
+  await s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'first', IfNoneMatch: '*' }));
+  t.same(await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'second', IfNoneMatch: '*' }))), { code: 'PreconditionFailed', status: 412 });
+  t.equal((await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'x', IfMatch: '"abc"' })))).code, 'PreconditionFailed');
+  t.equal((await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'never-written', Body: 'x', IfMatch: '"abc"' })))).code, 'NoSuchKey');
+  const current = await s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: 'once' }));
+  await s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'replaced', IfMatch: current.ETag }));
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: 'once' }))).Body), 'replaced');
+
+  t.equal((await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'k', Body: 'x', StorageClass: 'NOPE' as 'STANDARD' })))).code, 'InvalidStorageClass');
+  t.equal((await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'k', Body: 'x', Tagging: 'a=1&a=2' })))).code, 'InvalidTag');
+  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: 'absent' }))), { code: 'NoSuchKey', status: 404 });
+  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-missing', Key: 'absent' }))), { code: 'NoSuchBucket', status: 404 });
+  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: 'once', VersionId: 'no-such-version' }))), { code: 'NoSuchVersion', status: 404 });
+});
+
+t.test('a body that fails verification stores nothing', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-verify' }));
+  const path = '/sdk-verify/victim';
+  const badMd5 = await signedSend(cluster.endpoint, root, { method: 'PUT', path, body: 'payload', payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-md5': '1B2M2Y8AsgTpgAmY7PhCfg==' } });
+  t.same([badMd5.status, errorCode(badMd5)], [400, 'BadDigest']);
+  const badSha = await signedSend(cluster.endpoint, root, { method: 'PUT', path, body: 'payload', payloadHash: 'a'.repeat(64) });
+  t.same([badSha.status, errorCode(badSha)], [400, 'XAmzContentSHA256Mismatch']);
+  const badCrc = await signedSend(cluster.endpoint, root, { method: 'PUT', path, body: 'payload', payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'x-amz-checksum-crc32c': 'AAAAAA==' } });
+  t.same([badCrc.status, errorCode(badCrc)], [400, 'BadDigest']);
+  const big = Buffer.alloc(2_000_000, 1);
+  const badBig = await signedSend(cluster.endpoint, root, { method: 'PUT', path, body: big, payloadHash: 'b'.repeat(64) });
+  t.equal(errorCode(badBig), 'XAmzContentSHA256Mismatch', 'also for a multi-stripe body');
+  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-verify', Key: 'victim' })))).status, 404, 'nothing became visible');
+
+  const tooLarge = await signedSend(cluster.endpoint, root, { method: 'PUT', path, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': String(5 * 1024 ** 3 + 1) } });
+  t.same([tooLarge.status, errorCode(tooLarge)], [400, 'EntityTooLarge']);
+});
+
+t.test('versioned buckets: versions, delete markers, version listing', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-versions', ObjectLockEnabledForBucket: true }));
+  const v1 = await s3.send(new PutObjectCommand({ Bucket: 'sdk-versions', Key: 'doc', Body: 'one' }));
+  const v2 = await s3.send(new PutObjectCommand({ Bucket: 'sdk-versions', Key: 'doc', Body: 'two' }));
+  t.ok(v1.VersionId && v2.VersionId && v1.VersionId !== v2.VersionId && v1.VersionId !== 'null', 'each write is a new version');
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-versions', Key: 'doc' }))).Body), 'two');
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-versions', Key: 'doc', VersionId: v1.VersionId }))).Body), 'one');
+
+  const removed = await s3.send(new DeleteObjectCommand({ Bucket: 'sdk-versions', Key: 'doc' }));
+  t.equal(removed.DeleteMarker, true);
+  t.ok(removed.VersionId);
+  const gone = await signedSend(cluster.endpoint, root, { method: 'GET', path: '/sdk-versions/doc', headers: {} });
+  t.same([gone.status, errorCode(gone), gone.headers['x-amz-delete-marker']], [404, 'NoSuchKey', 'true']);
+  const marker = await signedSend(cluster.endpoint, root, { method: 'GET', path: `/sdk-versions/doc?versionId=${removed.VersionId}`, headers: {} });
+  t.same([marker.status, errorCode(marker)], [405, 'MethodNotAllowed'], 'a delete marker cannot be read');
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-versions', Key: 'doc', VersionId: v2.VersionId }))).Body), 'two', 'old versions survive');
+
+  await s3.send(new PutObjectCommand({ Bucket: 'sdk-versions', Key: 'other', Body: 'x' }));
+  const listing = await s3.send(new ListObjectVersionsCommand({ Bucket: 'sdk-versions' }));
+  t.same(listing.Versions?.map((v) => [v.Key, v.VersionId, v.IsLatest]), [['doc', v2.VersionId, false], ['doc', v1.VersionId, false], ['other', listing.Versions?.[2]?.VersionId, true]]);
+  t.same(listing.DeleteMarkers?.map((m) => [m.Key, m.VersionId, m.IsLatest]), [['doc', removed.VersionId, true]]);
+
+  const seen: string[] = [];
+  let keyMarker: string | undefined;
+  let versionIdMarker: string | undefined;
+  for (;;) {
+    const page = await s3.send(new ListObjectVersionsCommand({ Bucket: 'sdk-versions', MaxKeys: 1, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker }));
+    seen.push(...(page.Versions ?? []).map((v) => `${v.Key}@${v.VersionId}:${v.IsLatest}`), ...(page.DeleteMarkers ?? []).map((m) => `${m.Key}@${m.VersionId}:marker:${m.IsLatest}`));
+    if (!page.IsTruncated) break;
+    keyMarker = page.NextKeyMarker;
+    versionIdMarker = page.NextVersionIdMarker;
+  }
+  t.same(seen, [`doc@${removed.VersionId}:marker:true`, `doc@${v2.VersionId}:false`, `doc@${v1.VersionId}:false`, `other@${listing.Versions?.[2]?.VersionId}:true`], 'one entry per page, IsLatest right across pages');
+
+  await s3.send(new DeleteObjectCommand({ Bucket: 'sdk-versions', Key: 'doc', VersionId: removed.VersionId }));
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-versions', Key: 'doc' }))).Body), 'two', 'removing the marker restores the object');
+  await s3.send(new DeleteObjectCommand({ Bucket: 'sdk-versions', Key: 'doc', VersionId: v2.VersionId }));
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-versions', Key: 'doc' }))).Body), 'one', 'removing a version by id');
+});
+
+t.test('listing: V2 pages, delimiters, start-after, encoding; V1 markers', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-list' }));
+  const keys = ['a', 'b/1', 'b/2', 'b/c/3', 'c d', 'd+e', 'z/', 'é']; // UTF-8 byte order: 'é' is 0xC3 0xA9
+  for (const key of keys) await s3.send(new PutObjectCommand({ Bucket: 'sdk-list', Key: key, Body: key }));
+
+  const all: string[] = [];
+  let token: string | undefined;
+  let pages = 0;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', MaxKeys: 3, ContinuationToken: token }));
+    t.equal(page.KeyCount, page.Contents?.length ?? 0);
+    t.equal(page.ContinuationToken, token, 'the request token is echoed');
+    all.push(...(page.Contents ?? []).map((c) => c.Key!));
+    token = page.NextContinuationToken;
+    pages++;
+  } while (token);
+  t.same(all, keys, 'every key once, in UTF-8 byte order');
+  t.equal(pages, 3);
+
+  const rolled = await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', Delimiter: '/' }));
+  t.same(rolled.Contents?.map((c) => c.Key), ['a', 'c d', 'd+e', 'é']);
+  t.same(rolled.CommonPrefixes?.map((p) => p.Prefix), ['b/', 'z/']);
+  const nested = await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', Prefix: 'b/', Delimiter: '/' }));
+  t.same([nested.Contents?.map((c) => c.Key), nested.CommonPrefixes?.map((p) => p.Prefix)], [['b/1', 'b/2'], ['b/c/']]);
+
+  const rolledPages: string[] = [];
+  token = undefined;
+  do {
+    const page: ListObjectsV2CommandOutput = await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', Delimiter: '/', MaxKeys: 1, ContinuationToken: token }));
+    rolledPages.push(...(page.Contents ?? []).map((c) => c.Key!), ...(page.CommonPrefixes ?? []).map((p) => `${p.Prefix}*`));
+    token = page.NextContinuationToken;
+  } while (token);
+  t.same(rolledPages, ['a', 'b/*', 'c d', 'd+e', 'z/*', 'é'], 'a page ending on a common prefix resumes after all of its keys');
+
+  const after = await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', StartAfter: 'b/2', FetchOwner: true }));
+  t.same(after.Contents?.map((c) => c.Key), ['b/c/3', 'c d', 'd+e', 'z/', 'é']);
+  t.equal(after.StartAfter, 'b/2');
+  t.equal(after.Contents?.[0]?.Owner?.ID, 'tessera-root', 'fetch-owner');
+
+  const encoded = await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', EncodingType: 'url', Prefix: 'c' }));
+  t.equal(encoded.EncodingType, 'url');
+  t.same(encoded.Contents?.map((c) => c.Key), ['c+d'], 'url encoding (space as +)');
+
+  const v1 = await s3.send(new ListObjectsCommand({ Bucket: 'sdk-list', MaxKeys: 2, Delimiter: '/' }));
+  t.same([v1.Contents?.map((c) => c.Key), v1.CommonPrefixes?.map((p) => p.Prefix), v1.IsTruncated, v1.NextMarker], [['a'], ['b/'], true, 'b/']);
+  const v1next = await s3.send(new ListObjectsCommand({ Bucket: 'sdk-list', Marker: v1.NextMarker, Delimiter: '/' }));
+  t.same(v1next.Contents?.map((c) => c.Key), ['c d', 'd+e', 'é']);
+  t.equal(v1next.Marker, 'b/');
+
+  t.equal((await failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', MaxKeys: -1 })))).code, 'InvalidArgument');
+  t.equal((await failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', ContinuationToken: '***' })))).code, 'InvalidArgument');
+  t.equal((await failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-nothing' })))).code, 'NoSuchBucket');
+});
+
+t.test('DeleteObjects: results, quiet mode, per-key errors, malformed requests', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-delete' }));
+  for (const key of ['one', 'two', 'three']) await s3.send(new PutObjectCommand({ Bucket: 'sdk-delete', Key: key, Body: key }));
+  const result = await s3.send(new DeleteObjectsCommand({ Bucket: 'sdk-delete', Delete: { Objects: [{ Key: 'one' }, { Key: 'missing' }, { Key: 'k'.repeat(1100) }] } }));
+  t.same(result.Deleted?.map((d) => d.Key).sort(), ['missing', 'one'], 'deleting what is absent succeeds');
+  t.same(result.Errors?.map((e) => e.Code), ['KeyTooLongError'], 'errors are per key');
+  const quiet = await s3.send(new DeleteObjectsCommand({ Bucket: 'sdk-delete', Delete: { Quiet: true, Objects: [{ Key: 'two' }, { Key: 'three' }] } }));
+  t.equal(quiet.Deleted, undefined, 'quiet mode reports only errors');
+  t.equal((await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-delete' }))).KeyCount, 0);
+
+  const malformed = await signedSend(cluster.endpoint, root, { method: 'POST', path: '/sdk-delete?delete', body: '<Delete><Object><Key>x</Key></Delete>' });
+  t.same([malformed.status, errorCode(malformed)], [400, 'MalformedXML']);
+  const tooMany = `<Delete>${'<Object><Key>k</Key></Object>'.repeat(1001)}</Delete>`;
+  t.equal(errorCode(await signedSend(cluster.endpoint, root, { method: 'POST', path: '/sdk-delete?delete', body: tooMany })), 'MalformedXML', 'at most 1000 keys');
+});
+
+t.test('protocol errors', async (t) => {
+  const reply = await send(cluster.endpoint, { method: 'GET', path: '/sdk-objects/once', headers: {} });
+  t.same([reply.status, errorCode(reply)], [403, 'AccessDenied'], 'anonymous requests are denied');
+  t.match(reply.body, /<RequestId>[0-9A-F]{16}<\/RequestId>/);
+  t.ok(reply.headers['x-amz-request-id'] && reply.headers['x-amz-id-2'], 'request ids on every response');
+  const head = await send(cluster.endpoint, { method: 'HEAD', path: '/sdk-objects/once', headers: {} });
+  t.same([head.status, head.body], [403, ''], 'HEAD errors carry no body');
+
+  const wrongKey = clientFor({ accessKeyId: 'NOSUCHKEY', secretAccessKey: 'x' });
+  t.same(await failure(wrongKey.send(new ListBucketsCommand({}))), { code: 'InvalidAccessKeyId', status: 403 });
+  const wrongSecret = clientFor({ accessKeyId: root.accessKeyId, secretAccessKey: 'wrong' });
+  t.same(await failure(wrongSecret.send(new ListBucketsCommand({}))), { code: 'SignatureDoesNotMatch', status: 403 });
+
+  const notImplemented = await signedSend(cluster.endpoint, root, { method: 'GET', path: '/sdk-objects?torrent', headers: {} });
+  t.same([notImplemented.status, errorCode(notImplemented)], [501, 'NotImplemented']);
+  const notAllowed = await signedSend(cluster.endpoint, root, { method: 'POST', path: '/sdk-objects/once', headers: {} });
+  t.same([notAllowed.status, errorCode(notAllowed)], [405, 'MethodNotAllowed']);
+  const badXml = await signedSend(cluster.endpoint, root, { method: 'PUT', path: '/sdk-badxml', body: '<CreateBucketConfiguration>' });
+  t.same([badXml.status, errorCode(badXml)], [400, 'MalformedXML']);
+});
