@@ -6,7 +6,9 @@
 // per-stripe wall latencies (which do show time lost to other processes) are kept beside it.
 // Two passes: "warm" cycles 4 stripes, which stay in L3 as a stripe just received from the network
 // would; "cold" cycles stripes filling --cold-mib MiB (pick several times the L3 size), so every
-// stripe comes from DRAM and the figure is bounded by memory bandwidth.
+// stripe comes from DRAM and the figure is bounded by memory bandwidth. The memcpy-bound row moves
+// the same bytes as the codec with plain copies (reads the k source shards, writes the m output
+// shards): the memory limit that a codec can approach but not pass.
 import { randomFillSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -18,6 +20,7 @@ import { createNaiveCodec } from '../../test/lib/naive-erasure-codec.js';
 
 const RESULTS_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bench', 'results', 'codec.json');
 const NAIVE = 'naive-js';
+const MEMCPY = 'memcpy-bound';
 const WARMUP_STRIPES = 3;
 const WARM_POOL_STRIPES = 4;
 // The issue's bar for 4+2 encode: 20x the naive codec, and half of ISA-L's 13 GB/s on this machine.
@@ -108,6 +111,18 @@ function positiveNumber(args: ParsedArgs, name: string, fallback: number): numbe
   return value;
 }
 
+/** Not a codec: copies each source shard over an output shard, the memory traffic of the real thing. */
+function memcpyBound(layout: Layout): ErasureCodec {
+  const copy = (sources: readonly Uint8Array[], outputs: readonly Uint8Array[]) =>
+    sources.forEach((source, i) => outputs[i % outputs.length].set(source));
+  return {
+    dataShards: layout.k,
+    parityShards: layout.m,
+    encode: copy,
+    reconstruct: (shards, present) => copy(shards.filter((_, i) => present[i]).slice(0, layout.k), shards.filter((_, i) => !present[i])),
+  };
+}
+
 function parseLayouts(text: string): Layout[] {
   return text.split(',').map((item) => {
     const [k, m] = item.split('+').map(Number);
@@ -131,10 +146,12 @@ function benchPass(cache: Cache, poolBytes: number, layouts: Layout[], stripeByt
     const poolStripes = Math.max(WARM_POOL_STRIPES, Math.ceil(poolBytes / (shardBytes * (layout.k + layout.m))));
     const stripes = makeStripes(layout, shardBytes, poolStripes);
     const naive = benchCodec(createNaiveCodec(layout.k, layout.m), stripes, dataBytes, ms);
-    for (const codec of [...availableKernels.map((kernel) => `tessera-${kernel}`), NAIVE]) {
-      const measured = codec === NAIVE
-        ? naive
-        : benchCodec(createCodec(layout.k, layout.m, { kernel: codec.slice('tessera-'.length) }), stripes, dataBytes, ms);
+    const contenders = new Map<string, () => ErasureCodec>([
+      [MEMCPY, () => memcpyBound(layout)],
+      ...availableKernels.map((kernel) => [`tessera-${kernel}`, () => createCodec(layout.k, layout.m, { kernel })] as const),
+    ]);
+    for (const codec of [...contenders.keys(), NAIVE]) {
+      const measured = codec === NAIVE ? naive : benchCodec(contenders.get(codec)!(), stripes, dataBytes, ms);
       const result = {
         cache,
         layout: `${layout.k}+${layout.m}`,

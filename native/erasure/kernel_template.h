@@ -20,6 +20,10 @@
 #define ZERO() PASTE3(PREFIX, _setzero_si, BITS)()
 #define KERNEL_GROUP PASTE(KERNEL, _group)
 #define CHUNK_BYTES 8192
+/* With a dozen or more streams the hardware prefetchers fall behind on stripes not in cache;
+ * prefetching each input this far ahead doubled the cold-cache rate (prefetches never fault,
+ * so running past the end of a shard is harmless). */
+#define PREFETCH_DISTANCE 1024
 
 static inline __attribute__((always_inline, target(TARGET))) void KERNEL_GROUP(
     const rs_prepared *prepared, uint32_t first_row, const uint8_t *const *in, uint8_t *const *out,
@@ -31,6 +35,7 @@ static inline __attribute__((always_inline, target(TARGET))) void KERNEL_GROUP(
 #pragma GCC unroll 8
     for (int g = 0; g < group; g++) acc[g] = ZERO();
     for (uint32_t c = 0; c < cols; c++) {
+      __builtin_prefetch(in[c] + pos + PREFETCH_DISTANCE);
       VEC x = LOAD(in[c] + pos);
       SPLIT(x);
       const rs_coefficient_tables *t = &prepared->tables[first_row * cols + c];
@@ -80,6 +85,7 @@ static __attribute__((target(TARGET))) void KERNEL(const rs_prepared *prepared, 
 #undef ZERO
 #undef KERNEL_GROUP
 #undef CHUNK_BYTES
+#undef PREFETCH_DISTANCE
 #undef KERNEL
 #undef TARGET
 #undef PREFIX
