@@ -2,8 +2,8 @@
 //
 // HRW scores are exponential races: node i's score is Exp(rate_i). Taking the first j finishers
 // is weighted sampling without replacement, which under-serves heavy nodes once j * weight is a
-// noticeable part of the total (10 nodes of weights 1..4 with 6 shards: the heaviest get only 80%
-// of their share). So we solve for rates whose top-j inclusion probabilities equal the weight
+// noticeable part of the total (10 nodes weighing 4/6/8/10, 6 shards per object: a weight-10 node
+// is in 77% of objects instead of 91%, a weight-4 node in 44% instead of 36%). So we solve for rates whose top-j inclusion probabilities equal the weight
 // shares: compute each node's inclusion probability by integrating over the race, then scale its
 // rate by target / actual until they agree. Equal weights need no calibration, so clusters of
 // equal nodes keep HRW's exact minimal movement; with mixed weights the rates shift slightly
@@ -50,9 +50,10 @@ export function calibratedRates(weights: readonly number[], count: ShardCount): 
       worst = Math.max(worst, Math.abs(actual[i]! / targets[i]! - 1));
       rates[i] = rates[i]! * Math.min(targets[i]! / actual[i]!, 4);
     }
-    if (worst < TOLERANCE) break;
+    // Keep the total: zones compete with each other by their rates.
     const scale = total / rates.reduce((a, b) => a + b, 0);
     for (let i = 0; i < n; i++) rates[i] = rates[i]! * scale;
+    if (worst < TOLERANCE) break;
   }
   return rates;
 }

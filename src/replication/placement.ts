@@ -1,12 +1,18 @@
 // Object placement: which nodes hold the k+m shards of an object.
 //
-// Weighted rendezvous (HRW) hashing: every UP node draws a score -ln(u)/weight from a keyed hash u
-// of (object, node), and the lowest scores win. The scores are exponential races with rate =
-// weight, so a node wins in proportion to its weight, and adding or removing a node only moves
-// the objects that it wins or held. With zones, shards go round by round: each round takes the
-// best remaining node of every zone (zones ordered by that node's score) until count nodes are
-// chosen, so an object spans as many zones as it can, evenly. The hash is keyed by the map's
-// placement seed, so crafted keys cannot pile onto one node.
+// Weighted rendezvous (HRW) hashing: every UP node draws a score -ln(u)/rate from a keyed hash u
+// of (object, node), and the lowest scores win. The scores are exponential races, so adding or
+// removing a node only moves the shards that it wins or held. Rates are the nodes' weights,
+// calibrated (placement-weights.ts) so that shards follow weight exactly even when a few nodes
+// share many shards. With zones, shards go round by round: each round takes the best remaining
+// node of every zone (zones ordered by that node's score) until count nodes are chosen, so an
+// object spans as many zones as it can, evenly. The hash is keyed by the map's placement seed,
+// so crafted keys cannot pile onto one node.
+//
+// Shard order is the order of picking. The rebalancer keeps shards on nodes that stay in an
+// object's placement (reassign() in rebalance.ts), so only the shards of the joining or leaving
+// node move; the chosen node ids are recorded in the object's metadata, so reads never depend on
+// this function staying the same.
 import { StoreError } from '../common/errors.js';
 import { pb } from '../common/node-service.js';
 import { pairHigh, pairUniform, sipHash24, sipKeyFromSeed, type SipKey } from './hash.js';
@@ -142,7 +148,10 @@ interface Candidate {
   weight: number;
 }
 
-/** The UP nodes of a map, validated. An unset weight (proto3 reads it as 0) counts as 1. */
+/**
+ * The UP nodes of a map, validated, in id order (so the order of the map's list cannot matter,
+ * not even to floating-point sums). An unset weight (proto3 reads it as 0) counts as 1.
+ */
 function upNodes(map: pb.IClusterMap): Candidate[] {
   const seen = new Set<string>();
   const up: Candidate[] = [];
@@ -156,7 +165,7 @@ function upNodes(map: pb.IClusterMap): Candidate[] {
     }
     if ((node.state ?? pb.NodeState.UP) === pb.NodeState.UP) up.push({ id, zone: node.zone ?? '', weight });
   }
-  return up;
+  return up.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /** Bucket names cannot contain '/', so this names an object unambiguously. */

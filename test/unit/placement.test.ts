@@ -49,7 +49,10 @@ t.test('the same map and object always give the same distinct UP nodes', async (
     const up = new Set(upIds(map));
     if (up.size < count) return;
     const placed = placeObject(map, bucket, key, count);
-    const again = new Placement(structuredClone(map)).place(bucket, key, count);
+    // The same map decoded again, its node list in another order.
+    const copy = structuredClone(map);
+    copy.nodes!.reverse();
+    const again = new Placement(copy).place(bucket, key, count);
     return placed.length === count && new Set(placed).size === count
       && placed.every((id) => up.has(id)) && placed.join() === again.join();
   }));
@@ -138,7 +141,7 @@ function assertWeightShares(t: Tap, map: pb.IClusterMap, objects: number, count:
 }
 
 t.test('nodes hold shards in proportion to their weight, even when few nodes share many shards', async (t) => {
-  // 10 nodes, 6 shards: the weight-10 node must be in 91% of objects; plain HRW gives it ~80%.
+  // 10 nodes, 6 shards: a weight-10 node must be in 91% of objects; plain HRW gives it 77%.
   assertWeightShares(t, makeMap([4, 6, 8, 10, 4, 6, 8, 10, 4, 6].map((weight) => ({ weight }))), 6000, 6);
   fc.assert(fc.property(fc.array(fc.double({ min: 1, max: 5, noNaN: true }), { minLength: 8, maxLength: 40 }), fc.integer({ min: 1, max: 6 }), (weights, count) => {
     const total = weights.reduce((a, b) => a + b, 0);
