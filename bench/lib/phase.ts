@@ -28,11 +28,12 @@ export interface PhaseRun {
 const PREPARE_CONCURRENCY = 16;
 const NO_DEADLINE_MS = 24 * 3600 * 1000;
 
-export async function runPhase(connection: Connection, spec: PhaseSpec, seed: string, runId: string): Promise<PhaseRun> {
+/** Runs one phase; `existing` objects (written by an earlier phase) replace its preparation. */
+export async function runPhase(connection: Connection, spec: PhaseSpec, seed: string, runId: string, existing?: ObjectRef[]): Promise<PhaseRun> {
   const prefix = `bench-${runId}/${spec.scenario}/`;
   const base = { target: connection.target, seed, clients: spec.clients };
-  let prepared: ObjectRef[] = [];
-  if (spec.prepare) {
+  let prepared: ObjectRef[] = existing ?? [];
+  if (spec.prepare && !existing) {
     const progress = progressLine(`${connection.name} ${spec.title}: preparing ${spec.prepare.count} objects`);
     const load = await runLoad({
       ...spec, ...base, mix: { put: 1 }, sizes: spec.prepare.sizes, keyPrefix: `${prefix}prep/`,

@@ -153,7 +153,10 @@ export class LeanS3Client {
     const signed = this.signer.sign({ method, path, query: options.query, headers });
     const query = canonicalQuery(options.query);
     try {
-      return await this.pool.request({ method: method as Dispatcher.HttpMethod, path: query ? `${path}?${query}` : path, headers: signed, body: options.body ?? null });
+      // reset: false keeps the connection alive after HEAD, which undici otherwise closes.
+      return await this.pool.request({
+        method: method as Dispatcher.HttpMethod, path: query ? `${path}?${query}` : path, headers: signed, body: options.body ?? null, reset: false,
+      });
     } catch (err) {
       throw new S3RequestError((err as { code?: string }).code ?? (err as Error).name, `${method} ${path}: ${(err as Error).message}`);
     }

@@ -58,6 +58,7 @@ const LAUNCHERS: Record<string, (port: number, dataDir: string, options: TargetO
     args: [join(distRoot, 'src', 'cli', 'main.js'), 'start', '--port', String(port), '--data', dataDir],
     credentials: BENCH_CREDENTIALS,
     env: tesseraEnv(),
+    extraProcesses: tesseraClusterProcesses,
     mainRole: 'tessera',
   }),
   'tessera-cluster': (port, dataDir, options) => ({
@@ -66,11 +67,12 @@ const LAUNCHERS: Record<string, (port: number, dataDir: string, options: TargetO
     credentials: BENCH_CREDENTIALS,
     env: tesseraEnv(),
     extraProcesses: tesseraClusterProcesses,
-    mainRole: 'supervisor',
+    mainRole: 'launcher',
   }),
   s3rver: (port, dataDir) => ({
     command: process.execPath,
-    args: [join(repoRoot, 'node_modules', 's3rver', 'bin', 's3rver.js'), '-d', dataDir, '-a', '127.0.0.1', '-p', String(port), '--silent'],
+    // s3rver makes LIST continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider.
+    args: ['--openssl-legacy-provider', join(repoRoot, 'node_modules', 's3rver', 'bin', 's3rver.js'), '-d', dataDir, '-a', '127.0.0.1', '-p', String(port), '--silent'],
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     mainRole: 's3rver',
   }),
@@ -117,10 +119,11 @@ export async function startTarget(name: string, options: TargetOptions): Promise
     env: { ...process.env, ...spec.env, ...profileEnv },
   });
   const endpoint = `http://127.0.0.1:${port}`;
-  const processes = (): WatchedProcess[] => [
-    { role: spec.mainRole, pid: child.pid! },
-    ...(spec.extraProcesses?.(dataDir) ?? []),
-  ];
+  const processes = (): WatchedProcess[] => {
+    const fromPidFiles = spec.extraProcesses?.(dataDir) ?? [];
+    // The launched process may itself be one of them (Tessera's gateway runs in it).
+    return fromPidFiles.some((p) => p.pid === child.pid) ? fromPidFiles : [{ role: spec.mainRole, pid: child.pid! }, ...fromPidFiles];
+  };
   const stop = () => stopProcesses(child, processes());
   try {
     await waitUntilServing(endpoint, child, join(workDir, 'server.log'));
