@@ -14,6 +14,9 @@ nbd+unix:///export?socket=PATH.
   --lock-days N       write with S3 Object Lock (COMPLIANCE) retention of N days
   --encrypt           create the repository encrypted (needs --key-file)
   --chunk-size BYTES  chunk size of a new repository (65536..262144, default 65536)
+  --pack-size BYTES   bytes per pack object (default 16 MiB)
+  --uploads N         pack uploads in flight (default 4)
+  --reads N           NBD reads in flight (default 8)
   --json              print a JSON summary
 ${REPO_FLAGS_HELP}`;
 
@@ -26,15 +29,17 @@ export async function run(argv: string[]): Promise<number> {
   const disk = flag(args, 'disk');
   if (!disk || !/^[A-Za-z0-9._-]+$/.test(disk)) throw new Error('--disk NAME is required (letters, digits, . _ -)');
   const source = args.positionals[0]!;
-  const chunkSize = flag(args, 'chunk-size');
-  const repo = await openRepository(args, { encrypted: hasFlag(args, 'encrypt'), chunkSize: chunkSize ? Number(chunkSize) : undefined });
+  const number = (name: string) => { const v = flag(args, name); return v === undefined ? undefined : Number(v); };
+  const repo = await openRepository(args, { encrypted: hasFlag(args, 'encrypt'), chunkSize: number('chunk-size') });
   const bar = progressBar(`backup ${disk}`);
-  const lockDays = flag(args, 'lock-days');
   const snapshot = await backup(repo, {
     disk,
     source,
     bitmap: flag(args, 'bitmap'),
-    lockDays: lockDays ? Number(lockDays) : undefined,
+    lockDays: number('lock-days'),
+    packSize: number('pack-size'),
+    maxUploads: number('uploads'),
+    readConcurrency: number('reads'),
     onProgress: (p) => bar.update(p.bytesRead, p.bytesToRead, `${formatBytes(p.bytesRead)} read, ${formatBytes(p.bytesUploaded)} up`),
     onNotice: (message) => process.stderr.write(`tessera backup: ${message}\n`),
   }).finally(() => { bar.end(); repo.store.destroy(); });
