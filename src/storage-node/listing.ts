@@ -47,15 +47,23 @@ async function resumePoint(db: Db, query: ListQuery): Promise<Buffer | undefined
 export async function* listEntries(db: Db, query: ListQuery): AsyncGenerator<ListEntry> {
   const { bucket, prefix, delimiter, allVersions } = query;
   const start = objectKeyPrefix(bucket, prefix);
-  const iterator = db.iterator({ gte: start, lt: afterObjectPrefix(bucket, prefix) });
+  const end = afterObjectPrefix(bucket, prefix);
+  const iterator = db.iterator({ gte: start, lt: end });
+  // classic-level asserts (aborting the process) when a seek past the range meets an empty
+  // snapshot, so seeks stay inside [start, end) and a target at or past the end ends the listing.
+  const seek = (target: Buffer): boolean => {
+    if (Buffer.compare(target, end) >= 0) return false;
+    if (Buffer.compare(target, start) > 0) iterator.seek(target);
+    return true;
+  };
   try {
     const resume = await resumePoint(db, query);
-    if (resume && Buffer.compare(resume, start) > 0) iterator.seek(resume);
+    if (resume && !seek(resume)) return;
     let previousKey: string | undefined;
     for (let entry = await iterator.next(); entry; entry = await iterator.next()) {
       const key = splitKey(entry[0], 2).parts[1]!;
       if (!allVersions && key === previousKey) {
-        iterator.seek(afterObjectVersions(bucket, key)); // older versions of a key already decided
+        if (!seek(afterObjectVersions(bucket, key))) return; // older versions of a key already decided
         continue;
       }
       previousKey = key;
@@ -65,7 +73,7 @@ export async function* listEntries(db: Db, query: ListQuery): AsyncGenerator<Lis
       if (delimiterAt >= 0) {
         const commonPrefix = key.slice(0, delimiterAt + delimiter.length);
         if (commonPrefix !== query.startAfter) yield { commonPrefix };
-        iterator.seek(afterObjectPrefix(bucket, commonPrefix));
+        if (!seek(afterObjectPrefix(bucket, commonPrefix))) return;
         continue;
       }
       yield { version: withoutInline(version) };

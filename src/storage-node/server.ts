@@ -138,7 +138,7 @@ class NodeService {
 
   private unary<Req, Res>(handle: (request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
-      handle(call.request).then(
+      Promise.resolve(call.request).then(handle).then(
         (result) => callback(null, result),
         (err: unknown) => callback(this.reportFailure(call.getPath(), err)),
       );
@@ -147,7 +147,7 @@ class NodeService {
 
   private clientStream<Req, Res>(handle: (call: grpc.ServerReadableStream<Req, Res>) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> {
     return (call, callback) => {
-      handle(call).then(
+      Promise.resolve(call).then(handle).then(
         (result) => callback(null, result),
         (err: unknown) => callback(this.reportFailure(call.getPath(), err)),
       );
@@ -156,7 +156,7 @@ class NodeService {
 
   private serverStream<Req, Res>(handle: (call: grpc.ServerWritableStream<Req, Res>) => Promise<void>): grpc.handleServerStreamingCall<Req, Res> {
     return (call) => {
-      handle(call).then(
+      Promise.resolve(call).then(handle).then(
         () => call.end(),
         (err: unknown) => { if (!call.cancelled) call.emit('error', this.reportFailure(call.getPath(), err)); },
       );
@@ -320,13 +320,22 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     address: `${host}:${port}`,
     async close() {
       background.stop();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await shutdown(server);
       await meta.close();
     },
   };
 }
 
 const HOUR_MS = 3600_000;
+const SHUTDOWN_GRACE_MS = 5_000;
+
+/** Lets calls in flight finish, then cuts whatever is still open (a stalled client stream). */
+async function shutdown(server: grpc.Server): Promise<void> {
+  const graceful = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  const timer = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
+  await graceful;
+  clearTimeout(timer);
+}
 
 /** Periodic scrub (throttled) and tombstone expiry, logging what they find. */
 function startBackgroundWork(service: NodeService, meta: MetaStore, options: StorageNodeOptions, log: pino.Logger): { stop(): void } {

@@ -151,3 +151,13 @@ t.test('a common prefix over many keys costs one seek, not a read per key', asyn
   t.same(entries, ['dir/', 'file']);
   t.ok(reads <= 4, `${reads} iterator reads for 2001 keys`);
 });
+
+t.test('start-after past the prefix range on an empty database ends the listing', async (t) => {
+  // classic-level aborts the process on a seek past the range of an empty snapshot.
+  const store = await MetaStore.open(join(root, 'empty'), { releaseSegments: async () => {} });
+  t.teardown(() => store.close());
+  const query = { bucket: 'b', prefix: 'a', startAfter: 'b', startAfterVersion: '', delimiter: '', allVersions: false, includeDeleteMarkers: false };
+  for await (const entry of listEntries(store.db, query)) t.fail(`unexpected ${JSON.stringify(entry)}`);
+  for await (const entry of listEntries(store.db, { ...query, prefix: '', startAfter: 'zzz' })) t.fail(`unexpected ${JSON.stringify(entry)}`);
+  t.pass('no entries, no crash');
+});
