@@ -21,7 +21,7 @@ export interface RunningTarget {
   credentials: Credentials;
   /** The server's processes, for RSS and CPU; read when asked, as pid files may appear late. */
   processes(): WatchedProcess[];
-  /** Where the server's stdout/stderr and, with --cpu-prof, its CPU profiles go. */
+  /** Where the server's stdout/stderr and, with --cpu-prof, its CPU profiles go; kept after stop() only with --cpu-prof. */
   workDir: string;
   stop(): Promise<void>;
 }
@@ -139,7 +139,7 @@ export async function startTarget(name: string, options: TargetOptions): Promise
     workDir,
     stop: async () => {
       await stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(options.cpuProfile ? dataDir : workDir, { recursive: true, force: true });
     },
   };
 }
