@@ -11,6 +11,8 @@ export interface ScrubOptions {
   removeOrphans: boolean;
   /** Read at most this many bytes per second (0: as fast as the disk goes). */
   bytesPerSecond?: number;
+  /** Stops the scrub between blocks (it then rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 export interface ScrubResult {
@@ -23,14 +25,15 @@ export interface ScrubResult {
 }
 
 /** Paces reads to a byte rate by sleeping whenever reading has run ahead of it. */
-function throttle(bytesPerSecond: number | undefined): (bytes: number) => Promise<void> {
-  if (!bytesPerSecond) return async () => {};
+function throttle(bytesPerSecond: number | undefined, signal: AbortSignal | undefined): (bytes: number) => Promise<void> {
   const started = Date.now();
   let total = 0;
   return async (bytes) => {
+    signal?.throwIfAborted();
+    if (!bytesPerSecond) return;
     total += bytes;
     const ahead = (total / bytesPerSecond) * 1000 - (Date.now() - started);
-    if (ahead > 5) await sleep(ahead);
+    if (ahead > 5) await sleep(ahead, undefined, { signal });
   };
 }
 
@@ -51,11 +54,12 @@ async function references(meta: MetaStore, nodeId: string): Promise<{ dataIds: S
 
 export async function scrub(shards: ShardStore, meta: MetaStore, nodeId: string, options: ScrubOptions): Promise<ScrubResult> {
   const result: ScrubResult = { shardsChecked: 0, bytesChecked: 0, corrupt: [], missing: [], orphans: [], orphansRemoved: 0 };
-  const pace = throttle(options.bytesPerSecond);
+  const pace = throttle(options.bytesPerSecond, options.signal);
   const found = new Set<string>();
   const orphanCandidates: ShardFileEntry[] = [];
   const now = Date.now();
   for await (const file of shards.files()) {
+    options.signal?.throwIfAborted();
     if (file.temp) { orphanCandidates.push(file); continue; }
     found.add(shardName(file.shard));
     const check = await shards.verify(file.shard, pace);

@@ -319,7 +319,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   return {
     address: `${host}:${port}`,
     async close() {
-      background.stop();
+      await background.stop();
       await shutdown(server);
       await meta.close();
     },
@@ -337,23 +337,38 @@ async function shutdown(server: grpc.Server): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Periodic scrub (throttled) and tombstone expiry, logging what they find. */
-function startBackgroundWork(service: NodeService, meta: MetaStore, options: StorageNodeOptions, log: pino.Logger): { stop(): void } {
+/** Periodic scrub (throttled) and tombstone expiry, logging what they find; stop() waits for them. */
+function startBackgroundWork(service: NodeService, meta: MetaStore, options: StorageNodeOptions, log: pino.Logger): { stop(): Promise<void> } {
   const interval = options.scrubIntervalMs ?? HOUR_MS;
-  if (!interval) return { stop() {} };
+  if (!interval) return { stop: async () => {} };
+  const stopping = new AbortController();
+  let running: Promise<void> = Promise.resolve();
+  const pass = async () => {
+    const purged = await meta.purgeExpiredTombstones();
+    const result = await service.scrub({
+      orphanGraceMs: options.orphanGraceMs ?? 24 * HOUR_MS,
+      removeOrphans: true,
+      bytesPerSecond: options.scrubBytesPerSecond ?? 32 * 1024 * 1024,
+      signal: stopping.signal,
+    });
+    const findings = { corrupt: result.corrupt.length, missing: result.missing.length, orphansRemoved: result.orphansRemoved };
+    const level = result.corrupt.length || result.missing.length ? 'warn' : 'info';
+    log[level]({ ...findings, shardsChecked: result.shardsChecked, tombstonesPurged: purged }, 'scrub finished');
+  };
+  let busy = false;
   const timer = setInterval(() => {
-    void (async () => {
-      const purged = await meta.purgeExpiredTombstones();
-      const result = await service.scrub({
-        orphanGraceMs: options.orphanGraceMs ?? 24 * HOUR_MS,
-        removeOrphans: true,
-        bytesPerSecond: options.scrubBytesPerSecond ?? 32 * 1024 * 1024,
-      });
-      const findings = { corrupt: result.corrupt.length, missing: result.missing.length, orphansRemoved: result.orphansRemoved };
-      const level = result.corrupt.length || result.missing.length ? 'warn' : 'info';
-      log[level]({ ...findings, shardsChecked: result.shardsChecked, tombstonesPurged: purged }, 'scrub finished');
-    })().catch((err: unknown) => log.error({ err }, 'background scrub failed'));
+    if (busy) return; // a slow pass is not stacked up behind itself
+    busy = true;
+    running = pass()
+      .catch((err: unknown) => { if (!stopping.signal.aborted) log.error({ err }, 'background scrub failed'); })
+      .finally(() => { busy = false; });
   }, interval);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    async stop() {
+      clearInterval(timer);
+      stopping.abort();
+      await running;
+    },
+  };
 }

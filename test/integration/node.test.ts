@@ -1,14 +1,14 @@
 // The real `tessera node` process over gRPC: shard streams with ranges, bit rot, missing shards,
 // a full disk, refused strangers, a kill in the middle of a write, and the metadata calls.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../../src/common/cluster-auth.js';
 import { pb } from '../../src/common/node-service.js';
-import { getShard, putShard, spawnStorageNode, type NodeProcess } from '../lib/storage-node.js';
+import { TEST_SECRET, getShard, putShard, spawnStorageNode, type NodeProcess } from '../lib/storage-node.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-node-it-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -158,4 +158,18 @@ t.test('metadata, listing, records, cluster map and health over gRPC', async (t)
   t.equal(health.objectCount, 3);
   t.ok(health.freeBytes > 0);
   t.equal(grpcCode(await node.call('PutMeta', { versions: [version('bad\0key', 1)] }).catch((e) => e)), grpc.status.INVALID_ARGUMENT);
+});
+
+t.test('the background scrubber removes orphans and logs without the secret', async (t) => {
+  const dataDir = join(root, 'background');
+  const node = await startNode(t, 'background', ['--scrub-interval', '200ms', '--orphan-grace', '0']);
+  await putShard(node, { dataId: 'stray', shardIndex: 0, blockSize: BLOCK }, randomBytes(1000));
+  writeFileSync(join(dataDir, 'tmp', 'dead.0.0000.tmp'), 'left by a killed writer');
+  for (let waited = 0; allFiles(dataDir).some((f) => f === 'stray.0' || f.endsWith('.tmp')) && waited < 20_000; waited += 100) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.notOk(allFiles(dataDir).includes('stray.0'), 'unreferenced shard removed');
+  t.notOk(allFiles(dataDir).some((f) => f.endsWith('.tmp')), 'temp file removed');
+  t.match(node.output(), /scrub finished/);
+  t.notMatch(node.output(), TEST_SECRET, 'the secret never reaches the log');
 });

@@ -10,6 +10,8 @@ export interface NodeProcess {
   address: string;
   child: ChildProcess;
   client: grpc.Client;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
   /** Call metadata carrying a valid cluster token. */
   auth(): grpc.Metadata;
   /** A unary call with auth, as a promise. */
@@ -23,8 +25,8 @@ export const TEST_SECRET = 'test-cluster-secret';
 export async function spawnStorageNode(id: string, dataDir: string, extraArgs: string[] = []): Promise<NodeProcess> {
   const child = spawn(process.execPath, [tesseraMain, 'node', '--id', id, '--data', dataDir, '--listen', '127.0.0.1:0', ...extraArgs],
     { env: { ...process.env, TESSERA_CLUSTER_SECRET: TEST_SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
   const address = await new Promise<string>((resolve, reject) => {
-    let output = '';
     child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
@@ -44,6 +46,7 @@ export async function spawnStorageNode(id: string, dataDir: string, extraArgs: s
     address,
     child,
     client,
+    output: () => output,
     auth,
     call<Res>(method: string, request: object, metadata = auth()) {
       return new Promise<Res>((resolve, reject) => {
