@@ -6,6 +6,7 @@
 //   v 0 bucket 0 key 0 versionId                   -> <~hlc u64 BE>   (finds a version's record)
 //   t 0 bucket 0 key 0 versionId                   -> <hlc u64><deleted at ms u64> (tombstone)
 //   u 0 bucket 0 key 0 uploadId                    -> UploadRecord without parts
+//   d 0 bucket 0 key 0 uploadId                    -> <0 u64><deleted at ms u64> (ended upload)
 //   p 0 bucket 0 key 0 uploadId 0 <part u32 BE>    -> <hlc u64><DataSegment>
 //   r 0 namespace 0 key                            -> Record
 //   m                                              -> ClusterMap
@@ -19,6 +20,7 @@ export enum Space {
   VersionIndex = 'v',
   Tombstone = 't',
   Upload = 'u',
+  EndedUpload = 'd',
   Part = 'p',
   Record = 'r',
   ClusterMap = 'm',

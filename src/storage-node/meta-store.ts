@@ -153,8 +153,10 @@ export class MetaStore {
   /** Drops tombstones older than the TTL: by then no late write of their version is in flight. */
   async purgeExpiredTombstones(now = Date.now()): Promise<number> {
     const expired: Buffer[] = [];
-    for await (const [key, value] of this.db.iterator(this.spaceRange(Space.Tombstone))) {
-      if (readU64(value, 8) + TOMBSTONE_TTL_MS < now) expired.push(key);
+    for (const space of [Space.Tombstone, Space.EndedUpload]) {
+      for await (const [key, value] of this.db.iterator(this.spaceRange(space))) {
+        if (readU64(value, 8) + TOMBSTONE_TTL_MS < now) expired.push(key);
+      }
     }
     if (expired.length > 0) {
       await this.committer.run(async (tx) => { for (const key of expired) tx.del(key); });
@@ -176,12 +178,16 @@ export class MetaStore {
 
   // ------------------------------------------------------------ multipart uploads
 
-  /** Creates the upload record, or merges the parts it carries (newer same-number parts win). */
-  putUpload(upload: pb.IUploadRecord): Promise<void> {
+  /**
+   * Creates the upload record, or merges the parts it carries (newer same-number parts win).
+   * False when the upload was already completed or aborted here: a late part stays out.
+   */
+  putUpload(upload: pb.IUploadRecord): Promise<boolean> {
     const { bucket, key, uploadId } = upload;
     requireNames('upload', { bucket, key, uploadId });
     const hlc = upload.hlc ?? 0;
     return this.committer.run(async (tx) => {
+      if (await tx.get(recordKey(Space.EndedUpload, bucket!, key!, uploadId!))) return false;
       const headerKey = recordKey(Space.Upload, bucket!, key!, uploadId!);
       const header = await tx.get(headerKey);
       const stored = header && pb.UploadRecord.decode(header);
@@ -189,6 +195,7 @@ export class MetaStore {
         tx.put(headerKey, encode(pb.UploadRecord, { ...upload, parts: [] }));
       }
       for (const part of upload.parts ?? []) await this.putPart(tx, bucket!, key!, uploadId!, hlc, part);
+      return true;
     });
   }
 
@@ -214,12 +221,16 @@ export class MetaStore {
     return upload;
   }
 
-  /** Removes the upload and its part records; the parts' shards stay (a completed object uses them). */
-  deleteUpload(ref: pb.IUploadKey): Promise<void> {
+  /**
+   * Removes the upload and its part records, remembering it ended so late parts stay out.
+   * The parts' shards stay: a completed object uses them, an abort deletes them itself.
+   */
+  deleteUpload(ref: pb.IUploadKey, now = Date.now()): Promise<void> {
     const { bucket, key, uploadId } = ref;
     requireNames('upload', { bucket, key, uploadId });
     return this.committer.run(async (tx) => {
       tx.del(recordKey(Space.Upload, bucket!, key!, uploadId!));
+      tx.put(recordKey(Space.EndedUpload, bucket!, key!, uploadId!), encodeU64Pair(0, now));
       for await (const partKeyBytes of this.db.keys(keysUnder(recordKey(Space.Part, bucket!, key!, uploadId!)))) {
         tx.del(partKeyBytes);
       }

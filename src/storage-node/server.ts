@@ -111,7 +111,7 @@ class NodeService {
         return { ok: true };
       }),
       List: this.serverStream((call: grpc.ServerWritableStream<pb.IListRequest, pb.IListPage>) => this.list(call)),
-      PutUpload: this.unary(async (req: pb.IUploadRecord) => { await this.meta.putUpload(req); return { ok: true }; }),
+      PutUpload: this.unary(async (req: pb.IUploadRecord) => ({ ok: await this.meta.putUpload(req) })),
       GetUpload: this.unary((req: pb.IUploadKey) => this.meta.getUpload(req)),
       DeleteUpload: this.unary(async (req: pb.IUploadKey) => { await this.meta.deleteUpload(req); return { ok: true }; }),
       ListUploads: this.unary(async (req: pb.IListUploadsRequest) => ({ uploads: await this.meta.listUploads(req) })),

@@ -122,6 +122,9 @@ t.test('uploads: create, merge parts, replace a part, list, delete', async (t) =
   await store.deleteUpload({ bucket: 'b', key: 'k', uploadId: 'u1' });
   await t.rejects(store.getUpload({ bucket: 'b', key: 'k', uploadId: 'u1' }), { name: 'StoreError(NotFound)' });
   t.same(released, ['p2a'], "deleting an upload leaves its parts' shards (a completed object uses them)");
+  t.equal(await store.putUpload(upload('k', 'u1', 9, [[3, 'p3']], false)), false, 'a late part of an ended upload stays out');
+  await t.rejects(store.getUpload({ bucket: 'b', key: 'k', uploadId: 'u1' }), { name: 'StoreError(NotFound)' });
+  t.equal(await store.purgeExpiredTombstones(Date.now() + TOMBSTONE_TTL_MS + 1000), 1, 'the end marker expires like a tombstone');
 });
 
 t.test('records: newest hlc wins, tombstones win over older writes and are not listed', async (t) => {
