@@ -92,7 +92,10 @@ export function sipHash24(key: SipKey, message: string | Uint8Array): Digest64 {
 const KEY_FROM_SEED_A: SipKey = [0x7e55e7a0, 0x706c6163, 0x656d656e, 0x74000001];
 const KEY_FROM_SEED_B: SipKey = [0x7e55e7a0, 0x706c6163, 0x656d656e, 0x74000002];
 
-/** The SipHash key for a placement seed: a 16-byte seed is the key itself; any other is hashed to 128 bits. */
+/**
+ * The SipHash key for a placement seed: a 16-byte seed is the key itself; any other is hashed to
+ * 128 bits. An empty seed gives a key anyone can compute: fine for tests, not for a real cluster.
+ */
 export function sipKeyFromSeed(seed: Uint8Array | null | undefined): SipKey {
   const bytes = seed ?? new Uint8Array(0);
   if (bytes.length === 16) {
