@@ -26,6 +26,24 @@ interface ChecksumExpectation {
   value?: string;
 }
 
+const pendingContinues = new WeakMap<IncomingMessage, () => void>();
+
+/**
+ * `Expect: 100-continue`: the server calls this instead of answering "continue" at once, so the
+ * client sends its body only when an operation starts reading it; a request refused by auth or
+ * routing is answered without the body ever crossing the network.
+ */
+export function deferContinue(request: IncomingMessage, sendContinue: () => void): void {
+  pendingContinues.set(request, sendContinue);
+}
+
+function releaseContinue(request: IncomingMessage): void {
+  const sendContinue = pendingContinues.get(request);
+  if (!sendContinue) return;
+  pendingContinues.delete(request);
+  sendContinue();
+}
+
 export class RequestBody {
   /** The first verification failure, kept because a consumer may report its own error instead. */
   failure: S3Error | undefined;
@@ -66,6 +84,7 @@ export class RequestBody {
       onVerified: (checksums) => { this.computed = checksums; },
     });
     const head = decoder ?? verifier;
+    releaseContinue(this.request);
     // Not pipeline() for the request itself: destroying the request would destroy the socket
     // before an error response could be sent. On a consumer failure the request is left unread
     // and the error response closes the connection.

@@ -1,13 +1,14 @@
 // The S3 gateway's HTTP server: fastify with body parsing off (bodies stream to the store), one
 // catch-all route, and the request pipeline described at the top of router.ts.
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ObjectStore } from '../replication/types.js';
 import { authenticate } from './auth/index.js';
 import { authorize, resourceOf } from './auth/authorize.js';
 import { type AccessKeyProvider, StoreKeyProvider } from './auth/keys.js';
-import { RequestBody } from './body.js';
+import { deferContinue, RequestBody } from './body.js';
 import { BucketRegistry } from './bucket-record.js';
 import { type GatewayConfig, header, type S3Context } from './context.js';
 import { errorXml, isServerFault, S3Error, toS3Error } from './errors.js';
@@ -81,6 +82,10 @@ function createApp(options: GatewayOptions, services: Services): FastifyInstance
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 65_535 },
   }) as unknown as FastifyInstance;
 
+  app.server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+    deferContinue(request, () => response.writeContinue());
+    app.server.emit('request', request, response);
+  });
   // Bodies are streamed by the operations themselves; fastify must not touch them.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));

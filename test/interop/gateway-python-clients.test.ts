@@ -105,6 +105,7 @@ s3.upload_fileobj(io.BytesIO(data), bucket, 'streamed.bin')
 got = s3.get_object(Bucket=bucket, Key='streamed.bin', ChecksumMode='ENABLED')
 out['streamed_ok'] = got['Body'].read() == data
 out['checksum'] = sorted(k for k in got if k.startswith('Checksum') and k != 'ChecksumType')
+out['content_encoding'] = got.get('ContentEncoding')
 head = s3.head_object(Bucket=bucket, Key='bytes.bin')
 out['metadata'] = head['Metadata']
 out['range'] = s3.get_object(Bucket=bucket, Key='bytes.bin', Range='bytes=256-511')['Body'].read() == data[256:512]
@@ -144,6 +145,7 @@ function checkBotoResults(t: Test, results: Record<string, unknown>): void {
   t.equal(results.streamed_ok, true, 'upload_fileobj / get_object round trip');
   t.ok((results.checksum as string[]).length > 0, 'checksums come back with ChecksumMode=ENABLED');
   t.same(results.metadata, { note: 'plain ascii' }, 'metadata round-trips');
+  t.equal(results.content_encoding, null, 'aws-chunked framing is not stored as a content encoding');
   t.equal(results.range, true);
   t.same(results.paged, ['many/0', 'many/1', 'many/2', 'many/3', 'many/4'], 'ListObjectsV2 paginator');
   t.same(results.paged_v1, ['many/0', 'many/1', 'many/2', 'many/3', 'many/4'], 'ListObjects (v1) paginator with markers');

@@ -2,6 +2,8 @@
 // multi-process cluster: buckets, objects, ranges, conditionals, checksums, versions, listing,
 // deletes, and the S3 error each misuse produces.
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand,
@@ -12,7 +14,7 @@ import t from 'tap';
 import { KEYS_NAMESPACE, type AccessKeyRecord } from '../../src/gateway/auth/keys.js';
 import { createClusterClient } from '../../src/replication/cluster-client.js';
 import { startCluster } from '../lib/cluster.js';
-import { errorCode, send, signedSend, type Credentials } from '../lib/s3-request.js';
+import { errorCode, send, signedRequest, signedSend, type Credentials } from '../lib/s3-request.js';
 
 const cluster = await startCluster({ nodes: 4 });
 t.teardown(() => cluster.stop());
@@ -296,4 +298,56 @@ t.test('protocol errors', async (t) => {
   t.same([notAllowed.status, errorCode(notAllowed)], [405, 'MethodNotAllowed']);
   const badXml = await signedSend(cluster.endpoint, root, { method: 'PUT', path: '/sdk-badxml', body: '<CreateBucketConfiguration>' });
   t.same([badXml.status, errorCode(badXml)], [400, 'MalformedXML']);
+});
+
+t.test('Expect: 100-continue is answered only when the body is wanted', async (t) => {
+  const attempt = async (credentials: Credentials) => {
+    const body = Buffer.alloc(100_000, 3);
+    const signed = await signedRequest(cluster.endpoint, credentials, { method: 'PUT', path: '/sdk-objects/continued', payloadHash: 'UNSIGNED-PAYLOAD', headers: { expect: '100-continue', 'content-length': String(body.length) } });
+    return new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = httpRequest(`${cluster.endpoint}${signed.path}`, { method: 'PUT', headers: signed.headers });
+      req.on('continue', () => { continued = true; req.end(body); });
+      req.on('response', (res) => { res.resume(); res.on('end', () => resolve({ status: res.statusCode ?? 0, continued })); });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+  };
+  t.same(await attempt(root), { status: 200, continued: true });
+  t.same(await attempt({ accessKeyId: root.accessKeyId, secretAccessKey: 'wrong' }), { status: 403, continued: false }, 'a refused request never receives the body');
+});
+
+t.test('header bytes: UTF-8 metadata sent raw round-trips, size limits, missing length', async (t) => {
+  const utf8 = Buffer.from('日本語 ✓', 'utf8').toString('latin1'); // as Go's net/http puts it on the wire
+  const put = await signedSend(cluster.endpoint, root, { method: 'PUT', path: '/sdk-objects/utf8-meta', body: 'x', headers: { 'x-amz-meta-label': utf8 } });
+  t.equal(put.status, 200, put.body);
+  const head = await signedSend(cluster.endpoint, root, { method: 'HEAD', path: '/sdk-objects/utf8-meta', headers: {} });
+  t.equal(Buffer.from(String(head.headers['x-amz-meta-label']), 'latin1').toString('utf8'), '日本語 ✓', 'the same bytes come back');
+
+  const tooMuch = await signedSend(cluster.endpoint, root, { method: 'PUT', path: '/sdk-objects/meta-heavy', body: 'x', headers: { 'x-amz-meta-a': 'v'.repeat(1500), 'x-amz-meta-b': 'v'.repeat(1000) } });
+  t.same([tooMuch.status, errorCode(tooMuch)], [400, 'MetadataTooLarge']);
+
+  // No Content-Length and no Transfer-Encoding: the body length is unknown.
+  const signed = await signedRequest(cluster.endpoint, root, { method: 'PUT', path: '/sdk-objects/no-length', payloadHash: 'UNSIGNED-PAYLOAD' });
+  const url = new URL(cluster.endpoint);
+  const raw = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => {
+      const lines = Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}`);
+      socket.write(`PUT /sdk-objects/no-length HTTP/1.1\r\n${lines.join('\r\n')}\r\nconnection: close\r\n\r\n`);
+    });
+    let response = '';
+    socket.on('data', (c: Buffer) => { response += c.toString(); });
+    socket.on('end', () => resolve(response));
+    socket.on('error', reject);
+  });
+  t.match(raw, /^HTTP\/1\.1 411/);
+  t.match(raw, /<Code>MissingContentLength<\/Code>/);
+});
+
+t.test('a versioned bucket lists only keys whose newest version is not a delete marker', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-versioned-list', ObjectLockEnabledForBucket: true }));
+  for (const key of ['keep', 'drop']) await s3.send(new PutObjectCommand({ Bucket: 'sdk-versioned-list', Key: key, Body: key }));
+  await s3.send(new DeleteObjectCommand({ Bucket: 'sdk-versioned-list', Key: 'drop' }));
+  t.same((await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-versioned-list' }))).Contents?.map((c) => c.Key), ['keep']);
+  t.same((await s3.send(new ListObjectsCommand({ Bucket: 'sdk-versioned-list' }))).Contents?.map((c) => c.Key), ['keep']);
 });

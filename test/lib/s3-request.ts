@@ -45,7 +45,9 @@ export function send(endpoint: string, options: { method: string; path: string; 
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() }));
     });
     req.on('error', reject);
-    req.end(options.body);
+    // Always bytes: with a string first chunk, node writes the header block in that string's
+    // encoding (UTF-8), which would re-encode raw header bytes.
+    req.end(typeof options.body === 'string' ? Buffer.from(options.body) : options.body);
   });
 }
 
