@@ -45,17 +45,24 @@ export function calibratedRates(weights: readonly number[], count: ShardCount): 
   const highest = count.base + (count.extraChance > 0 ? 1 : 0);
   if (highest === 0 || n <= count.base || weights.every((w) => w === weights[0])) return rates;
   const targets = inclusionTargets(weights, count.base + count.extraChance);
-  const total = rates.reduce((a, b) => a + b, 0);
+  // A node in (almost) every placement only needs a rate high enough: it grows until it is; the
+  // others must match their targets, and keep their total, as zones compete by their rates.
+  const certain = (i: number) => targets[i]! >= ALMOST_CERTAIN;
+  const uncertainTotal = (values: ArrayLike<number>) => Array.from(values).reduce((sum, v, i) => sum + (certain(i) ? 0 : v), 0);
+  const total = uncertainTotal(weights);
   for (let iteration = 0; iteration < MAX_ITERATIONS; iteration++) {
     const actual = inclusionProbabilities(rates, count, highest);
     let worst = 0;
     for (let i = 0; i < n; i++) {
-      worst = Math.max(worst, Math.abs(actual[i]! / targets[i]! - 1));
-      rates[i] = rates[i]! * Math.min(targets[i]! / actual[i]!, 4);
+      if (certain(i)) {
+        if (actual[i]! < targets[i]!) rates[i] = rates[i]! * 4;
+      } else {
+        worst = Math.max(worst, Math.abs(actual[i]! / targets[i]! - 1));
+        rates[i] = rates[i]! * Math.min(targets[i]! / actual[i]!, 4);
+      }
     }
-    // Keep the total: zones compete with each other by their rates.
-    const scale = total / rates.reduce((a, b) => a + b, 0);
-    for (let i = 0; i < n; i++) rates[i] = rates[i]! * scale;
+    const scale = total > 0 ? total / uncertainTotal(rates) : 1;
+    for (let i = 0; i < n; i++) if (!certain(i)) rates[i] = rates[i]! * scale;
     if (worst < TOLERANCE) break;
   }
   return rates;

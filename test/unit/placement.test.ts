@@ -150,6 +150,14 @@ t.test('nodes hold shards in proportion to their weight, even when few nodes sha
   }), { numRuns: 8, seed: 20261128 });
 });
 
+t.test('a node weighing more than its share of one shard per object is in every placement', async (t) => {
+  const map = makeMap([12, 1, 1, 1, 1, 1, 1].map((weight) => ({ weight })));
+  const held = shardsPerNode(map, 3000, 3);
+  t.equal(held.get('node-0'), 3000);
+  // The other two shards of each object go evenly to the six light nodes: 1000 each.
+  for (let i = 1; i < 7; i++) t.ok(Math.abs(held.get(`node-${i}`)! - 1000) < 5 * Math.sqrt(1000), `node-${i} holds ${held.get(`node-${i}`)}`);
+});
+
 t.test('with zones of equal make-up, every zone takes its even part and nodes share it by weight', async (t) => {
   const nodes = ['a', 'b', 'c'].flatMap((zone) => [1, 2, 3, 4].map((weight) => ({ zone, weight })));
   const map = makeMap(nodes);
