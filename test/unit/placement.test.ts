@@ -42,6 +42,9 @@ t.test('SipHash-2-4 matches the reference vectors of the SipHash paper', async (
   t.equal(hex(8), '93f5f5799a932462');
   t.equal(hex(15), 'a129ca6149be45e5');
   t.equal(hex(63), '958a324ceb064572');
+  // Strings hash as their UTF-16LE code units.
+  const utf16 = (text: string) => Uint8Array.from([...text].flatMap((c) => [c.charCodeAt(0) & 0xff, c.charCodeAt(0) >> 8]));
+  for (const text of ['', 'a', 'photos/img-1.jpg', 'ключ→']) t.same(sipHash24(key, text), sipHash24(key, utf16(text)), `'${text}'`);
 });
 
 t.test('the same map and object always give the same distinct UP nodes', async () => {
