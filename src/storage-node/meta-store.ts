@@ -61,7 +61,12 @@ export class MetaStore {
 
   static async open(path: string, options: MetaStoreOptions): Promise<MetaStore> {
     const db: Db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    await db.open();
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as Error & { cause?: Error }).cause?.message ?? String(err);
+      throw new StoreError('Unavailable', `cannot open metadata in ${path} (is another node using it?): ${cause}`);
+    }
     const store = new MetaStore(db, new GroupCommitter(db), options);
     for await (const _ of db.keys(store.spaceRange(Space.VersionIndex))) store.versionCount++;
     return store;

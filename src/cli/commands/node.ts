@@ -29,6 +29,18 @@ function optionalNumber(text: string | undefined, name: string): number | undefi
   return value;
 }
 
+/**
+ * Handlers turn every failure into a gRPC status; should anything still slip past them, one bad
+ * call must not take the node (and every other call on it) down: log it and keep serving.
+ */
+function keepServingOnStrayErrors(): void {
+  const report = (what: string) => (err: unknown) => {
+    process.stderr.write(`tessera node: ${what}: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  };
+  process.on('uncaughtException', report('uncaught exception'));
+  process.on('unhandledRejection', report('unhandled rejection'));
+}
+
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, ['help']);
   if (hasFlag(args, 'help')) { process.stdout.write(HELP); return 0; }
@@ -39,9 +51,8 @@ export async function run(argv: string[]): Promise<number> {
   const scrubInterval = flag(args, 'scrub-interval');
   const orphanGrace = flag(args, 'orphan-grace');
 
+  keepServingOnStrayErrors();
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const pidFile = join(dataDir, 'node.pid');
-  await writeFile(pidFile, `${process.pid}\n`);
   const node = await startStorageNode({
     id,
     dataDir,
@@ -52,6 +63,10 @@ export async function run(argv: string[]): Promise<number> {
     scrubIntervalMs: scrubInterval === undefined ? undefined : parseDuration(scrubInterval),
     orphanGraceMs: orphanGrace === undefined ? undefined : parseDuration(orphanGrace),
   });
+  // Written once the node holds the data directory (LevelDB's lock), so a second node started
+  // on the same directory by mistake fails without clobbering the running one's pid.
+  const pidFile = join(dataDir, 'node.pid');
+  await writeFile(pidFile, `${process.pid}\n`);
   process.stdout.write(`tessera node ${id} listening on ${node.address}\n`);
 
   await new Promise<void>((resolve) => {
