@@ -7,20 +7,20 @@ import { tessera } from '../generated/node.js';
 import pb = tessera.node;
 export { pb };
 
-interface MessageClass<T> {
-  encode(message: T): { finish(): Uint8Array };
-  decode(data: Uint8Array): T;
-  create(props?: object): T;
+/** A generated message class: encodes its plain interface (`In`), decodes to its class (`Out`). */
+interface MessageClass<In, Out extends In> {
+  encode(message: In): { finish(): Uint8Array };
+  decode(data: Uint8Array): Out;
 }
 
-function method<Req, Res>(
+function method<ReqIn, Req extends ReqIn, ResIn, Res extends ResIn>(
   name: string,
-  req: MessageClass<Req>,
-  res: MessageClass<Res>,
+  req: MessageClass<ReqIn, Req>,
+  res: MessageClass<ResIn, Res>,
   requestStream = false,
   responseStream = false,
-): grpc.MethodDefinition<Req, Res> {
-  const encode = <T>(cls: MessageClass<T>) => (value: T) => {
+): grpc.MethodDefinition<ReqIn, Res> {
+  const encode = <In, Out extends In>(cls: MessageClass<In, Out>) => (value: In) => {
     const bytes = cls.encode(value).finish();
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
@@ -29,8 +29,8 @@ function method<Req, Res>(
     requestStream,
     responseStream,
     requestSerialize: encode(req),
-    requestDeserialize: (b: Buffer) => req.decode(b),
-    responseSerialize: encode(res),
+    requestDeserialize: (b: Buffer) => req.decode(b) as ReqIn,
+    responseSerialize: encode(res) as (value: Res) => Buffer,
     responseDeserialize: (b: Buffer) => res.decode(b),
   };
 }
@@ -68,6 +68,10 @@ export const bulkChannelOptions: grpc.ChannelOptions = {
   'grpc.max_send_message_length': 64 * 1024 * 1024,
   'grpc-node.max_session_memory': 256,
   'grpc.http2.lookahead_bytes': 8 * 1024 * 1024,
+  // A restarted node must be usable again within a second or two, not after minutes of backoff.
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.min_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1_000,
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
 };

@@ -6,6 +6,8 @@ import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import { bulkChannelOptions, pb, storageNodeService as svc } from '../common/node-service.js';
 
 const UNARY_DEADLINE_MS = 8_000;
+/** Blocks queued per shard stream before the writer waits. */
+const MAX_IN_FLIGHT = 2;
 /** A stream that makes no progress for this long is treated as a dead node. */
 export const STREAM_IDLE_MS = 15_000;
 
@@ -134,6 +136,7 @@ export class ShardWriter {
   private readonly call: grpc.ClientWritableStream<pb.IShardWrite>;
   readonly result: Promise<pb.ShardWriteResult>;
   failed: StoreError | undefined;
+  private readonly inFlight: Array<Promise<void>> = [];
 
   constructor(readonly nodeId: string, open: ClientStreamOpener, header: pb.IShardHeader) {
     let settle!: (err: grpc.ServiceError | null, res?: pb.ShardWriteResult) => void;
@@ -146,20 +149,26 @@ export class ShardWriter {
     this.call.write({ header });
   }
 
-  /** Write one block; resolves when the stream can take more (backpressure). */
+  /**
+   * Write one block; resolves when the stream can take more. grpc-js may serialize a message
+   * after write() returns, so the caller must not reuse `data`; at most MAX_IN_FLIGHT blocks
+   * are queued per stream, which bounds memory.
+   */
   async write(data: Uint8Array): Promise<void> {
     if (this.failed) return;
-    if (this.call.write({ data })) return;
-    await new Promise<void>((resolve) => {
-      const done = () => { clearTimeout(timer); this.call.off('drain', done); resolve(); };
-      const timer = setTimeout(() => {
+    this.inFlight.push(new Promise<void>((resolve) => this.call.write({ data }, () => resolve())));
+    if (this.inFlight.length <= MAX_IN_FLIGHT) return;
+    const oldest = this.inFlight.shift()!;
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
         this.failed ??= new StoreError('Unavailable', `node ${this.nodeId}: shard stream stalled`, { nodeId: this.nodeId });
         this.call.cancel();
-        done();
+        resolve();
       }, STREAM_IDLE_MS);
-      this.call.on('drain', done);
-      this.result.then(done, done);
     });
+    await Promise.race([oldest, stalled, this.result.then(() => undefined, () => undefined)]);
+    clearTimeout(timer);
   }
 
   async finish(): Promise<pb.ShardWriteResult | undefined> {

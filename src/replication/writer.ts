@@ -1,5 +1,5 @@
 // Streaming erasure writer: cuts a body into stripes, encodes parity and streams one shard to
-// each placement node with backpressure. Memory is one stripe set, whatever the object size.
+// each placement node with backpressure. Memory is a few stripes in flight, whatever the object size.
 // Small bodies (up to INLINE_LIMIT) are encoded in one stripe and returned as inline shards,
 // so the caller stores each in that node's metadata record: one call per node, no shard files.
 import { createHash, randomBytes } from 'node:crypto';
@@ -88,30 +88,34 @@ async function readUpTo(iterator: AsyncIterator<Buffer>, limit: number): Promise
 /** Fills stripes from incoming chunks and sends each shard block to its node. */
 class StripeStreamer {
   private readonly writers: Array<ShardWriter | undefined>;
-  private readonly stripe: Buffer;
-  private readonly parity: Buffer[];
+  private stripe: Buffer;
   private filled = 0;
   private total = 0;
   private readonly quorum: number;
 
   constructor(private readonly cluster: Cluster, private readonly nodes: string[], private readonly layout: Layout, private readonly dataId: string) {
     this.quorum = writeQuorum(layout.dataShards, layout.parityShards);
-    this.stripe = Buffer.allocUnsafe(layout.blockSize * layout.dataShards);
-    this.parity = Array.from({ length: layout.parityShards }, () => Buffer.allocUnsafe(layout.blockSize));
+    this.stripe = this.newStripe();
     this.writers = nodes.map((id, shardIndex) => (cluster.isLikelyUp(id)
       ? cluster.client(id).openShardWriter({ dataId, shardIndex, blockSize: layout.blockSize })
       : undefined));
     this.checkQuorum();
   }
 
+  /** Each stripe gets fresh buffers: blocks handed to gRPC may be serialized later. */
+  private newStripe(): Buffer {
+    return Buffer.allocUnsafe(this.layout.blockSize * (this.layout.dataShards + this.layout.parityShards));
+  }
+
   async push(chunk: Buffer): Promise<number> {
+    const capacity = this.layout.blockSize * this.layout.dataShards;
     let offset = 0;
     while (offset < chunk.length) {
-      const n = chunk.copy(this.stripe, this.filled, offset);
+      const n = chunk.copy(this.stripe, this.filled, offset, offset + capacity - this.filled);
       offset += n;
       this.filled += n;
       this.total += n;
-      if (this.filled === this.stripe.length) await this.flush();
+      if (this.filled === capacity) await this.flush();
     }
     return this.total;
   }
@@ -120,12 +124,12 @@ class StripeStreamer {
   private async flush(): Promise<void> {
     const blockSize = blockSizeFor(this.filled, this.layout);
     this.stripe.fill(0, this.filled, blockSize * this.layout.dataShards);
-    const data = Array.from({ length: this.layout.dataShards }, (_, i) => this.stripe.subarray(i * blockSize, (i + 1) * blockSize));
-    const parity = this.parity.map((p) => p.subarray(0, blockSize));
-    codecFor(this.layout)?.encode(data, parity);
-    const blocks = [...data, ...parity];
-    await Promise.all(this.writers.map((w, i) => w?.write(blocks[i]!)));
+    const blocks = Array.from({ length: this.layout.dataShards + this.layout.parityShards },
+      (_, i) => this.stripe.subarray(i * blockSize, (i + 1) * blockSize));
+    codecFor(this.layout)?.encode(blocks.slice(0, this.layout.dataShards), blocks.slice(this.layout.dataShards));
+    this.stripe = this.newStripe();
     this.filled = 0;
+    await Promise.all(this.writers.map((w, i) => w?.write(blocks[i]!)));
     this.checkQuorum();
   }
 

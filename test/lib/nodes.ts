@@ -27,12 +27,24 @@ export async function startNodes(count: number, ec: string): Promise<TestNodes> 
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-nodes-'));
   const file = await loadOrCreateClusterFile(dataDir, count, ec, '127.0.0.1');
   const children = new Map<string, ChildProcess>();
-  const start = async (id: string) => {
-    children.set(id, await spawnNode(dataDir, file.nodes.find((n) => n.id === id)!, file.secret));
-  };
-  await Promise.all(file.nodes.map((n) => start(n.id)));
+  await Promise.all(file.nodes.map(async (n) => children.set(n.id, await spawnNode(dataDir, n, file.secret))));
   await initClusterMap(file);
   const store = await createClusterClient({ seeds: file.nodes.map((n) => n.address), secret: file.secret });
+  /** Start a node process and wait until the client's channel to it answers again. */
+  const start = async (id: string) => {
+    children.set(id, await spawnNode(dataDir, file.nodes.find((n) => n.id === id)!, file.secret));
+    if (!store.cluster.node(id)) return;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await store.cluster.client(id).health();
+        store.cluster.markUp(id);
+        return;
+      } catch (err) {
+        if (attempt > 100) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
   return {
     dataDir,
     file,
