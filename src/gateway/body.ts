@@ -99,7 +99,7 @@ export class RequestBody {
   /** The whole body of a configuration call, at most `limit` bytes. */
   async collect(limit = MAX_XML_BODY_BYTES): Promise<Buffer> {
     const declared = this.declaredLength();
-    if (declared !== undefined && declared > limit) throw new S3Error('InvalidRequest', { message: 'The request body is too large.' });
+    if (declared !== undefined && declared > limit) throw new S3Error('MaxMessageLengthExceeded');
     const parts: Buffer[] = [];
     try {
       for await (const part of this.stream(limit)) parts.push(part as Buffer);

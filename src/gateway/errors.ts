@@ -4,7 +4,10 @@
 import { isStoreError, type StoreErrorKind } from '../common/errors.js';
 import { buildXml } from './xml.js';
 
-/** S3 error codes this gateway produces: HTTP status and the default message (from the S3 API reference). */
+/**
+ * S3 error codes this gateway produces: HTTP status and the default message (from the S3 API
+ * reference). Operation modules add the codes they need here.
+ */
 const CATALOG = {
   AccessDenied: [403, 'Access Denied'],
   AuthorizationHeaderMalformed: [400, 'The authorization header is malformed'],
@@ -15,7 +18,6 @@ const CATALOG = {
   BucketNotEmpty: [409, 'The bucket you tried to delete is not empty'],
   EntityTooLarge: [400, 'Your proposed upload exceeds the maximum allowed object size.'],
   EntityTooSmall: [400, 'Your proposed upload is smaller than the minimum allowed object size.'],
-  ExpiredToken: [400, 'The provided token has expired.'],
   IllegalVersioningConfigurationException: [400, 'The versioning configuration specified in the request is invalid.'],
   IncompleteBody: [400, 'You did not provide the number of bytes specified by the Content-Length HTTP header.'],
   InsufficientStorage: [507, 'Storage backend has reached its capacity; please free space or add nodes.'],
@@ -33,27 +35,25 @@ const CATALOG = {
   InvalidRange: [416, 'The requested range is not satisfiable'],
   InvalidRequest: [400, 'Invalid Request'],
   InvalidStorageClass: [400, 'The storage class you specified is not valid'],
-  InvalidURI: [400, 'Couldn\'t parse the specified URI.'],
   InvalidTag: [400, 'The tag provided was not a valid tag.'],
+  InvalidURI: [400, 'Couldn\'t parse the specified URI.'],
   KeyTooLongError: [400, 'Your key is too long'],
   MalformedXML: [400, 'The XML you provided was not well-formed or did not validate against our published schema.'],
+  MaxMessageLengthExceeded: [400, 'Your request was too big.'],
   MetadataTooLarge: [400, 'Your metadata headers exceed the maximum allowed metadata size.'],
   MethodNotAllowed: [405, 'The specified method is not allowed against this resource.'],
   MissingContentLength: [411, 'You must provide the Content-Length HTTP header.'],
-  MissingSecurityHeader: [400, 'Your request was missing a required header.'],
   NoSuchBucket: [404, 'The specified bucket does not exist'],
   NoSuchKey: [404, 'The specified key does not exist.'],
   NoSuchUpload: [404, 'The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.'],
   NoSuchVersion: [404, 'The specified version does not exist.'],
   NotImplemented: [501, 'A header or query you provided implies functionality that is not implemented.'],
-  NotModified: [304, 'Not Modified'],
   OperationAborted: [409, 'A conflicting conditional operation is currently in progress against this resource. Please try again.'],
   PreconditionFailed: [412, 'At least one of the preconditions you specified did not hold.'],
   RequestTimeTooSkewed: [403, 'The difference between the request time and the server\'s time is too large.'],
-  ServiceUnavailable: [503, 'Please reduce your request rate.'],
+  ServiceUnavailable: [503, 'Service is unable to handle request: too few storage nodes are reachable.'],
   SignatureDoesNotMatch: [403, 'The request signature we calculated does not match the signature you provided. Check your key and signing method.'],
   SlowDown: [503, 'Please reduce your request rate.'],
-  TooManyBuckets: [400, 'You have attempted to create more buckets than allowed.'],
   XAmzContentSHA256Mismatch: [400, 'The provided \'x-amz-content-sha256\' header does not match what was computed.'],
 } as const satisfies Record<string, readonly [number, string]>;
 

@@ -24,6 +24,7 @@ export interface GatewayOptions {
   /** Enables virtual-hosted-style addressing: `<bucket>.<baseDomain>`. */
   baseDomain?: string;
   tls?: { cert: string; key: string };
+  /** Defaults to warnings and errors (failed requests) as JSON on stderr. */
   logger?: FastifyBaseLogger;
 }
 
@@ -71,7 +72,7 @@ function redactUrl(url: string): string {
 
 function createApp(options: GatewayOptions, services: Services): FastifyInstance {
   const app = Fastify({
-    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: 'warn', stream: process.stderr } }),
     ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
     exposeHeadRoutes: false,
     genReqId: newRequestId,

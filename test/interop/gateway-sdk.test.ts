@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand,
-  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsCommand, ListObjectsV2Command,
+  GetObjectAttributesCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsCommand, ListObjectsV2Command,
   ListObjectVersionsCommand, type ListObjectsV2CommandOutput, PutObjectCommand, S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
 import t from 'tap';
@@ -108,6 +108,12 @@ t.test('objects: metadata, headers, ranges, conditionals, checksums', async (t) 
   t.equal(head.ChecksumCRC64NVME, put.ChecksumCRC64NVME);
   t.equal(head.AcceptRanges, 'bytes');
   t.equal(head.ETag, put.ETag);
+
+  const attributes = await s3.send(new GetObjectAttributesCommand({ Bucket: 'sdk-objects', Key: key, ObjectAttributes: ['ETag', 'Checksum', 'ObjectSize', 'StorageClass', 'ObjectParts'] }));
+  t.same([`"${attributes.ETag}"`, attributes.ObjectSize, attributes.StorageClass, attributes.Checksum?.ChecksumCRC64NVME, attributes.ObjectParts],
+    [put.ETag, body.length, 'STANDARD_IA', put.ChecksumCRC64NVME, undefined], 'GetObjectAttributes');
+  const badAttribute = await signedSend(cluster.endpoint, root, { method: 'GET', path: `/sdk-objects/${encodeURIComponent(key)}?attributes`, headers: { 'x-amz-object-attributes': 'Colour' } });
+  t.same([badAttribute.status, errorCode(badAttribute)], [400, 'InvalidArgument']);
 
   const whole = await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, ChecksumMode: 'ENABLED' }));
   t.ok(Buffer.from(await whole.Body!.transformToByteArray()).equals(body), 'the bytes come back (and the SDK validated the checksum)');

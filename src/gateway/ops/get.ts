@@ -1,10 +1,12 @@
-// GetObject and HeadObject: version resolution (delete markers), conditional requests,
+// GetObject, HeadObject and GetObjectAttributes: version resolution (delete markers), conditional requests,
 // byte ranges and part numbers, response-* overrides, and the object's response headers.
 import type { ByteRange, ObjectVersion } from '../../replication/types.js';
 import type { BucketRecord } from '../bucket-record.js';
-import { header, queryParam, requireBucket, requireKey, type S3Context } from '../context.js';
+import { parseChecksumAlgorithm } from '../checksums.js';
+import { header, queryParam, requireBucket, requireKey, type S3Context, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
+import type { XmlObject } from '../xml.js';
 import { STORED_HEADERS, storedChecksumHeaders, versionIdHeader } from './put.js';
 
 /**
@@ -198,7 +200,61 @@ async function getOrHeadObject(ctx: S3Context): Promise<void> {
   void ctx.reply.send(ctx.store.readObject(version, range));
 }
 
+const OBJECT_ATTRIBUTES = new Set(['ETag', 'Checksum', 'ObjectParts', 'StorageClass', 'ObjectSize']);
+
+/** Checksum elements (`ChecksumCRC32`, ...) for stored checksums. */
+function checksumElements(checksums: Record<string, string> | null | undefined): XmlObject {
+  const out: XmlObject = {};
+  for (const [name, value] of Object.entries(checksums ?? {})) {
+    if (parseChecksumAlgorithm(name)) out[`Checksum${name.toUpperCase()}`] = value;
+  }
+  return out;
+}
+
+/** The parts of a multipart object, paged by x-amz-part-number-marker / x-amz-max-parts. */
+function objectParts(ctx: S3Context, version: ObjectVersion): XmlObject | undefined {
+  const segments = version.segments ?? [];
+  if (segments.length < 2) return undefined;
+  const marker = Number(header(ctx.request, 'x-amz-part-number-marker') ?? 0);
+  const maxParts = Math.min(Number(header(ctx.request, 'x-amz-max-parts') ?? 1000), 1000);
+  if (!Number.isInteger(marker) || marker < 0 || !Number.isInteger(maxParts) || maxParts < 0) {
+    throw new S3Error('InvalidArgument', { message: 'x-amz-part-number-marker and x-amz-max-parts must be non-negative integers' });
+  }
+  const numbered = segments.map((segment, i) => ({ number: segment.partNumber || i + 1, segment }));
+  const after = numbered.filter((p) => p.number > marker);
+  const page = after.slice(0, maxParts);
+  const truncated = after.length > page.length;
+  return {
+    TotalPartsCount: segments.length,
+    PartNumberMarker: marker,
+    NextPartNumberMarker: truncated ? page[page.length - 1]!.number : undefined,
+    MaxParts: maxParts,
+    IsTruncated: truncated,
+    Part: page.map(({ number, segment }) => ({ PartNumber: number, Size: Number(segment.size ?? 0), ...checksumElements(segment.checksums) })),
+  };
+}
+
+async function getObjectAttributes(ctx: S3Context): Promise<void> {
+  const bucket = await requireBucket(ctx);
+  const version = await resolveVersion(ctx, bucket, requireKey(ctx), queryParam(ctx, 'versionId'));
+  const wanted = new Set((header(ctx.request, 'x-amz-object-attributes') ?? '').split(',').map((a) => a.trim()).filter((a) => a !== ''));
+  const unknown = [...wanted].find((a) => !OBJECT_ATTRIBUTES.has(a));
+  if (wanted.size === 0 || unknown !== undefined) {
+    throw new S3Error('InvalidArgument', { message: 'Invalid attribute name specified.', fields: { ArgumentName: 'x-amz-object-attributes', ArgumentValue: unknown ?? '' } });
+  }
+  void ctx.reply.headers({ 'last-modified': new Date(Number(version.lastModifiedMs ?? 0)).toUTCString(), ...versionIdHeader(bucket, version) });
+  const checksum = checksumElements(version.checksums);
+  sendXml(ctx, 'GetObjectAttributesResponse', {
+    ETag: wanted.has('ETag') ? (version.etag ?? '').replace(/"/g, '') : undefined,
+    Checksum: wanted.has('Checksum') && Object.keys(checksum).length > 0 ? checksum : undefined,
+    ObjectParts: wanted.has('ObjectParts') ? objectParts(ctx, version) : undefined,
+    StorageClass: wanted.has('StorageClass') ? version.storageClass || 'STANDARD' : undefined,
+    ObjectSize: wanted.has('ObjectSize') ? Number(version.size ?? 0) : undefined,
+  });
+}
+
 export const operations: OperationSpec[] = [
+  { name: 'GetObjectAttributes', method: 'GET', scope: 'object', subresource: 'attributes', action: 's3:GetObjectAttributes', handle: getObjectAttributes },
   { name: 'GetObject', method: 'GET', scope: 'object', action: 's3:GetObject', handle: getOrHeadObject },
   { name: 'HeadObject', method: 'HEAD', scope: 'object', action: 's3:GetObject', handle: getOrHeadObject },
 ];
