@@ -54,8 +54,13 @@ async function connect(args: ParsedArgs): Promise<ClusterClient> {
 }
 
 function printMap(store: ClusterClient): number {
-  const map = pb.ClusterMap.toObject(pb.ClusterMap.create(store.clusterMap()), { enums: String, bytes: String, defaults: true });
-  process.stdout.write(`${JSON.stringify(map, null, 2)}\n`);
+  const map = store.clusterMap();
+  const printable = {
+    ...map,
+    placementSeed: Buffer.from(map.placementSeed ?? []).toString('hex'),
+    nodes: (map.nodes ?? []).map((n) => ({ ...n, state: pb.NodeState[n.state ?? pb.NodeState.UP] })),
+  };
+  process.stdout.write(`${JSON.stringify(printable, null, 2)}\n`);
   return 0;
 }
 
