@@ -2,25 +2,31 @@
 // ==================================
 // server.ts      fastify with body parsing off; one catch-all route hands every request to
 //                `handleS3Request` (server.ts) which runs, in order:
-//   1. resolveAddress (this file)   bucket + key from path-style `/bucket/key` or virtual-hosted
-//                                   `bucket.<baseDomain>/key`; keys are percent-decoded once and
-//                                   otherwise taken byte for byte (`//`, `..`, trailing `/` kept).
-//   2. authenticate (auth/index.ts) SigV4 / SigV2 header or query signature -> Principal, plus the
-//                                   payload plan (how body bytes are verified while streaming).
-//   3. selectOperation (this file)  method + scope (service | bucket | object) + query subresource
-//                                   (+ an optional `when` test on headers/params) -> OperationSpec.
-//   4. authorize (auth/authorize.ts) principal + spec.action + resource; policy/ACL plug in there.
-//   5. spec.handle(ctx)             the operation module answers through ctx.reply (context.ts).
-//   Any throw becomes an S3 XML error in errors.ts (the only place errors are mapped).
+//   1. resolveAddress (this file)    bucket + key from path-style `/bucket/key` or virtual-hosted
+//                                    `bucket.<baseDomain>/key`; keys are percent-decoded once and
+//                                    otherwise taken byte for byte (`//`, `..`, trailing `/` kept).
+//   2. authenticate (auth/index.ts)  SigV4 / SigV2, header or query -> Principal, plus the payload
+//                                    plan (how body bytes are verified while they stream).
+//   3. OperationTable.select (here)  method + scope (service | bucket | object) + query sub-resource
+//                                    (+ an optional `when` test on headers/params) -> OperationSpec.
+//   4. authorize (auth/authorize.ts) principal + spec.action + resource; policy/ACL modules plug in
+//                                    with registerAuthorizer().
+//   5. spec.handle(ctx)              the operation answers through ctx.reply (helpers in context.ts).
+//   Anything thrown becomes an S3 XML error in errors.ts (the only place errors are mapped; add
+//   new codes to its catalog).
 //
-// Adding an operation family = a module under ops/ exporting `operations: OperationSpec[]`
-// + one line in ops/index.ts. A module reads the request through S3Context (context.ts):
-// ctx.bucket/ctx.key/ctx.query/ctx.header(), ctx.body.stream() for verified streaming object bytes
-// or ctx.body.xml() for small configuration documents, ctx.buckets for bucket records
-// (bucket-record.ts), ctx.store for the ObjectStore. Shared building blocks for object writes and
-// reads live in ops/put.ts (versionFieldsFromHeaders, writeVersion) and ops/get.ts
-// (objectHeaders, resolveVersion); reuse them from copy/multipart rather than re-deriving.
-// Subresources listed in KNOWN_SUBRESOURCES without a registered operation answer NotImplemented.
+// Adding an operation family = a module under ops/ exporting `operations: OperationSpec[]` + one
+// line in ops/index.ts. A module reads the request through S3Context (context.ts):
+//   ctx.address.{bucket,key,query}, header(ctx.request, name), queryParam/intParam(ctx, name),
+//   requireBucket(ctx) (the BucketRecord or NoSuchBucket), ctx.body.stream(maxBytes) for verified
+//   object bytes, ctx.body.xml() / optionalXml() for small configuration documents,
+//   ctx.buckets.put(record) to change a bucket's configuration (fields in bucket-record.ts),
+//   ctx.store for the ObjectStore, sendXml/sendEmpty to answer.
+// Shared building blocks, to reuse rather than re-derive: ops/put.ts (versionFieldsFromHeaders,
+// writeVersion, storedChecksumHeaders, versionIdHeader), ops/get.ts (resolveVersion, objectHeaders,
+// evaluateConditions, parseRange), ops/delete.ts (deleteObject: the one place a key or version is
+// deleted, where object-lock checks belong), bucket-record.ts (writeTargetFor).
+// Sub-resources in KNOWN_SUBRESOURCES without a registered operation answer NotImplemented.
 import type { S3Context } from './context.js';
 import { S3Error } from './errors.js';
 
