@@ -316,8 +316,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   }
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const background = startBackgroundWork(service, meta, options, log);
+  const address = `${host}:${port}`;
+  log.info({ nodeId: options.id, zone: options.zone, address, capacityBytes: options.capacityBytes }, 'storage node started');
   return {
-    address: `${host}:${port}`,
+    address,
     async close() {
       await background.stop();
       await shutdown(server);
