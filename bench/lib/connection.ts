@@ -25,7 +25,7 @@ export const CONNECTION_HELP = `connection (an existing endpoint):
 or a server the bench starts on loopback and stops afterwards:
   --target NAME           one of ${TARGET_NAMES.join(', ')}
   --nodes N --ec K+M      shape of tessera-cluster (default 6 nodes, 4+2)
-  --cpu-prof              write V8 CPU profiles of the Tessera processes and summarise the hottest functions
+  --cpu-prof              CPU-profile Tessera's gateway process and summarise its hottest functions
 `;
 
 export function targetOptions(args: ParsedArgs): TargetOptions {

@@ -66,7 +66,8 @@ export function phaseSpec(scenario: string, args: ParsedArgs, overrides: Partial
   const objects = objectsFlag ? Number(objectsFlag) : defaults.objects === 'auto' || defaults.objects === undefined
     ? autoObjectCount(sizes, concurrency) : defaults.objects;
   const deleteBatch = Math.min(1000, Number(flag(args, 'batch') ?? 1));
-  const count = flag(args, 'count') ? Number(flag(args, 'count')) : mix.delete === 1 && Object.keys(mix).length === 1 ? Math.ceil(objects / deleteBatch) : Infinity;
+  // A delete-only phase also ends when its objects run out.
+  const count = flag(args, 'count') ? Number(flag(args, 'count')) : Infinity;
   const typicalBytes = mix['ranged-get'] ? rangeSizes.max : sizes.max;
   return {
     scenario,

@@ -32,10 +32,13 @@ class OpStats {
     this.bytes += bytes;
     this.items += items;
     this.latency.record(micros);
-    const second = this.second();
-    second.ops++;
-    second.bytes += bytes;
+    this.second().ops++;
   }
+
+  /** Body bytes in the second they move, so large objects draw a smooth throughput line. */
+  readonly transferred = (bytes: number): void => {
+    this.second().bytes += bytes;
+  };
 
   failed(err: unknown): void {
     const code = err instanceof S3RequestError ? err.code : (err as Error).name ?? 'Error';
@@ -97,7 +100,7 @@ class LoadWorker {
       const stats = this.statsOf(kind);
       const begin = performance.now();
       try {
-        const outcome = await this.execute(kind, listing);
+        const outcome = await this.execute(kind, listing, stats.transferred);
         stats.succeeded((performance.now() - begin) * 1000, outcome.bytes, outcome.items);
         this.totals.ops++;
         this.totals.bytes += outcome.bytes;
@@ -120,27 +123,27 @@ class LoadWorker {
     return kind;
   }
 
-  private async execute(kind: OpKind, listing: { token?: string; keys: number }): Promise<OpOutcome> {
+  private async execute(kind: OpKind, listing: { token?: string; keys: number }, onBytes: (bytes: number) => void): Promise<OpOutcome> {
     const { client, content, plan } = this;
     switch (kind) {
       case 'put':
       case 'multipart': {
         const object = { key: `${plan.keyPrefix}${this.nextKey++}`, size: drawSize(plan.sizes) };
-        if (kind === 'put') await client.putObject(object.key, object.size, content);
-        else await client.multipartUpload(object.key, object.size, plan.partSize, plan.partConcurrency, content);
+        if (kind === 'put') await client.putObject(object.key, object.size, content, onBytes);
+        else await client.multipartUpload(object.key, object.size, plan.partSize, plan.partConcurrency, content, onBytes);
         this.objects.push(object);
         this.written.push(object);
         return { bytes: object.size, items: 1 };
       }
       case 'get': {
         const object = this.randomObject();
-        return { bytes: await client.getObject(object.key, object.size, content), items: 1 };
+        return { bytes: await client.getObject(object.key, object.size, content, undefined, onBytes), items: 1 };
       }
       case 'ranged-get': {
         const object = this.randomObject();
         const length = Math.max(1, Math.min(object.size, drawSize(plan.rangeSizes)));
         const offset = Math.floor(Math.random() * (object.size - length + 1));
-        return { bytes: await client.getObject(object.key, object.size, content, { offset, length }), items: 1 };
+        return { bytes: await client.getObject(object.key, object.size, content, { offset, length }, onBytes), items: 1 };
       }
       case 'stat': {
         const object = this.randomObject();

@@ -21,6 +21,9 @@ export class S3RequestError extends Error {
   }
 }
 
+type OnBytes = (bytes: number) => void;
+const ignoreBytes: OnBytes = () => undefined;
+
 type Query = ReadonlyArray<readonly [string, string]>;
 
 interface RequestOptions {
@@ -58,20 +61,23 @@ export class LeanS3Client {
     throw errorFrom(res.statusCode, body);
   }
 
-  async putObject(key: string, size: number, content: ContentGenerator, seedHeader = true): Promise<void> {
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
-    if (seedHeader) headers['x-amz-meta-bench-seed'] = content.seed;
-    await this.expectOk(await this.send('PUT', key, { headers, ...bodyOf(content, key, 0, size) }));
+  /** `onBytes` hears of body bytes as they go out or come in, for per-second throughput. */
+  async putObject(key: string, size: number, content: ContentGenerator, onBytes: OnBytes = ignoreBytes): Promise<void> {
+    const headers = { 'content-type': 'application/octet-stream', 'x-amz-meta-bench-seed': content.seed };
+    await this.expectOk(await this.send('PUT', key, { headers, ...bodyOf(content, key, 0, size, onBytes) }));
   }
 
   /** GETs the whole object, or `range` of it, and checks size and every byte. */
-  async getObject(key: string, size: number, content: ContentGenerator, range?: { offset: number; length: number }): Promise<number> {
+  async getObject(key: string, size: number, content: ContentGenerator, range?: { offset: number; length: number }, onBytes: OnBytes = ignoreBytes): Promise<number> {
     const headers: Record<string, string> = {};
     if (range) headers['range'] = `bytes=${range.offset}-${range.offset + range.length - 1}`;
     const res = await this.send('GET', key, { headers });
     if (res.statusCode !== 200 && res.statusCode !== 206) throw errorFrom(res.statusCode, await res.body.text());
     const verifier = content.verifier(key, range?.offset ?? 0, range?.length ?? size);
-    for await (const chunk of res.body) verifier.update(chunk as Buffer);
+    for await (const chunk of res.body) {
+      verifier.update(chunk as Buffer);
+      onBytes((chunk as Buffer).length);
+    }
     const problem = verifier.problem();
     if (problem) throw new S3RequestError('Integrity', `GET ${key}: ${problem}`);
     return range?.length ?? size;
@@ -115,7 +121,7 @@ export class LeanS3Client {
   }
 
   /** Create, upload parts (`partConcurrency` at a time), complete. */
-  async multipartUpload(key: string, size: number, partSize: number, partConcurrency: number, content: ContentGenerator): Promise<void> {
+  async multipartUpload(key: string, size: number, partSize: number, partConcurrency: number, content: ContentGenerator, onBytes: OnBytes = ignoreBytes): Promise<void> {
     const created = await this.send('POST', key, { query: [['uploads', '']], headers: { 'x-amz-meta-bench-seed': content.seed } });
     const createdXml = await created.body.text();
     if (created.statusCode !== 200) throw errorFrom(created.statusCode, createdXml);
@@ -127,7 +133,7 @@ export class LeanS3Client {
       for (let part = nextPart++; part < partCount; part = nextPart++) {
         const offset = part * partSize;
         const query: Query = [['partNumber', String(part + 1)], ['uploadId', uploadId]];
-        const res = await this.send('PUT', key, { query, ...bodyOf(content, key, offset, Math.min(partSize, size - offset)) });
+        const res = await this.send('PUT', key, { query, ...bodyOf(content, key, offset, Math.min(partSize, size - offset), onBytes) });
         await this.expectOk(res);
         etags[part] = String(res.headers['etag']);
       }
@@ -168,9 +174,19 @@ export class LeanS3Client {
   }
 }
 
-function bodyOf(content: ContentGenerator, key: string, offset: number, length: number): { body: Buffer | Readable; length: number } {
-  if (length <= CHUNK_BYTES) return { body: content.bytes(key, offset, length), length };
-  return { body: Readable.from(content.chunks(key, offset, length), { objectMode: false }), length };
+function bodyOf(content: ContentGenerator, key: string, offset: number, length: number, onBytes: OnBytes): { body: Buffer | Readable; length: number } {
+  if (length <= CHUNK_BYTES) {
+    onBytes(length);
+    return { body: content.bytes(key, offset, length), length };
+  }
+  return { body: Readable.from(counted(content.chunks(key, offset, length), onBytes), { objectMode: false }), length };
+}
+
+function* counted(chunks: Iterable<Buffer>, onBytes: OnBytes): Generator<Buffer> {
+  for (const chunk of chunks) {
+    onBytes(chunk.length);
+    yield chunk;
+  }
 }
 
 function errorFrom(status: number, body: string): S3RequestError {

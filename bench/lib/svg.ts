@@ -26,7 +26,7 @@ function linearTicks(max: number): number[] {
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
   const ticks: number[] = [];
-  for (let t = 0; t <= max + step / 2; t += step) ticks.push(t);
+  for (let t = 0; ticks.length === 0 || ticks[ticks.length - 1]! < max; t += step) ticks.push(t);
   return ticks;
 }
 

@@ -30,7 +30,7 @@ export interface TargetOptions {
   /** Tessera cluster shape. */
   nodes: number;
   ec: string;
-  /** Write V8 CPU profiles of the Tessera processes into workDir/profiles. */
+  /** Write a V8 CPU profile of Tessera's gateway process into workDir/profiles. */
   cpuProfile: boolean;
 }
 
@@ -111,12 +111,11 @@ export async function startTarget(name: string, options: TargetOptions): Promise
   const port = await freePort();
   const spec = launcher(port, dataDir, options);
   const log = openSync(join(workDir, 'server.log'), 'a');
-  const profileEnv: Record<string, string> = options.cpuProfile && name.startsWith('tessera')
-    ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(workDir, 'profiles')}` }
-    : {};
-  const child = spawn(spec.command, spec.args, {
+  // Node refuses --cpu-prof in NODE_OPTIONS, so only the launched process (Tessera's gateway) is profiled.
+  const profileFlags = options.cpuProfile && name.startsWith('tessera') ? ['--cpu-prof', `--cpu-prof-dir=${join(workDir, 'profiles')}`] : [];
+  const child = spawn(spec.command, [...profileFlags, ...spec.args], {
     stdio: ['ignore', log, log],
-    env: { ...process.env, ...spec.env, ...profileEnv },
+    env: { ...process.env, ...spec.env },
   });
   const endpoint = `http://127.0.0.1:${port}`;
   const processes = (): WatchedProcess[] => {
