@@ -52,11 +52,19 @@ export class BlobCodec {
   /** Opens, decompresses and checks a blob against the id it is stored under. */
   decode(stored: Buffer, id: Uint8Array, compressed: boolean): Buffer {
     const opened = this.open(stored);
-    const plain = compressed ? this.decompressor.decompress(opened) : opened;
+    const plain = compressed ? this.decompress(opened, id) : opened;
     if (!this.idOf(plain).equals(id)) {
       throw new StoreError('Corrupt', `blob ${Buffer.from(id).toString('hex')} does not match its hash`);
     }
     return plain;
+  }
+
+  private decompress(data: Buffer, id: Uint8Array): Buffer {
+    try {
+      return this.decompressor.decompress(data);
+    } catch {
+      throw new StoreError('Corrupt', `blob ${Buffer.from(id).toString('hex')} does not decompress`);
+    }
   }
 
   seal(plain: Buffer): Buffer {

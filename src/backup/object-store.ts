@@ -5,6 +5,7 @@ import {
   DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { StoreError } from '../common/errors.js';
 
 export interface StoreOptions {
@@ -52,7 +53,12 @@ export class ObjectStore {
       Key: key,
       Body: body,
       ContentLength: body.length,
-      ...(options.retainUntil ? { ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: options.retainUntil } : {}),
+      // S3 requires an integrity header on uploads that set a retention period.
+      ...(options.retainUntil ? {
+        ObjectLockMode: 'COMPLIANCE',
+        ObjectLockRetainUntilDate: options.retainUntil,
+        ContentMD5: createHash('md5').update(body).digest('base64'),
+      } : {}),
     })));
   }
 

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { BlobCodec } from './blob-codec.js';
 import { PackEntry, PackRef, PackTrailer, type BlobType } from './format.js';
+import type { BlobLocation } from './repository.js';
 import type { ObjectStore } from './object-store.js';
 
 export const packKey = (pack: string) => `packs/${pack.slice(0, 2)}/${pack}`;
@@ -35,15 +36,20 @@ export class PackWriter {
     return this.pendingIds.has(idHex);
   }
 
-  /** Encodes and adds a blob; returns the stored size. Waits while the upload pipeline is full. */
-  async add(id: Buffer, type: BlobType, plain: Buffer): Promise<number> {
+  /** Encodes and adds a blob. Waits while the upload pipeline is full. */
+  async add(id: Buffer, type: BlobType, plain: Buffer): Promise<void> {
     const { stored, compressed } = this.codec.encode(plain);
-    this.pendingIds.add(id.toString('hex'));
-    this.entries.push(PackEntry.create({ id, type, offset: this.size, length: stored.length, rawLength: plain.length, compressed }));
+    await this.addStored({ id, type, rawLength: plain.length, compressed }, stored);
+  }
+
+  /** Adds a blob already in stored form (repacking copies blobs without opening them). */
+  async addStored(entry: Pick<PackEntry, 'id' | 'type' | 'rawLength' | 'compressed'>, stored: Buffer): Promise<void> {
+    const { id, type, rawLength, compressed } = entry;
+    this.pendingIds.add(Buffer.from(id).toString('hex'));
+    this.entries.push(PackEntry.create({ id, type, offset: this.size, length: stored.length, rawLength, compressed }));
     this.blobs.push(stored);
     this.size += stored.length;
     if (this.size >= this.options.targetSize) await this.seal();
-    return stored.length;
   }
 
   /** Uploads what is left and waits for every upload; returns every pack written. */
@@ -86,4 +92,41 @@ export async function readPackTrailer(store: ObjectStore, codec: BlobCodec, pack
   if (trailerLength + 4 > tail.length) tail = await store.getTail(packKey(pack), trailerLength + 4);
   const sealed = tail.subarray(tail.length - 4 - trailerLength, tail.length - 4);
   return PackTrailer.decode(codec.open(sealed)).entries as PackEntry[];
+}
+
+/** One ranged GET covering neighbouring blobs of a pack. */
+export interface RangeRead {
+  pack: string;
+  start: number;
+  end: number;
+  blobs: BlobLocation[];
+}
+
+const MAX_RANGE = 8 * 1024 * 1024;
+const MAX_GAP = 256 * 1024;
+
+/** Groups blobs into few ranged GETs: neighbours in a pack (small gaps allowed) share one request. */
+export function planRangeReads(locations: BlobLocation[]): RangeRead[] {
+  const sorted = [...locations].sort((a, b) => a.pack.localeCompare(b.pack) || a.entry.offset - b.entry.offset);
+  const ranges: RangeRead[] = [];
+  for (const location of sorted) {
+    const { pack, entry } = location;
+    const last = ranges[ranges.length - 1];
+    const end = entry.offset + entry.length;
+    if (last && last.pack === pack && entry.offset - last.end <= MAX_GAP && end - last.start <= MAX_RANGE) {
+      last.end = Math.max(last.end, end);
+      last.blobs.push(location);
+    } else {
+      ranges.push({ pack, start: entry.offset, end, blobs: [location] });
+    }
+  }
+  return ranges;
+}
+
+export function readRange(store: ObjectStore, range: RangeRead): Promise<Buffer> {
+  return store.get(packKey(range.pack), { start: range.start, end: range.end });
+}
+
+export function blobInRange(body: Buffer, range: RangeRead, entry: PackEntry): Buffer {
+  return body.subarray(entry.offset - range.start, entry.offset - range.start + entry.length);
 }

@@ -6,8 +6,9 @@ import { existsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ID_BYTES, type Snapshot, ZERO_ID } from './format.js';
 import { NbdClient } from './nbd/client.js';
-import { packKey } from './pack.js';
-import { type BlobIndex, type BlobLocation, forEachLimit, type Repository } from './repository.js';
+import { StoreError } from '../common/errors.js';
+import { blobInRange, planRangeReads, readRange } from './pack.js';
+import { forEachLimit, type Repository } from './repository.js';
 import { imageInfo, qemuImg, serveImage } from './qemu-tools.js';
 import { readChunkIds } from './tree.js';
 
@@ -36,8 +37,6 @@ interface ImageTarget {
   close(): Promise<void>;
 }
 
-const MAX_RANGE = 8 * 1024 * 1024;
-const MAX_GAP = 256 * 1024;
 const COMPARE_READ = 2 * 1024 * 1024;
 
 export async function restore(repo: Repository, request: RestoreRequest): Promise<RestoreSummary> {
@@ -64,14 +63,17 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
       if (list) list.push(i);
       else positions.set(hex, [i]);
     }
-    const ranges = fetchRanges(index, positions);
+    const ranges = planRangeReads([...positions.keys()].map((hex) => {
+      const location = index.blobs.get(hex);
+      if (!location) throw new StoreError('NotFound', `chunk ${hex} is missing from the repository`);
+      return location;
+    }));
     let done = 0;
     await forEachLimit(ranges, request.concurrency ?? 8, async (range) => {
-      const body = await repo.store.get(packKey(range.pack), { start: range.start, end: range.end });
+      const body = await readRange(repo.store, range);
       summary.bytesFetched += body.length;
       for (const { entry } of range.blobs) {
-        const stored = body.subarray(entry.offset - range.start, entry.offset - range.start + entry.length);
-        const plain = repo.codec.decode(stored, entry.id, entry.compressed);
+        const plain = repo.codec.decode(blobInRange(body, range, entry), entry.id, entry.compressed);
         for (const i of positions.get(Buffer.from(entry.id).toString('hex'))!) {
           await target.write(i * snapshot.chunkSize, plain);
           summary.bytesWritten += plain.length;
@@ -84,36 +86,6 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
   }
   summary.durationMs = Date.now() - started;
   return summary;
-}
-
-interface FetchRange {
-  pack: string;
-  start: number;
-  end: number;
-  blobs: BlobLocation[];
-}
-
-/** Groups the blobs to fetch into few ranged GETs: neighbours in a pack share one request. */
-function fetchRanges(index: BlobIndex, positions: Map<string, number[]>): FetchRange[] {
-  const locations = [...positions.keys()].map((hex) => {
-    const location = index.blobs.get(hex);
-    if (!location) throw new Error(`chunk ${hex} is missing from the repository`);
-    return location;
-  });
-  locations.sort((a, b) => a.pack.localeCompare(b.pack) || a.entry.offset - b.entry.offset);
-  const ranges: FetchRange[] = [];
-  for (const location of locations) {
-    const { pack, entry } = location;
-    const last = ranges[ranges.length - 1];
-    const end = entry.offset + entry.length;
-    if (last && last.pack === pack && entry.offset - last.end <= MAX_GAP && end - last.start <= MAX_RANGE) {
-      last.end = end;
-      last.blobs.push(location);
-    } else {
-      ranges.push({ pack, start: entry.offset, end, blobs: [location] });
-    }
-  }
-  return ranges;
 }
 
 /** Chunks of an existing image that differ from the snapshot (1 = differs). */

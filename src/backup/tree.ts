@@ -45,13 +45,14 @@ export function buildTree(chunkIds: Buffer, fanout: number, idOf: (body: Buffer)
 }
 
 /** Reads a snapshot's chunk ids, fetching (and verifying) every page of its tree. */
-export async function readChunkIds(repo: Repository, index: BlobIndex, tree: TreeRoot, concurrency = 16): Promise<Buffer> {
+export async function readChunkIds(repo: Repository, index: BlobIndex, tree: TreeRoot, concurrency = 16, onPage?: (id: Buffer) => void): Promise<Buffer> {
   let ids = Buffer.from(tree.root);
   for (let level = tree.depth - 1; level >= 0; level--) {
     const count = ids.length / ID_BYTES;
     const children: Buffer[] = new Array<Buffer>(count);
     await forEachLimit(Array.from({ length: count }, (_, i) => i), concurrency, async (i) => {
       const id = ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
+      onPage?.(id);
       const location = index.get(id);
       if (!location) throw new StoreError('NotFound', `index page ${id.toString('hex')} is missing`);
       const page = IndexPage.decode(await repo.readBlob(location));

@@ -89,6 +89,10 @@ export class RequestBody {
     // before an error response could be sent. On a consumer failure the request is left unread
     // and the error response closes the connection.
     this.request.on('error', (err) => head.destroy(err));
+    // A client that disconnects mid-body must fail the write, not leave it waiting for more bytes.
+    this.request.on('close', () => {
+      if (!this.request.complete) head.destroy(new S3Error('IncompleteBody', { message: 'The client closed the connection before sending the whole body.' }));
+    });
     this.request.pipe(head);
     if (decoder) pipeline(decoder, verifier, () => undefined);
     head.on('error', (err) => this.noteFailure(err));

@@ -79,6 +79,7 @@ function createApp(options: GatewayOptions, services: Services): FastifyInstance
     requestIdHeader: false,
     logController: new LogController({ disableRequestLogging: true }), // logged below, presigned URLs redacted
     keepAliveTimeout: 65_000,
+    connectionTimeout: 300_000, // a socket idle this long mid-request is dropped (stalled uploads)
     forceCloseConnections: true,
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 65_535 },
   }) as unknown as FastifyInstance;

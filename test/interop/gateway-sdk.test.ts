@@ -171,6 +171,17 @@ t.test('a body that fails verification stores nothing', async (t) => {
   t.equal(errorCode(badBig), 'XAmzContentSHA256Mismatch', 'also for a multi-stripe body');
   t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-verify', Key: 'victim' })))).status, 404, 'nothing became visible');
 
+  // A client that disconnects half-way through its body.
+  const partial = await signedRequest(cluster.endpoint, root, { method: 'PUT', path: '/sdk-verify/half', payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': '3000000' } });
+  await new Promise<void>((resolve) => {
+    const req = httpRequest(`${cluster.endpoint}${partial.path}`, { method: 'PUT', headers: partial.headers });
+    req.on('error', () => resolve());
+    req.write(Buffer.alloc(1_500_000, 9), () => setTimeout(() => { req.destroy(); resolve(); }, 200));
+  });
+  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-verify', Key: 'half' })))).status, 404, 'an interrupted upload leaves nothing');
+  await s3.send(new PutObjectCommand({ Bucket: 'sdk-verify', Key: 'half', Body: 'complete' }));
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-verify', Key: 'half' }))).Body), 'complete', 'and the key is writable afterwards');
+
   const tooLarge = await signedSend(cluster.endpoint, root, { method: 'PUT', path, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': String(5 * 1024 ** 3 + 1) } });
   t.same([tooLarge.status, errorCode(tooLarge)], [400, 'EntityTooLarge']);
 });
