@@ -21,6 +21,8 @@ export interface TestCluster {
   nodePid(id: string): number;
   killNode(id: string, signal?: NodeJS.Signals): Promise<void>;
   restartNode(id: string): Promise<void>;
+  /** Start a node process that is not in the map yet; resolves with its address. */
+  startExtraNode(id: string): Promise<string>;
   /** Run `tessera <args>` against this cluster; resolves with its output. */
   tessera(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   stop(): Promise<void>;
@@ -79,6 +81,13 @@ export async function startCluster(options: { nodes?: number; ec?: string } = {}
   const nodePid = (id: string) => Number(readFileSync(join(dataDir, id, 'node.pid'), 'utf8').trim());
   const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
+  const startNodeProcess = async (id: string, address: string) => {
+    const child = spawn(process.execPath, [tesseraMain, 'node', '--id', id, '--data', join(dataDir, id), '--listen', address],
+      { env: { ...process.env, TESSERA_CLUSTER_SECRET: clusterFile.secret }, stdio: ['ignore', 'pipe', 'inherit'] });
+    restarted.set(id, child);
+    await waitForLine(child, /listening/, `node ${id}`);
+  };
+
   const cluster: TestCluster = {
     endpoint,
     accessKeyId,
@@ -105,11 +114,12 @@ export async function startCluster(options: { nodes?: number; ec?: string } = {}
       }
     },
     async restartNode(id) {
-      const node = clusterFile.nodes.find((n) => n.id === id)!;
-      const child = spawn(process.execPath, [tesseraMain, 'node', '--id', id, '--data', join(dataDir, id), '--listen', node.address],
-        { env: { ...process.env, TESSERA_CLUSTER_SECRET: clusterFile.secret }, stdio: ['ignore', 'pipe', 'inherit'] });
-      restarted.set(id, child);
-      await waitForLine(child, /listening/, `node ${id}`);
+      await startNodeProcess(id, clusterFile.nodes.find((n) => n.id === id)!.address);
+    },
+    async startExtraNode(id) {
+      const address = `127.0.0.1:${await freePort()}`;
+      await startNodeProcess(id, address);
+      return address;
     },
     tessera: (extra) => runTessera(extra, { TESSERA_CLUSTER_SECRET: clusterFile.secret }),
     async stop() {
