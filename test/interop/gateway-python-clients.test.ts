@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { startGateway } from '../../src/gateway/server.js';
 import { createClusterClient } from '../../src/replication/cluster-client.js';
 import { startCluster } from '../lib/cluster.js';
+import { signedSend } from '../lib/s3-request.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -175,10 +176,16 @@ t.test('boto3 over HTTPS to a second gateway with a self-signed certificate', as
     store, host: '127.0.0.1', port: 0,
     rootCredentials: { accessKeyId: cluster.accessKeyId, secretAccessKey: cluster.secretAccessKey },
     tls: { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') },
+    baseDomain: 's3.test',
   });
   t.teardown(() => gateway.close());
   t.match(gateway.url, /^https:\/\//);
   const results = await python(BOTO_SCRIPT, gateway.url, 'no-verify', 'boto-tls') as Record<string, unknown>;
   checkBotoResults(t, results);
+
+  // Virtual-hosted-style addressing: the bucket comes from the Host header under the base domain.
+  const credentials = { accessKeyId: cluster.accessKeyId, secretAccessKey: cluster.secretAccessKey };
+  const virtual = await signedSend(gateway.url, credentials, { method: 'GET', path: '/sigv2.txt', headers: { host: 'boto-tls.s3.test' } });
+  t.same([virtual.status, virtual.body], [200, 'v2'], 'bucket.s3.test/key reads bucket/key');
   t.ok((results.payload_modes as string[]).includes('STREAMING-UNSIGNED-PAYLOAD-TRAILER'), 'boto3 sent aws-chunked bodies with trailing checksums');
 });
