@@ -1,6 +1,7 @@
 // Authorization: may this principal perform this action on this resource? Policy and ACL
 // modules register authorizers; each returns Allow, Deny or Abstain. An explicit Deny wins;
-// otherwise an authenticated principal is allowed, and an anonymous one only with an Allow.
+// otherwise the root key is allowed, any key may list its buckets and create new ones, and
+// everything else needs an Allow (bucket ownership, key grants, ACLs and policies: ../acl.ts, ../policy.ts).
 import type { S3Context } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { Principal } from './keys.js';
@@ -29,7 +30,7 @@ export function resourceOf(bucket: string | undefined, key: string | undefined):
 }
 
 export async function authorize(ctx: S3Context, principal: Principal, action: string, resource: Resource): Promise<void> {
-  let allowed = principal.accessKeyId !== undefined;
+  let allowed = principal.isRoot || (principal.accessKeyId !== undefined && (resource.bucket === undefined || action === 's3:CreateBucket'));
   for (const authorizer of authorizers) {
     const decision = await authorizer(ctx, principal, action, resource);
     if (decision === 'Deny') throw new S3Error('AccessDenied');

@@ -1,4 +1,5 @@
 // Bucket lifecycle: CreateBucket, HeadBucket, DeleteBucket, ListBuckets, GetBucketLocation.
+import { aclFromHeaders } from '../acl.js';
 import { type BucketRecord, bucketNameProblem } from '../bucket-record.js';
 import { header, intParam, queryParam, requireBucket, requireBucketName, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
@@ -24,6 +25,7 @@ async function createBucket(ctx: S3Context): Promise<void> {
     createdMs: Date.now(),
     region: ctx.config.region,
     ...(objectLockEnabled ? { objectLockEnabled: true, versioning: 'Enabled' as const } : {}),
+    acl: aclFromHeaders(ctx, { id: ctx.principal.userId, displayName: ctx.principal.displayName }),
   };
   await ctx.buckets.put(record);
   void ctx.reply.header('location', `/${name}`);

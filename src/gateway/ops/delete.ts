@@ -7,6 +7,7 @@ import { queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendX
 import { S3Error, toS3Error } from '../errors.js';
 import { MAX_KEY_BYTES, type OperationSpec } from '../router.js';
 import { xmlChild, xmlChildren, xmlText } from '../xml.js';
+import { assertVersionDeletable } from './object-lock.js';
 
 const MAX_KEYS_PER_DELETE = 1000;
 const DELETE_CONCURRENCY = 16;
@@ -22,6 +23,7 @@ export async function deleteObject(ctx: S3Context, bucket: BucketRecord, key: st
   if (versionId !== undefined) {
     const version = await ctx.store.getVersion(bucket.name, key, versionId);
     if (!version) return { versionId, deleteMarker: false }; // deleting what is gone succeeds
+    await assertVersionDeletable(ctx, version);
     await ctx.store.deleteVersion(bucket.name, key, versionId);
     return { versionId, deleteMarker: Boolean(version.deleteMarker) };
   }

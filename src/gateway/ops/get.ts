@@ -7,6 +7,7 @@ import { header, queryParam, requireBucket, requireKey, type S3Context, sendXml 
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
 import type { XmlObject } from '../xml.js';
+import { lockHeaders } from './object-lock.js';
 import { STORED_HEADERS, storedChecksumHeaders, versionIdHeader } from './put.js';
 
 /**
@@ -43,6 +44,7 @@ export function objectHeaders(bucket: BucketRecord, version: ObjectVersion): Rec
   }
   for (const [name, value] of Object.entries(version.userMetadata ?? {})) headers[`x-amz-meta-${name}`] = value;
   if (version.storageClass && version.storageClass !== 'STANDARD') headers['x-amz-storage-class'] = version.storageClass;
+  Object.assign(headers, lockHeaders(version));
   const tagCount = Object.keys(version.tags ?? {}).length;
   if (tagCount > 0) headers['x-amz-tagging-count'] = String(tagCount);
   return headers;

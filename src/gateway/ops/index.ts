@@ -6,6 +6,12 @@ import { operations as del } from './delete.js';
 import { operations as get } from './get.js';
 import { operations as list } from './list.js';
 import { operations as put } from './put.js';
+import { operations as acl } from './acl.js';
+import { operations as copy } from './copy.js';
+import { operations as multipart } from './multipart.js';
+import { operations as objectLock } from './object-lock.js';
+import { operations as tagging } from './tagging.js';
+import { operations as versioning } from './versioning.js';
 
 export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...bucket,
@@ -13,4 +19,10 @@ export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...get,
   ...del,
   ...list,
+  ...multipart,
+  ...copy,
+  ...versioning,
+  ...objectLock,
+  ...tagging,
+  ...acl,
 ];

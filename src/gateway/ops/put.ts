@@ -7,6 +7,7 @@ import { checksumHeader, parseChecksumAlgorithm } from '../checksums.js';
 import { header, requireBucket, requireKey, type S3Context, sendEmpty } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
+import { newObjectAttributes } from './attributes.js';
 import { etagMatches } from './get.js';
 
 export const MAX_OBJECT_BYTES = 5 * 1024 ** 3;
@@ -19,9 +20,10 @@ export const STORAGE_CLASSES = new Set(['STANDARD', 'REDUCED_REDUNDANCY', 'STAND
 
 /**
  * The S3-level fields of a new version from the request headers: content type, stored system
- * headers, x-amz-meta-* (byte-exact: header strings hold the bytes as sent), storage class, tags.
+ * headers, x-amz-meta-* (byte-exact: header strings hold the bytes as sent), storage class, tags,
+ * and the gateway-owned attributes (object lock, ACL).
  */
-export function versionFieldsFromHeaders(ctx: S3Context): VersionFields {
+export function versionFieldsFromHeaders(ctx: S3Context, bucket: BucketRecord): VersionFields {
   const headers: Record<string, string> = {};
   for (const name of STORED_HEADERS) {
     let value = header(ctx.request, name);
@@ -37,6 +39,7 @@ export function versionFieldsFromHeaders(ctx: S3Context): VersionFields {
     userMetadata: userMetadataFromHeaders(ctx),
     tags: tagsFromHeader(header(ctx.request, 'x-amz-tagging')),
     storageClass,
+    attributesJson: newObjectAttributes(ctx, bucket),
   };
 }
 
@@ -139,7 +142,7 @@ async function putObject(ctx: S3Context): Promise<void> {
   const bucket = await requireBucket(ctx);
   const key = requireKey(ctx);
   requireContentLength(ctx);
-  const fields = versionFieldsFromHeaders(ctx);
+  const fields = versionFieldsFromHeaders(ctx, bucket);
   const conditions = writeConditionsOf(ctx);
   const version = await writeVersion(ctx, writeTargetFor(bucket, key), ctx.body.stream(MAX_OBJECT_BYTES), fields, conditions);
   void ctx.reply.headers({
