@@ -5,6 +5,8 @@
 //   shards: PutShard and GetShard MB/s (1 MiB messages, 256 KiB checksum blocks), one stream and
 //           several at once;
 //   list:   keys/s listed in pages, flat and rolled up by a delimiter.
+// Beside each rate, the node process's own CPU time per unit of work, which stays meaningful
+// on a busy machine where wall-clock rates swing.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { Level } from 'level';
 import { flag, parseArgs } from '../../src/cli/args.js';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../../src/common/cluster-auth.js';
 import { StorageNodeClient, bulkChannelOptions, pb } from '../../src/common/node-service.js';
+import { ProcessSampler } from '../lib/proc-stats.js';
 import { megabytesPerSecond, parseSize } from '../lib/units.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -52,21 +55,42 @@ async function startNode(dataDir: string): Promise<{ child: ChildProcess; addres
   return { child, address };
 }
 
-/** Runs `count` calls with at most `concurrency` in flight; returns calls per second. */
-async function callsPerSecond(count: number, concurrency: number, call: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
+/** Wall milliseconds of `work`, and the CPU seconds the node process spent meanwhile. */
+async function measured(nodePid: number, work: () => Promise<unknown>): Promise<{ wallMs: number; nodeCpuSeconds: number }> {
+  const sampler = new ProcessSampler([{ role: 'node', pid: nodePid }]);
+  sampler.start();
   const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
+  await work();
+  const wallMs = performance.now() - started;
+  return { wallMs, nodeCpuSeconds: sampler.stop()[0]!.cpuSeconds };
+}
+
+function inParallel(count: number, concurrency: number, call: (i: number) => Promise<unknown>): Promise<unknown> {
+  let next = 0;
+  return Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < count) await call(next++);
   }));
-  return Math.round(count / ((performance.now() - started) / 1000));
+}
+
+/** Calls per second with at most `concurrency` in flight, and node CPU microseconds per call. */
+async function callRate(nodePid: number, count: number, concurrency: number, call: (i: number) => Promise<unknown>) {
+  const { wallMs, nodeCpuSeconds } = await measured(nodePid, () => inParallel(count, concurrency, call));
+  return { perSecond: Math.round(count / (wallMs / 1000)), nodeCpuMicrosPerCall: Math.round((nodeCpuSeconds * 1e6) / count) };
+}
+
+/** MB/s of moving `bytes`, and node CPU milliseconds per MB. */
+async function byteRate(nodePid: number, bytes: number, work: () => Promise<unknown>) {
+  const { wallMs, nodeCpuSeconds } = await measured(nodePid, work);
+  return { mbPerSecond: Math.round(megabytesPerSecond(bytes, wallMs)), nodeCpuMsPerMB: Number(((nodeCpuSeconds * 1000) / (bytes / 1e6)).toFixed(2)) };
 }
 
 async function syncedPutsPerSecond(dir: string, count: number): Promise<number> {
   const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   await db.open();
   const value = randomBytes(300);
-  const rate = await callsPerSecond(count, 1, (i) => db.put(Buffer.from(`k${i}`), value, { sync: true }));
+  const started = performance.now();
+  await inParallel(count, 1, (i) => db.put(Buffer.from(`k${i}`), value, { sync: true }));
+  const rate = Math.round(count / ((performance.now() - started) / 1000));
   await db.close();
   return rate;
 }
@@ -94,12 +118,6 @@ async function getShard(client: Client, dataId: string): Promise<number> {
   return bytes;
 }
 
-async function timedMBps(bytes: number, work: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await work();
-  return Math.round(megabytesPerSecond(bytes, performance.now() - started));
-}
-
 async function listKeysPerSecond(client: Client, request: pb.IListRequest): Promise<{ entries: number; keysPerSecond: number }> {
   const started = performance.now();
   let entries = 0;
@@ -116,30 +134,33 @@ export async function run(argv: string[]): Promise<number> {
   const keys = Number(flag(args, 'keys') ?? 20_000);
   const work = mkdtempSync(join(tmpdir(), 'tessera-bench-node-'));
   const { child, address } = await startNode(join(work, 'node'));
+  const pid = child.pid!;
   const client = new StorageNodeClient(address, grpc.credentials.createInsecure(), bulkChannelOptions) as unknown as Client;
   try {
     const version = (i: number, tag: string) => ({ bucket: 'bench', key: `${tag}/${String(i).padStart(8, '0')}`, versionId: 'null', hlc: i + 1, size: 1000, etag: '"x"' });
     const sequentialCount = Math.min(metas, 1000);
     const meta = {
       leveldbSyncedPutsPerSecond: await syncedPutsPerSecond(join(work, 'baseline'), sequentialCount),
-      putMetaOneAtATimePerSecond: await callsPerSecond(sequentialCount, 1, (i) => unary(client, 'PutMeta', { versions: [version(i, 'seq')] })),
-      putMetaConcurrentPerSecond: await callsPerSecond(metas, concurrency, (i) => unary(client, 'PutMeta', { versions: [version(i, 'par')] })),
+      putMetaOneAtATime: await callRate(pid, sequentialCount, 1, (i) => unary(client, 'PutMeta', { versions: [version(i, 'seq')] })),
+      putMetaConcurrent: await callRate(pid, metas, concurrency, (i) => unary(client, 'PutMeta', { versions: [version(i, 'par')] })),
       concurrency,
     };
-    console.log(`meta: synced LevelDB puts ${meta.leveldbSyncedPutsPerSecond}/s | PutMeta 1 in flight ${meta.putMetaOneAtATimePerSecond}/s | ` +
-      `${concurrency} in flight ${meta.putMetaConcurrentPerSecond}/s`);
+    console.log(`meta: synced LevelDB puts ${meta.leveldbSyncedPutsPerSecond}/s | PutMeta 1 in flight ${meta.putMetaOneAtATime.perSecond}/s ` +
+      `(${meta.putMetaOneAtATime.nodeCpuMicrosPerCall} us node CPU/call) | ${concurrency} in flight ${meta.putMetaConcurrent.perSecond}/s ` +
+      `(${meta.putMetaConcurrent.nodeCpuMicrosPerCall} us/call)`);
 
     const data = randomBytes(shardBytes);
     const shards = {
       shardBytes,
-      putOneStreamMBps: await timedMBps(shardBytes, () => putShard(client, 'one', data)),
-      getOneStreamMBps: await timedMBps(shardBytes, () => getShard(client, 'one')),
+      putOneStream: await byteRate(pid, shardBytes, () => putShard(client, 'one', data)),
+      getOneStream: await byteRate(pid, shardBytes, () => getShard(client, 'one')),
       streams,
-      putParallelMBps: await timedMBps(shardBytes * streams, () => Promise.all(Array.from({ length: streams }, (_, i) => putShard(client, `par${i}`, data)))),
-      getParallelMBps: await timedMBps(shardBytes * streams, () => Promise.all(Array.from({ length: streams }, (_, i) => getShard(client, `par${i}`)))),
+      putParallel: await byteRate(pid, shardBytes * streams, () => Promise.all(Array.from({ length: streams }, (_, i) => putShard(client, `par${i}`, data)))),
+      getParallel: await byteRate(pid, shardBytes * streams, () => Promise.all(Array.from({ length: streams }, (_, i) => getShard(client, `par${i}`)))),
     };
-    console.log(`shards (${shardBytes / MESSAGE} MiB): put ${shards.putOneStreamMBps} MB/s, get ${shards.getOneStreamMBps} MB/s; ` +
-      `${streams} streams: put ${shards.putParallelMBps} MB/s, get ${shards.getParallelMBps} MB/s`);
+    const show = (r: { mbPerSecond: number; nodeCpuMsPerMB: number }) => `${r.mbPerSecond} MB/s (${r.nodeCpuMsPerMB} ms node CPU/MB)`;
+    console.log(`shards (${shardBytes / MESSAGE} MiB): put ${show(shards.putOneStream)}, get ${show(shards.getOneStream)}; ` +
+      `${streams} streams: put ${show(shards.putParallel)}, get ${show(shards.getParallel)}`);
 
     for (let i = 0; i < keys; i += 500) {
       const batch = Array.from({ length: Math.min(500, keys - i) }, (_, j) => ({ ...version(i + j, 'list'), key: `list/d${(i + j) % 100}/${i + j}` }));

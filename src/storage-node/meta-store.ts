@@ -95,20 +95,20 @@ export class MetaStore {
   putVersions(versions: readonly ObjectVersion[]): Promise<boolean[]> {
     return this.committer.run(async (tx) => {
       const applied: boolean[] = [];
-      for (const version of versions) applied.push(await this.putVersion(tx, version));
+      for (const version of versions) applied.push(this.putVersion(tx, version));
       return applied;
     });
   }
 
-  private async putVersion(tx: Tx, version: ObjectVersion): Promise<boolean> {
+  private putVersion(tx: Tx, version: ObjectVersion): boolean {
     const { bucket, key, versionId, hlc } = version;
     requireNames('object version', { bucket, key, versionId });
-    const tombstone = await tx.get(recordKey(Space.Tombstone, bucket, key, versionId));
+    const tombstone = tx.get(recordKey(Space.Tombstone, bucket, key, versionId));
     if (tombstone && readU64(tombstone) >= hlc) return false;
     const indexKey = recordKey(Space.VersionIndex, bucket, key, versionId);
-    const stored = await tx.get(indexKey);
+    const stored = tx.get(indexKey);
     if (stored && hlcOfInverted(stored) > hlc) return false;
-    const replaced = stored && (await this.takeVersion(tx, objectKey(bucket, key, stored, versionId)));
+    const replaced = stored && this.takeVersion(tx, objectKey(bucket, key, stored, versionId));
     const inverted = invertedHlc(hlc);
     tx.put(objectKey(bucket, key, inverted, versionId), encode(pb.ObjectVersion, version));
     tx.put(indexKey, inverted);
@@ -118,8 +118,8 @@ export class MetaStore {
   }
 
   /** Deletes a stored version record and returns what it held. */
-  private async takeVersion(tx: Tx, recordKeyBytes: Buffer): Promise<ObjectVersion | undefined> {
-    const bytes = await tx.get(recordKeyBytes);
+  private takeVersion(tx: Tx, recordKeyBytes: Buffer): ObjectVersion | undefined {
+    const bytes = tx.get(recordKeyBytes);
     tx.del(recordKeyBytes);
     return bytes && pb.ObjectVersion.decode(bytes);
   }
@@ -134,24 +134,24 @@ export class MetaStore {
    */
   deleteVersions(refs: readonly VersionRef[], hlc: number, now = Date.now()): Promise<void> {
     return this.committer.run(async (tx) => {
-      for (const ref of refs) await this.deleteVersion(tx, ref, hlc, now);
+      for (const ref of refs) this.deleteVersion(tx, ref, hlc, now);
     });
   }
 
-  private async deleteVersion(tx: Tx, { bucket, key, versionId }: VersionRef, hlc: number, now: number): Promise<void> {
+  private deleteVersion(tx: Tx, { bucket, key, versionId }: VersionRef, hlc: number, now: number): void {
     requireNames('delete', { bucket, key, versionId });
     const indexKey = recordKey(Space.VersionIndex, bucket, key, versionId);
-    const stored = await tx.get(indexKey);
+    const stored = tx.get(indexKey);
     const storedHlc = stored ? hlcOfInverted(stored) : 0;
     const deleteHlc = hlc || storedHlc;
     if (stored && storedHlc <= deleteHlc) {
-      const removed = await this.takeVersion(tx, objectKey(bucket, key, stored, versionId));
+      const removed = this.takeVersion(tx, objectKey(bucket, key, stored, versionId));
       tx.del(indexKey);
       tx.afterCommit(() => { this.versionCount--; });
       this.releaseAfterCommit(tx, segmentsDropped(removed?.segments ?? [], []));
     }
     const tombstoneKey = recordKey(Space.Tombstone, bucket, key, versionId);
-    const tombstone = await tx.get(tombstoneKey);
+    const tombstone = tx.get(tombstoneKey);
     if (!tombstone || readU64(tombstone) < deleteHlc) tx.put(tombstoneKey, encodeU64Pair(deleteHlc, now));
   }
 
@@ -192,21 +192,21 @@ export class MetaStore {
     requireNames('upload', { bucket, key, uploadId });
     const hlc = upload.hlc ?? 0;
     return this.committer.run(async (tx) => {
-      if (await tx.get(recordKey(Space.EndedUpload, bucket!, key!, uploadId!))) return false;
+      if (tx.get(recordKey(Space.EndedUpload, bucket!, key!, uploadId!))) return false;
       const headerKey = recordKey(Space.Upload, bucket!, key!, uploadId!);
-      const header = await tx.get(headerKey);
+      const header = tx.get(headerKey);
       const stored = header && pb.UploadRecord.decode(header);
       if (!stored || (upload.template && (!stored.template || stored.hlc <= hlc))) {
         tx.put(headerKey, encode(pb.UploadRecord, { ...upload, parts: [] }));
       }
-      for (const part of upload.parts ?? []) await this.putPart(tx, bucket!, key!, uploadId!, hlc, part);
+      for (const part of upload.parts ?? []) this.putPart(tx, bucket!, key!, uploadId!, hlc, part);
       return true;
     });
   }
 
-  private async putPart(tx: Tx, bucket: string, key: string, uploadId: string, hlc: number, part: DataSegment): Promise<void> {
+  private putPart(tx: Tx, bucket: string, key: string, uploadId: string, hlc: number, part: DataSegment): void {
     const keyBytes = partKey(bucket, key, uploadId, part.partNumber ?? 0);
-    const stored = await tx.get(keyBytes);
+    const stored = tx.get(keyBytes);
     if (stored && readU64(stored) > hlc) return;
     if (stored) this.releaseAfterCommit(tx, segmentsDropped([pb.DataSegment.decode(stored.subarray(8))], [part]));
     const hlcBytes = Buffer.allocUnsafe(8);
@@ -272,7 +272,7 @@ export class MetaStore {
       for (const record of records) {
         requireNames('record', { namespace: record.namespace, key: record.key });
         const keyBytes = recordKey(Space.Record, record.namespace!, record.key!);
-        const stored = await tx.get(keyBytes);
+        const stored = tx.get(keyBytes);
         if (stored && pb.Record.decode(stored).hlc > (record.hlc ?? 0)) continue;
         tx.put(keyBytes, encode(pb.Record, record));
       }
@@ -308,7 +308,7 @@ export class MetaStore {
   /** Stores the map only when its epoch is newer than the stored one; true when stored. */
   setClusterMap(map: pb.IClusterMap): Promise<boolean> {
     return this.committer.run(async (tx) => {
-      const stored = await tx.get(singletonKey(Space.ClusterMap));
+      const stored = tx.get(singletonKey(Space.ClusterMap));
       if (stored && pb.ClusterMap.decode(stored).epoch >= (map.epoch ?? 0)) return false;
       tx.put(singletonKey(Space.ClusterMap), encode(pb.ClusterMap, map));
       return true;

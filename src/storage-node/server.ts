@@ -11,6 +11,8 @@ import { serviceError, statusOf } from './grpc-status.js';
 import { listEntries, listQueryOf } from './listing.js';
 import { MetaStore, withoutInline, type DataSegment } from './meta-store.js';
 import { scrub, type ScrubOptions, type ScrubResult } from './scrubber.js';
+import { startBulkServer } from './bulk-server.js';
+import { streamShardRange } from './shard-range.js';
 import { ShardStore, type ShardCheck, type ShardRef } from './shard-store.js';
 
 export interface StorageNodeOptions {
@@ -26,6 +28,8 @@ export interface StorageNodeOptions {
   scrubIntervalMs?: number;
   /** Age after which unreferenced shard files are orphans for the background scrub. Default one day. */
   orphanGraceMs?: number;
+  /** host:port of the bulk shard channel (default: the gRPC host, any free port); 'off' disables it. */
+  bulkListen?: string;
   /** Background scrub read rate. Default 32 MiB/s, so it never starves client traffic. */
   scrubBytesPerSecond?: number;
   logger?: pino.Logger;
@@ -87,6 +91,8 @@ function writeWithBackpressure<T>(call: grpc.ServerWritableStream<unknown, T>, m
 class NodeService {
   private readonly startedAt = Date.now();
   private scrubbing: Promise<unknown> = Promise.resolve();
+  /** Set once the bulk shard channel listens; advertised in Health. */
+  bulkAddress = '';
 
   constructor(
     private readonly options: StorageNodeOptions,
@@ -180,24 +186,8 @@ class NodeService {
 
   private async getShard(call: grpc.ServerWritableStream<pb.IShardRead, pb.IShardChunk>): Promise<void> {
     const request = call.request;
-    const reader = await this.shards.openShard(toShardRef(request));
-    try {
-      const { blockSize, dataLength } = reader.layout;
-      const start = Math.min(request.offset ?? 0, dataLength);
-      const end = request.length ? Math.min(dataLength, start + request.length) : dataLength;
-      for (let block = Math.floor(start / blockSize); block * blockSize < end && !call.cancelled; block++) {
-        const buffer = this.shards.pool.take(blockSize);
-        const data = await reader.readVerifiedBlock(block, buffer).catch((err: unknown) => {
-          this.shards.pool.give(buffer);
-          throw err;
-        });
-        const from = Math.max(start - block * blockSize, 0);
-        const to = Math.min(end - block * blockSize, data.length);
-        await this.sendSlices(call, data.subarray(from, to), () => this.shards.pool.give(buffer));
-      }
-    } finally {
-      await reader.close();
-    }
+    await streamShardRange(this.shards, toShardRef(request), request.offset ?? 0, request.length ?? 0,
+      (bytes, release) => this.sendSlices(call, bytes, release), () => call.cancelled);
   }
 
   /** Sends bytes as chunk messages of at most 1 MiB; `release` runs once all are serialized. */
@@ -274,6 +264,7 @@ class NodeService {
       shardCount: usage.shardCount,
       objectCount: this.meta.objectVersionCount,
       uptimeMs: Date.now() - this.startedAt,
+      bulkAddress: this.bulkAddress,
     };
   }
 
@@ -315,13 +306,17 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     throw err;
   }
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  const bulk = options.bulkListen === 'off' ? undefined
+    : await startBulkServer(options.bulkListen ?? `${host}:0`, options.secret, shards, log);
+  service.bulkAddress = bulk?.address ?? '';
   const background = startBackgroundWork(service, meta, options, log);
   const address = `${host}:${port}`;
-  log.info({ nodeId: options.id, zone: options.zone, address, capacityBytes: options.capacityBytes }, 'storage node started');
+  log.info({ nodeId: options.id, zone: options.zone, address, bulkAddress: bulk?.address, capacityBytes: options.capacityBytes }, 'storage node started');
   return {
     address,
     async close() {
       await background.stop();
+      await bulk?.close();
       await shutdown(server);
       await meta.close();
     },

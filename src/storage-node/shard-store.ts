@@ -263,23 +263,31 @@ class BlockWriter {
     const checksums: bigint[] = [];
     let filled = 0;
     let dataLength = 0;
-    const flush = async () => {
-      checksums.push(blockChecksum(block.subarray(0, filled)));
-      await this.append(file, block.subarray(0, filled));
-      dataLength += filled;
-      filled = 0;
+    const writeBlock = async (bytes: Buffer) => {
+      checksums.push(blockChecksum(bytes));
+      await this.append(file, bytes);
+      dataLength += bytes.length;
     };
     try {
       for await (const chunk of chunks) {
         for (let used = 0; used < chunk.length;) {
+          if (filled === 0 && chunk.length - used >= this.blockSize) {
+            // A whole block inside the message: checksum and write it from there, no copy.
+            await writeBlock(Buffer.from(chunk.buffer, chunk.byteOffset + used, this.blockSize));
+            used += this.blockSize;
+            continue;
+          }
           const take = Math.min(this.blockSize - filled, chunk.length - used);
           block.set(chunk.subarray(used, used + take), filled);
           filled += take;
           used += take;
-          if (filled === this.blockSize) await flush();
+          if (filled === this.blockSize) {
+            await writeBlock(block);
+            filled = 0;
+          }
         }
       }
-      if (filled > 0) await flush();
+      if (filled > 0) await writeBlock(block.subarray(0, filled));
     } finally {
       this.pool.give(block);
     }

@@ -1,0 +1,105 @@
+// The node end of the bulk shard channel (protocol in src/common/bulk-protocol.ts): the same
+// shard writes and verified range reads as gRPC PutShard/GetShard, without gRPC's copies.
+import { createServer, type Server, type Socket } from 'node:net';
+import type pino from 'pino';
+import {
+  BULK_MAGIC, ByteReader, ERROR_FRAME, frameHeader, OP_GET, OP_PUT, statusMessage, statusOf, u64,
+} from '../common/bulk-protocol.js';
+import { verifyClusterToken } from '../common/cluster-auth.js';
+import { StoreError } from '../common/errors.js';
+import { streamShardRange } from './shard-range.js';
+import { type ShardStore, validateShardRef } from './shard-store.js';
+
+export interface BulkServer {
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function startBulkServer(listen: string, secret: string, shards: ShardStore, log: pino.Logger): Promise<BulkServer> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    serveConnection(socket, secret, shards).catch((err: unknown) => {
+      if (!(err instanceof StoreError && err.kind === 'Unavailable')) log.warn({ err }, 'bulk connection failed');
+      socket.destroy();
+    });
+  });
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  const port = await listenOn(server, host, Number(listen.slice(listen.lastIndexOf(':') + 1)));
+  return {
+    address: `${host}:${port}`,
+    close: () => new Promise((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+function listenOn(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as { port: number }).port));
+  });
+}
+
+async function serveConnection(socket: Socket, secret: string, shards: ShardStore): Promise<void> {
+  const reader = new ByteReader(socket[Symbol.asyncIterator]());
+  const magic = await reader.exact(4);
+  const token = (await reader.exact(await reader.u16())).toString();
+  if (!magic.equals(BULK_MAGIC) || !verifyClusterToken(secret, token)) {
+    socket.end(statusMessage(statusOf(new StoreError('Unauthenticated', '')), 'cluster token refused'));
+    return;
+  }
+  socket.write(statusMessage(0, ''));
+  for (;;) {
+    const op = await reader.exact(1).catch(() => undefined);
+    if (!op) return;
+    const ref = { dataId: await reader.text(), shardIndex: await reader.u16() };
+    validateShardRef(ref);
+    if (op[0] === OP_PUT) {
+      if (!(await servePut(socket, reader, shards, ref))) return;
+    } else if (op[0] === OP_GET) await serveGet(socket, reader, shards, ref);
+    else throw new StoreError('InvalidArgument', `unknown bulk op ${op[0]}`);
+  }
+}
+
+/** Returns false when the connection must close (a failed put leaves unread frames behind). */
+async function servePut(socket: Socket, reader: ByteReader, shards: ShardStore, ref: { dataId: string; shardIndex: number }): Promise<boolean> {
+  const blockSize = await reader.u32();
+  try {
+    const result = await shards.write(ref, blockSize, reader.frames('client'));
+    socket.write(Buffer.concat([statusMessage(0, ''), u64(result.bytes), frameHeader(result.blocks)]));
+    return true;
+  } catch (err) {
+    socket.end(Buffer.concat([statusMessage(statusOf(err), (err as Error).message), u64(0), frameHeader(0)]));
+    return false;
+  }
+}
+
+async function serveGet(socket: Socket, reader: ByteReader, shards: ShardStore, ref: { dataId: string; shardIndex: number }): Promise<void> {
+  const offset = await reader.u64();
+  const length = await reader.u64();
+  let started = false;
+  try {
+    await streamShardRange(shards, ref, offset, length, async (bytes, release) => {
+      if (!started) { socket.write(statusMessage(0, '')); started = true; }
+      socket.write(frameHeader(bytes.length));
+      const flushed = socket.write(bytes, () => release());
+      if (!flushed) await drained(socket);
+    }, () => socket.destroyed);
+    if (!started) socket.write(statusMessage(0, ''));
+    socket.write(frameHeader(0));
+  } catch (err) {
+    const status = statusMessage(statusOf(err), (err as Error).message);
+    socket.write(started ? Buffer.concat([frameHeader(ERROR_FRAME), status]) : status);
+  }
+}
+
+function drained(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { socket.off('drain', done); socket.off('close', done); resolve(); };
+    socket.once('drain', done);
+    socket.once('close', done);
+  });
+}
