@@ -58,6 +58,13 @@ export class Cluster {
       }
     }));
     for (const map of maps) if (map && (map.epoch ?? 0) > (this.current.epoch ?? 0)) this.adopt(map);
+    await this.learnBulkAddresses();
+  }
+
+  /** Ask nodes whose bulk channel we do not know yet for it (Health advertises it). */
+  private async learnBulkAddresses(): Promise<void> {
+    const unknown = this.memberIds().filter((id) => !this.client(id).bulkAddress && this.isLikelyUp(id));
+    await this.fanOut(unknown, (client) => client.health());
   }
 
   /** Use a map (e.g. one an admin command just wrote) if it is newer than ours. */
@@ -101,6 +108,9 @@ export class Cluster {
 
   markDown(id: string): void {
     this.downUntil.set(id, Date.now() + DOWN_BACKOFF_MS);
+    // A restarted node may listen for bulk transfers elsewhere: learn it again from Health.
+    const client = this.clients.get(id);
+    if (client) client.bulkAddress = '';
   }
 
   markUp(id: string): void {

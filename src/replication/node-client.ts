@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../common/cluster-auth.js';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import { bulkChannelOptions, pb, storageNodeService as svc } from '../common/node-service.js';
+import { BulkShardWriter, openBulkReader } from './bulk-client.js';
 
 const UNARY_DEADLINE_MS = 8_000;
 /** Blocks queued per shard stream before the writer waits. */
@@ -32,6 +33,8 @@ export function toStoreError(err: unknown, nodeId: string): StoreError {
 
 export class NodeClient {
   private readonly client: grpc.Client;
+  /** The node's bulk shard channel, once Health has told us; until then shards go over gRPC. */
+  bulkAddress = '';
 
   constructor(readonly nodeId: string, readonly address: string, private readonly secret: string) {
     this.client = new grpc.Client(address, grpc.credentials.createInsecure(), bulkChannelOptions);
@@ -65,7 +68,11 @@ export class NodeClient {
   listRecords(query: pb.IRecordQuery) { return this.unary(svc.ListRecords, pb.RecordQuery.create(query)); }
   getClusterMap() { return this.unary(svc.GetClusterMap, pb.Empty.create()); }
   setClusterMap(map: pb.IClusterMap) { return this.unary(svc.SetClusterMap, pb.ClusterMap.create(map)); }
-  health(deadlineMs = 2_000) { return this.unary(svc.Health, pb.Empty.create(), deadlineMs); }
+  async health(deadlineMs = 2_000): Promise<pb.HealthResult> {
+    const result = await this.unary(svc.Health, pb.Empty.create(), deadlineMs);
+    this.bulkAddress = result.bulkAddress;
+    return result;
+  }
   scrub(req: pb.IScrubRequest) { return this.unary(svc.Scrub, pb.ScrubRequest.create(req), 600_000); }
 
   /** All pages of a listing, up to `limit` entries. */
@@ -79,6 +86,7 @@ export class NodeClient {
 
   /** Stream a shard's bytes; errors surface as StoreError from `next()`; `cancel` ends the call at once. */
   openShardReader(read: pb.IShardRead): ShardReader {
+    if (this.bulkAddress) return openBulkReader(this.nodeId, this.bulkAddress, makeClusterToken(this.secret), read);
     const def = svc.GetShard;
     const call = this.client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize,
       pb.ShardRead.create(read), this.metadata(), {});
@@ -111,9 +119,10 @@ export class NodeClient {
     }
   }
 
-  /** Open a client-streaming shard upload. */
-  openShardWriter(header: pb.IShardHeader): ShardWriter {
-    return new ShardWriter(this.nodeId, (callback) => this.client.makeClientStreamRequest(
+  /** Open a shard upload: over the bulk channel where the node has one, else gRPC PutShard. */
+  openShardWriter(header: pb.IShardHeader): ShardSink {
+    if (this.bulkAddress) return new BulkShardWriter(this.nodeId, this.bulkAddress, makeClusterToken(this.secret), header, STREAM_IDLE_MS);
+    return new GrpcShardWriter(this.nodeId, (callback) => this.client.makeClientStreamRequest(
       svc.PutShard.path, svc.PutShard.requestSerialize, svc.PutShard.responseDeserialize,
       this.metadata(), {}, callback), header);
   }
@@ -132,7 +141,17 @@ export interface ShardReader {
 type ClientStreamOpener = (cb: grpc.requestCallback<pb.ShardWriteResult>) => grpc.ClientWritableStream<pb.IShardWrite>;
 
 /** One shard upload in flight. `failed` is set as soon as the node errs; the writer then skips it. */
-export class ShardWriter {
+export interface ShardSink {
+  readonly nodeId: string;
+  readonly failed: StoreError | undefined;
+  /** Send one block; the caller must not reuse `data` afterwards. Resolves when more may be sent. */
+  write(data: Uint8Array): Promise<void>;
+  /** End the stream; the node's result, or undefined if the shard did not become durable. */
+  finish(): Promise<pb.IShardWriteResult | undefined>;
+  abort(): void;
+}
+
+class GrpcShardWriter implements ShardSink {
   private readonly call: grpc.ClientWritableStream<pb.IShardWrite>;
   readonly result: Promise<pb.ShardWriteResult>;
   failed: StoreError | undefined;
@@ -171,7 +190,7 @@ export class ShardWriter {
     clearTimeout(timer);
   }
 
-  async finish(): Promise<pb.ShardWriteResult | undefined> {
+  async finish(): Promise<pb.IShardWriteResult | undefined> {
     if (!this.failed) this.call.end();
     try {
       return await this.result;

@@ -8,7 +8,7 @@ import { StoreError } from '../common/errors.js';
 import type { pb } from '../common/node-service.js';
 import type { Cluster } from './cluster.js';
 import { blockSizeFor, codecFor, INLINE_LIMIT, type Layout, writeQuorum } from './layout.js';
-import type { ShardWriter } from './node-client.js';
+import type { ShardSink } from './node-client.js';
 
 export interface WrittenSegment {
   segment: pb.IDataSegment;
@@ -87,7 +87,7 @@ async function readUpTo(iterator: AsyncIterator<Buffer>, limit: number): Promise
 
 /** Fills stripes from incoming chunks and sends each shard block to its node. */
 class StripeStreamer {
-  private readonly writers: Array<ShardWriter | undefined>;
+  private readonly writers: Array<ShardSink | undefined>;
   private stripe: Buffer;
   private filled = 0;
   private total = 0;
@@ -133,8 +133,8 @@ class StripeStreamer {
     this.checkQuorum();
   }
 
-  private healthyWriters(): ShardWriter[] {
-    return this.writers.filter((w): w is ShardWriter => w !== undefined && !w.failed);
+  private healthyWriters(): ShardSink[] {
+    return this.writers.filter((w): w is ShardSink => w !== undefined && !w.failed);
   }
 
   private checkQuorum(): void {

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { AUTH_METADATA_KEY, verifyClusterToken } from '../common/cluster-auth.js';
 import { StoreError } from '../common/errors.js';
 import { bulkChannelOptions, pb, storageNodeService } from '../common/node-service.js';
+import { serializeChunkIntoScratch } from './chunk-serializer.js';
 import { serviceError, statusOf } from './grpc-status.js';
 import { listEntries, listQueryOf } from './listing.js';
 import { MetaStore, withoutInline, type DataSegment } from './meta-store.js';
@@ -41,6 +42,12 @@ export interface StorageNode {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+
+/** The shared service definition, with GetShard replies serialized without per-chunk garbage. */
+const serverSideService: grpc.ServiceDefinition = {
+  ...storageNodeService,
+  GetShard: { ...storageNodeService.GetShard, responseSerialize: serializeChunkIntoScratch },
+};
 const LIST_PAGE_ENTRIES = 256;
 
 /** Refuses every call that lacks a valid cluster token, before any handler sees it. */
@@ -297,7 +304,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   });
   service = new NodeService(options, shards, meta, log);
   const server = new grpc.Server({ ...bulkChannelOptions, interceptors: [authInterceptor(options.secret)] });
-  server.addService(storageNodeService, service.handlers());
+  server.addService(serverSideService, service.handlers());
   let port: number;
   try {
     port = await bindAsync(server, options.listen);

@@ -5,9 +5,10 @@ import { startStorageNode } from '../../storage-node/server.js';
 import { flag, hasFlag, parseArgs, requireFlag } from '../args.js';
 
 const HELP = `usage: tessera node --id ID --data DIR --listen HOST:PORT [--secret S] [--capacity BYTES] [--zone Z]
-                    [--scrub-interval DURATION] [--orphan-grace DURATION]
+                    [--scrub-interval DURATION] [--orphan-grace DURATION] [--bulk-listen HOST:PORT|off]
   --secret            cluster secret (default: env TESSERA_CLUSTER_SECRET)
   --capacity          byte limit for shard data; writes beyond it fail as disk full
+  --bulk-listen       address of the bulk shard channel (default: the --listen host, a free port)
   --scrub-interval    background scrub period, e.g. 30m, 1h (default 1h; 0 disables)
   --orphan-grace      age after which unreferenced shard files are removed (default 24h)
 Prints "tessera node ID listening on HOST:PORT" when ready; stops cleanly on SIGTERM/SIGINT.
@@ -60,6 +61,7 @@ export async function run(argv: string[]): Promise<number> {
     secret,
     capacityBytes: optionalNumber(flag(args, 'capacity'), 'capacity'),
     zone: flag(args, 'zone'),
+    bulkListen: flag(args, 'bulk-listen'),
     scrubIntervalMs: scrubInterval === undefined ? undefined : parseDuration(scrubInterval),
     orphanGraceMs: orphanGrace === undefined ? undefined : parseDuration(orphanGrace),
   });

@@ -1,0 +1,109 @@
+// The bulk shard channel: a plain TCP protocol beside gRPC for the two calls that move shard
+// bytes (put and get). gRPC copies every block twice (protobuf, then its framing) and costs
+// ~2 CPU-s per GB each way; raw frames on a socket let the kernel do the copy. The node's gRPC
+// service stays the contract (PutShard/GetShard do the same work); a node advertises its bulk
+// address in Health and clients fall back to gRPC where it has none.
+//
+// Connection:  client "TSB1" u16 token-length token   ->   server u8 status [u16 len message]
+// Put:         u8 1, ref, u32 block size, frames..., empty frame
+//              <- status, message, u64 bytes, u32 blocks
+// Get:         u8 2, ref, u64 offset, u64 length (0: to the end)
+//              <- status, message, then frames..., empty frame (or ERROR_FRAME, status, message)
+// ref:         u16 data-id length, data id, u16 shard index
+// frame:       u32 length, bytes (length 0 ends a stream). All integers big-endian.
+import { StoreError, type StoreErrorKind } from './errors.js';
+
+export const BULK_MAGIC = Buffer.from('TSB1');
+export const OP_PUT = 1;
+export const OP_GET = 2;
+export const ERROR_FRAME = 0xffffffff;
+export const MAX_FRAME = 16 * 1024 * 1024;
+
+const KINDS: StoreErrorKind[] = ['Internal', 'NotFound', 'Corrupt', 'DiskFull', 'InvalidArgument', 'Unauthenticated', 'Unavailable', 'Conflict'];
+
+/** 0 for success; otherwise the error's kind as a status byte. */
+export function statusOf(err: unknown): number {
+  const kind = err instanceof StoreError ? err.kind : 'Internal';
+  return Math.max(KINDS.indexOf(kind), 0) || KINDS.indexOf('Internal');
+}
+
+export function statusMessage(status: number, message: string): Buffer {
+  const text = Buffer.from(message.slice(0, 1000));
+  const out = Buffer.allocUnsafe(3 + text.length);
+  out.writeUInt8(status, 0);
+  out.writeUInt16BE(text.length, 1);
+  text.copy(out, 3);
+  return out;
+}
+
+export function errorFromStatus(status: number, message: string, nodeId: string): StoreError {
+  return new StoreError(KINDS[status] ?? 'Internal', `node ${nodeId}: ${message}`, { nodeId });
+}
+
+export function encodeRef(op: number, dataId: string, shardIndex: number): Buffer {
+  const id = Buffer.from(dataId);
+  const out = Buffer.allocUnsafe(5 + id.length);
+  out.writeUInt8(op, 0);
+  out.writeUInt16BE(id.length, 1);
+  id.copy(out, 3);
+  out.writeUInt16BE(shardIndex, 3 + id.length);
+  return out;
+}
+
+export function frameHeader(length: number): Buffer {
+  const out = Buffer.allocUnsafe(4);
+  out.writeUInt32BE(length, 0);
+  return out;
+}
+
+/** Reads exact byte counts and frames from a socket's chunk stream. */
+export class ByteReader {
+  private pending: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly chunks: AsyncIterator<Buffer>) {}
+
+  async exact(n: number): Promise<Buffer> {
+    while (this.buffered < n) {
+      const next = await this.chunks.next();
+      if (next.done) throw new StoreError('Unavailable', 'bulk connection closed mid-message');
+      this.pending.push(next.value);
+      this.buffered += next.value.length;
+    }
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.buffered);
+    this.pending = all.length > n ? [all.subarray(n)] : [];
+    this.buffered -= n;
+    return all.subarray(0, n);
+  }
+
+  async u8(): Promise<number> { return (await this.exact(1)).readUInt8(0); }
+  async u16(): Promise<number> { return (await this.exact(2)).readUInt16BE(0); }
+  async u32(): Promise<number> { return (await this.exact(4)).readUInt32BE(0); }
+  async u64(): Promise<number> { return Number((await this.exact(8)).readBigUInt64BE(0)); }
+  async text(): Promise<string> { return (await this.exact(await this.u16())).toString(); }
+
+  async status(): Promise<{ status: number; message: string }> {
+    const status = await this.u8();
+    return { status, message: await this.text() };
+  }
+
+  /** Frames of a stream until the empty frame; an error frame throws its status. */
+  async *frames(nodeId: string): AsyncGenerator<Buffer> {
+    for (;;) {
+      const length = await this.u32();
+      if (length === 0) return;
+      if (length === ERROR_FRAME) {
+        const { status, message } = await this.status();
+        throw errorFromStatus(status, message, nodeId);
+      }
+      if (length > MAX_FRAME) throw new StoreError('InvalidArgument', `bulk frame of ${length} bytes is too large`);
+      yield await this.exact(length);
+    }
+  }
+}
+
+export function u64(n: number): Buffer {
+  const out = Buffer.allocUnsafe(8);
+  out.writeBigUInt64BE(BigInt(n), 0);
+  return out;
+}
