@@ -3,14 +3,17 @@
 import { flag, hasFlag, parseArgs } from '../args.js';
 import { backup } from '../../backup/backup.js';
 import { formatBytes, openRepository, progressBar, REPO_FLAGS_HELP } from '../../backup/cli-support.js';
+import { openLiveSource } from '../../backup/live.js';
 
 const HELP = `usage: tessera backup --bucket B --disk NAME [options] SOURCE
 
 SOURCE is a raw or qcow2 image, a block device, nbd://host:port/export or
-nbd+unix:///export?socket=PATH.
+nbd+unix:///export?socket=PATH, or with --qmp the block node of a running VM.
 
   --disk NAME         name of the disk in the repository (required)
   --bitmap NAME       NBD sources: dirty bitmap holding the changes since the last snapshot
+  --qmp SOCKET        live backup of a running VM through its QMP socket; SOURCE is the block node
+  --nbd-server ADDR   with --qmp: QEMU's already running NBD server (HOST:PORT or unix:PATH)
   --lock-days N       write with S3 Object Lock (COMPLIANCE) retention of N days
   --encrypt           create the repository encrypted (needs --key-file)
   --chunk-size BYTES  chunk size of a new repository (65536..262144, default 65536)
@@ -29,6 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   const disk = flag(args, 'disk');
   if (!disk || !/^[A-Za-z0-9._-]+$/.test(disk)) throw new Error('--disk NAME is required (letters, digits, . _ -)');
   const source = args.positionals[0]!;
+  const qmp = flag(args, 'qmp');
   const number = (name: string) => { const v = flag(args, name); return v === undefined ? undefined : Number(v); };
   const repo = await openRepository(args, { encrypted: hasFlag(args, 'encrypt'), chunkSize: number('chunk-size') });
   const bar = progressBar(`backup ${disk}`);
@@ -36,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
     disk,
     source,
     bitmap: flag(args, 'bitmap'),
+    open: qmp ? (request) => openLiveSource(qmp, request, { nbdServer: flag(args, 'nbd-server') }) : undefined,
     lockDays: number('lock-days'),
     packSize: number('pack-size'),
     maxUploads: number('uploads'),
