@@ -1,6 +1,7 @@
 // Serving S3 on top of a cluster client: flags shared by `cluster`, `start` and `gateway`,
 // background rebalancing when the map changes, and a clean shutdown on SIGINT/SIGTERM.
 import { readFileSync } from 'node:fs';
+import { createLogger, parseLogLevel } from '../common/log.js';
 import { startGateway } from '../gateway/server.js';
 import type { ClusterClient } from '../replication/cluster-client.js';
 import { type ParsedArgs, flag } from './args.js';
@@ -23,6 +24,8 @@ export async function serveS3(store: ClusterClient, args: ParsedArgs, defaults: 
     baseDomain: flag(args, 'domain') ?? process.env.TESSERA_DOMAIN,
     rootCredentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey },
     tls: cert && key ? { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') } : undefined,
+    logger: createLogger({ name: 'tessera-gateway', level: parseLogLevel(flag(args, 'log-level') ?? process.env.TESSERA_LOG_LEVEL) }),
+    admin: { metricsToken: flag(args, 'metrics-token') ?? process.env.TESSERA_METRICS_TOKEN },
   });
   store.rebalanceOnMapChange();
   if (credentials.isDefault) {

@@ -12,6 +12,8 @@ import { deferContinue, RequestBody } from './body.js';
 import { BucketRegistry } from './bucket-record.js';
 import { type GatewayConfig, header, type S3Context } from './context.js';
 import { errorXml, isServerFault, S3Error, toS3Error } from './errors.js';
+import { type AdminOptions, type ConsoleS3Request, mountAdmin } from './admin/index.js';
+import { noteOperation } from './admin/metrics.js';
 import { ALL_OPERATIONS } from './ops/index.js';
 import { HTTP_METHODS, OperationTable, resolveAddress } from './router.js';
 
@@ -26,6 +28,8 @@ export interface GatewayOptions {
   tls?: { cert: string; key: string };
   /** Defaults to warnings and errors (failed requests) as JSON on stderr. */
   logger?: FastifyBaseLogger;
+  /** Metrics, health, status and console under /_tessera/ (admin/index.ts). */
+  admin?: AdminOptions;
 }
 
 export interface Gateway {
@@ -100,6 +104,10 @@ function createApp(options: GatewayOptions, services: Services): FastifyInstance
     request.log.debug({ method: request.method, url: redactUrl(request.raw.url ?? ''), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
+  mountAdmin(app, {
+    store: services.store, keys: services.keys, tls: options.tls !== undefined, options: options.admin,
+    serveS3: (request, reply, via) => handleS3Request(request, reply, services, via),
+  });
   app.route({
     method: [...HTTP_METHODS],
     url: '*',
@@ -117,13 +125,17 @@ function clientOrServerError(err: unknown): S3Error {
   return toS3Error(err);
 }
 
-async function handleS3Request(request: FastifyRequest, reply: FastifyReply, services: Services): Promise<FastifyReply> {
+/** `viaConsole`: a request from the web console, whose user signed in with a session instead of a signature. */
+async function handleS3Request(request: FastifyRequest, reply: FastifyReply, services: Services, viaConsole?: ConsoleS3Request): Promise<FastifyReply> {
   let body: RequestBody | undefined;
   try {
-    const address = resolveAddress(request.raw.url ?? '/', header(request.raw, 'host'), services.config.baseDomain);
-    const { principal, payload } = await authenticate(request.raw, address, services.keys);
+    const address = resolveAddress(viaConsole?.path ?? request.raw.url ?? '/', header(request.raw, 'host'), services.config.baseDomain);
+    const { principal, payload } = viaConsole
+      ? { principal: viaConsole.principal, payload: { mode: 'unsigned' } as const }
+      : await authenticate(request.raw, address, services.keys);
     const headerOf = (name: string) => header(request.raw, name);
     const operation = services.operations.select(request.method, address, headerOf);
+    noteOperation(request.raw, operation.name);
     body = new RequestBody(request.raw, payload);
     const ctx: S3Context = {
       requestId: request.id,

@@ -7,6 +7,7 @@ import { scanAndHeal } from '../../replication/heal.js';
 import { rebalance } from '../../replication/rebalance.js';
 import { flag, hasFlag, type ParsedArgs, parseArgs, requireFlag } from '../args.js';
 import { readClusterFile } from '../launch.js';
+import { runStatus, STATUS_HELP } from '../status.js';
 
 const HELP = `usage: tessera admin [--data DIR | --seeds HOST:PORT,...] <command>
   map                                      print the cluster map (JSON)
@@ -14,6 +15,7 @@ const HELP = `usage: tessera admin [--data DIR | --seeds HOST:PORT,...] <command
   node set --id ID [--zone Z] [--weight W]
   node drain --id ID                       stop placing data on ID and move its data away
   node remove --id ID                      take ID out of the cluster (its shards are rebuilt elsewhere)
+${STATUS_HELP}
   rebalance [--rate MB/s]                  move data to where the current map places it
   heal                                     rebuild every missing or corrupt shard and record
   scrub [--remove-orphans]                 verify every shard on every node
@@ -27,6 +29,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return command ? 0 : 2;
   }
+  if (command === 'status') return runStatus(args, () => connect(args));
   const store = await connect(args);
   try {
     switch (command) {
