@@ -157,14 +157,21 @@ export function comparisonMarkdown(folder: ReportFolder, runs: TargetRun[], scen
     if (phases.length === 0) continue;
     md.push(`## ${scenario.id}: \`${scenario.argv}\``, '', markdownPhases(phases), phaseCharts(folder, scenario.id, scenario.id, phases, (p, o) => `${p.target} ${o.op}`), '');
   }
+  md.push(profilesMarkdown(runs));
+  return md.join('\n');
+}
+
+/** Where the time goes in the profiled processes (--cpu-prof). */
+export function profilesMarkdown(runs: TargetRun[]): string {
   const profiled = runs.filter((r) => r.profiles.length);
-  if (profiled.length) {
-    md.push('## Where the time goes (CPU profiles, self time over the whole run)', '');
-    for (const run of profiled) {
-      for (const p of run.profiles) {
-        md.push(`### ${run.target} ${p.role} (${(p.totalMs / 1000).toFixed(0)} s profiled)`, '', '| function | self % |', '| --- | ---: |',
-          ...p.hottest.map((h) => `| \`${h.name}\` | ${h.selfPercent.toFixed(1)} |`), '');
-      }
+  if (profiled.length === 0) return '';
+  const md: string[] = ['## Where the time goes (CPU profiles, self time over the whole run)', ''];
+  for (const run of profiled) {
+    for (const p of run.profiles) {
+      md.push(`### ${run.target} ${p.role}: busy ${p.busyPercent.toFixed(0)}% of ${(p.totalMs / 1000).toFixed(0)} s profiled`, '',
+        'Self time as % of the busy time, per function and per file or package:', '',
+        '| function | self % |', '| --- | ---: |', ...p.hottest.map((h) => `| \`${h.name}\` | ${h.selfPercent.toFixed(1)} |`), '',
+        '| file or package | self % |', '| --- | ---: |', ...p.hottestFiles.map((h) => `| \`${h.name}\` | ${h.selfPercent.toFixed(1)} |`), '');
     }
   }
   return md.join('\n');

@@ -25,8 +25,15 @@ export interface ProfileSummary {
   pid: number;
   file: string;
   totalMs: number;
+  /** Share of the profile not idle: how busy the process's main thread was. */
+  busyPercent: number;
+  /** Self time as a share of the busy time. */
   hottest: HotFunction[];
+  /** The same, added up per source file or package. */
+  hottestFiles: HotFunction[];
 }
+
+const NOT_WORK = new Set(['(idle)']);
 
 function shortLocation(url: string, line: number): string {
   const path = url.replace(/^file:\/\//, '');
@@ -36,20 +43,38 @@ function shortLocation(url: string, line: number): string {
 
 export function summarizeProfile(file: string, top = 12): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-  const selfHits = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  const byFile = new Map<string, number>();
   let total = 0;
+  let busy = 0;
   for (const node of profile.nodes) {
     const hits = node.hitCount ?? 0;
-    if (hits === 0) continue;
     const { functionName, url, lineNumber } = node.callFrame;
-    const name = `${functionName || '(anonymous)'} ${shortLocation(url, lineNumber)}`.trim();
-    selfHits.set(name, (selfHits.get(name) ?? 0) + hits);
     total += hits;
+    if (hits === 0 || NOT_WORK.has(functionName)) continue;
+    busy += hits;
+    const location = shortLocation(url, lineNumber);
+    add(byFunction, `${functionName || '(anonymous)'} ${location}`.trim(), hits);
+    add(byFile, fileGroup(location) || functionName, hits);
   }
-  const hottest = [...selfHits].sort((a, b) => b[1] - a[1]).slice(0, top)
-    .map(([name, hits]) => ({ name, selfPercent: (100 * hits) / Math.max(1, total) }));
+  const ranked = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top)
+    .map(([name, hits]) => ({ name, selfPercent: (100 * hits) / Math.max(1, busy) }));
   const pid = Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(file)?.[1] ?? 0);
-  return { pid, file, totalMs: (profile.endTime - profile.startTime) / 1000, hottest };
+  return {
+    pid, file, totalMs: (profile.endTime - profile.startTime) / 1000,
+    busyPercent: (100 * busy) / Math.max(1, total), hottest: ranked(byFunction), hottestFiles: ranked(byFile),
+  };
+}
+
+function add(map: Map<string, number>, key: string, hits: number): void {
+  map.set(key, (map.get(key) ?? 0) + hits);
+}
+
+/** `node_modules/@grpc/grpc-js/...` -> `@grpc/grpc-js`; `dist/src/x/y.js:12` -> `dist/src/x/y.js`; builtins by name. */
+function fileGroup(location: string): string {
+  const path = location.replace(/:\d+$/, '');
+  const pkg = /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1];
+  return pkg ?? path;
 }
 
 export function summarizeProfiles(dir: string): ProfileSummary[] {

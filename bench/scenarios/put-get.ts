@@ -3,7 +3,7 @@
 // 64 MiB, 256 MiB and 2 GiB objects, and whether the gateway's memory stays flat with object size.
 import { randomBytes } from 'node:crypto';
 import { flag, parseArgs } from '../../src/cli/args.js';
-import { runTarget, type ComparedScenario, type TargetRun } from '../lib/comparison.js';
+import { profilesMarkdown, runTarget, type ComparedScenario, type TargetRun } from '../lib/comparison.js';
 import { BOOLEAN_FLAGS, newRunId } from '../lib/load-scenario.js';
 import { headlineValue, markdownPhases, phaseCharts, reportFolder, type PhaseResult } from '../lib/report.js';
 import { formatNumber, formatSize } from '../lib/units.js';
@@ -27,7 +27,7 @@ const HELP = `usage: npm run bench -- put-get [options]
   --pid gateway=PID, --tessera-data DIR   with --endpoint: the processes to report RSS of
   --scenarios a,b,...   subset of: ${SCENARIOS.map((s) => s.id).join(', ')}
   --duration D          per phase (default 10s; the 2 GiB phases move one object)
-  --cpu-prof            CPU-profile the Tessera processes
+  --cpu-prof            CPU-profile Tessera's gateway process
   --out DIR             results folder (default bench/results)
 `;
 
@@ -77,7 +77,8 @@ export async function run(argv: string[]): Promise<number> {
     `# put-get against ${result.target}`, '', `Command: \`npm run bench -- put-get ${argv.join(' ')}\``.replace(/ `$/, '`'), '',
     `| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`), '',
     verdict.split('\n').map((l) => `- ${l}`).join('\n'), '',
-    markdownPhases(phases), phaseCharts(folder, 'put-get', 'put-get', phases, (p, o) => `${p.scenario} ${o.op}`),
+    markdownPhases(phases), phaseCharts(folder, 'put-get', 'put-get', phases, (p, o) => `${p.scenario} ${o.op}`), '',
+    profilesMarkdown([result]),
   ];
   folder.write('report.md', md.join('\n'));
   process.stdout.write(`\nreport: ${folder.dir}/report.md\n`);
