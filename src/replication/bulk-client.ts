@@ -54,11 +54,10 @@ export class BulkShardWriter implements ShardSink {
     this.socket.destroy();
   }
 
-  /** Write one block; the caller must not reuse `data` (the socket holds it until sent). */
-  async write(data: Uint8Array): Promise<void> {
-    if (this.failed) return;
+  async write(data: Uint8Array, release?: () => void): Promise<void> {
+    if (this.failed) { release?.(); return; }
     this.socket.write(frameHeader(data.length));
-    if (this.socket.write(data)) return;
+    if (this.socket.write(data, () => release?.())) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);

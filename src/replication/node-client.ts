@@ -144,8 +144,11 @@ type ClientStreamOpener = (cb: grpc.requestCallback<pb.ShardWriteResult>) => grp
 export interface ShardSink {
   readonly nodeId: string;
   readonly failed: StoreError | undefined;
-  /** Send one block; the caller must not reuse `data` afterwards. Resolves when more may be sent. */
-  write(data: Uint8Array): Promise<void>;
+  /**
+   * Send one block; resolves when more may be sent. `data` stays in use until `release` is
+   * called (the transport may still be sending it), so the caller reuses it only then.
+   */
+  write(data: Uint8Array, release?: () => void): Promise<void>;
   /** End the stream; the node's result, or undefined if the shard did not become durable. */
   finish(): Promise<pb.IShardWriteResult | undefined>;
   abort(): void;
@@ -173,9 +176,9 @@ class GrpcShardWriter implements ShardSink {
    * after write() returns, so the caller must not reuse `data`; at most MAX_IN_FLIGHT blocks
    * are queued per stream, which bounds memory.
    */
-  async write(data: Uint8Array): Promise<void> {
-    if (this.failed) return;
-    this.inFlight.push(new Promise<void>((resolve) => this.call.write({ data }, () => resolve())));
+  async write(data: Uint8Array, release?: () => void): Promise<void> {
+    if (this.failed) { release?.(); return; }
+    this.inFlight.push(new Promise<void>((resolve) => this.call.write({ data }, () => { release?.(); resolve(); })));
     if (this.inFlight.length <= MAX_IN_FLIGHT) return;
     const oldest = this.inFlight.shift()!;
     let timer: NodeJS.Timeout | undefined;
