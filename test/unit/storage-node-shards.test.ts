@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
+import { pb } from '../../src/common/node-service.js';
+import { serializeChunkIntoScratch } from '../../src/storage-node/chunk-serializer.js';
 import { ShardStore, type ShardRef } from '../../src/storage-node/shard-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-shards-'));
@@ -118,4 +120,13 @@ t.test('an overwrite replaces the shard and keeps usage right', async (t) => {
   const usage = await store.usage();
   t.equal(usage.shardCount, 1);
   t.equal(usage.usedBytes, 3000 + 6 * 8 + 24);
+});
+
+t.test('GetShard chunks are serialized exactly as protobufjs would', async (t) => {
+  for (const size of [0, 1, 127, 128, 16_383, 16_384, 262_144, 1024 * 1024, 1024 * 1024 + 1]) {
+    const data = randomBytes(size);
+    const ours = Buffer.from(serializeChunkIntoScratch({ data }));
+    t.ok(ours.equals(Buffer.from(pb.ShardChunk.encode({ data }).finish())), `${size} bytes`);
+    t.ok(Buffer.from(pb.ShardChunk.decode(ours).data).equals(data));
+  }
 });
