@@ -64,7 +64,13 @@ export function parseXml(body: Buffer | string, arrays: readonly string[] = []):
     ignoreDeclaration: true,
     isArray: (name) => arraySet.has(name),
   });
-  const parsed = parser.parse(text) as ParsedXml;
+  let parsed: ParsedXml;
+  try {
+    parsed = parser.parse(text) as ParsedXml;
+  } catch (err) {
+    // The parser's own limits (e.g. nesting depth) refuse documents the validator let through.
+    throw new MalformedXmlError(err instanceof Error ? err.message : 'not well-formed XML');
+  }
   return stripWhitespaceText(parsed) as ParsedXml;
 }
 
