@@ -10,6 +10,7 @@ import {
   GetObjectAttributesCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsCommand, ListObjectsV2Command,
   ListObjectVersionsCommand, type ListObjectsV2CommandOutput, PutObjectCommand, S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
+import fc from 'fast-check';
 import t from 'tap';
 import { KEYS_NAMESPACE, type AccessKeyRecord } from '../../src/gateway/auth/keys.js';
 import { createClusterClient } from '../../src/replication/cluster-client.js';
@@ -367,4 +368,45 @@ t.test('a versioned bucket lists only keys whose newest version is not a delete 
   await s3.send(new DeleteObjectCommand({ Bucket: 'sdk-versioned-list', Key: 'drop' }));
   t.same((await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-versioned-list' }))).Contents?.map((c) => c.Key), ['keep']);
   t.same((await s3.send(new ListObjectsCommand({ Bucket: 'sdk-versioned-list' }))).Contents?.map((c) => c.Key), ['keep']);
+});
+
+t.test('ListObjectsV2 pages agree with a model listing for random prefixes, delimiters and page sizes', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-list-model' }));
+  const alphabet = ['a', 'b', '/', 'é', '-', ' ', 'z'];
+  const keys = fc.sample(fc.array(fc.constantFrom(...alphabet), { minLength: 1, maxLength: 5 }).map((chars) => chars.join('')), { numRuns: 60, seed: 42 });
+  const unique = [...new Set(keys)];
+  for (let i = 0; i < unique.length; i += 8) {
+    await Promise.all(unique.slice(i, i + 8).map((key) => s3.send(new PutObjectCommand({ Bucket: 'sdk-list-model', Key: key, Body: key }))));
+  }
+  const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const model = (prefix: string, delimiter: string | undefined) => {
+    const contents: string[] = [];
+    const prefixes = new Set<string>();
+    for (const key of [...unique].sort(byteOrder)) {
+      if (!key.startsWith(prefix)) continue;
+      const cut = delimiter ? key.indexOf(delimiter, prefix.length) : -1;
+      if (cut >= 0) prefixes.add(key.slice(0, cut + delimiter!.length));
+      else contents.push(key);
+    }
+    return { contents, prefixes: [...prefixes] };
+  };
+  await fc.assert(fc.asyncProperty(
+    fc.constantFrom('', 'a', 'b', 'a/', 'é', ' '), fc.constantFrom(undefined, '/', 'a', '-'), fc.integer({ min: 1, max: 7 }),
+    async (prefix, delimiter, maxKeys) => {
+      const contents: string[] = [];
+      const prefixes: string[] = [];
+      let token: string | undefined;
+      do {
+        const page: ListObjectsV2CommandOutput = await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list-model', Prefix: prefix, Delimiter: delimiter, MaxKeys: maxKeys, ContinuationToken: token }));
+        const entries = (page.Contents?.length ?? 0) + (page.CommonPrefixes?.length ?? 0);
+        if (entries > maxKeys || page.KeyCount !== entries) return false;
+        contents.push(...(page.Contents ?? []).map((c) => c.Key!));
+        prefixes.push(...(page.CommonPrefixes ?? []).map((p) => p.Prefix!));
+        token = page.NextContinuationToken;
+      } while (token);
+      const expected = model(prefix, delimiter);
+      t.same({ contents, prefixes }, expected, `prefix=${JSON.stringify(prefix)} delimiter=${JSON.stringify(delimiter)} max-keys=${maxKeys}`);
+      return JSON.stringify({ contents, prefixes }) === JSON.stringify(expected);
+    },
+  ), { numRuns: 12, seed: 7 });
 });
