@@ -5,12 +5,13 @@ import { startStorageNode } from '../../storage-node/server.js';
 import { flag, hasFlag, parseArgs, requireFlag } from '../args.js';
 
 const HELP = `usage: tessera node --id ID --data DIR --listen HOST:PORT [--secret S] [--capacity BYTES] [--zone Z]
-                    [--scrub-interval DURATION] [--orphan-grace DURATION] [--bulk-listen HOST:PORT|off]
+                    [--scrub-interval DURATION] [--orphan-grace DURATION] [--scrub-rate BYTES_PER_S] [--bulk-listen HOST:PORT|off]
   --secret            cluster secret (default: env TESSERA_CLUSTER_SECRET)
   --capacity          byte limit for shard data; writes beyond it fail as disk full
   --bulk-listen       address of the bulk shard channel (default: the --listen host, a free port)
   --scrub-interval    background scrub period, e.g. 30m, 1h (default 1h; 0 disables)
   --orphan-grace      age after which unreferenced shard files are removed (default 24h)
+  --scrub-rate        background scrub read rate in bytes/s (default 33554432, 32 MiB/s)
 Prints "tessera node ID listening on HOST:PORT" when ready; stops cleanly on SIGTERM/SIGINT.
 `;
 
@@ -64,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     bulkListen: flag(args, 'bulk-listen'),
     scrubIntervalMs: scrubInterval === undefined ? undefined : parseDuration(scrubInterval),
     orphanGraceMs: orphanGrace === undefined ? undefined : parseDuration(orphanGrace),
+    scrubBytesPerSecond: optionalNumber(flag(args, 'scrub-rate'), 'scrub-rate'),
   });
   // Written once the node holds the data directory (LevelDB's lock), so a second node started
   // on the same directory by mistake fails without clobbering the running one's pid.
