@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand,
   GetObjectAttributesCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsCommand, ListObjectsV2Command,
-  ListObjectVersionsCommand, type ListObjectsV2CommandOutput, PutObjectCommand, S3Client, S3ServiceException,
+  ListObjectVersionsCommand, type ListObjectsV2CommandOutput, PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import fc from 'fast-check';
 import t from 'tap';
@@ -16,38 +16,24 @@ import { KEYS_NAMESPACE, type AccessKeyRecord } from '../../src/gateway/auth/key
 import { createClusterClient } from '../../src/replication/cluster-client.js';
 import { startCluster } from '../lib/cluster.js';
 import { errorCode, send, signedRequest, signedSend, type Credentials } from '../lib/s3-request.js';
+import { s3Client, s3Failure } from '../lib/s3-sdk.js';
 
 const cluster = await startCluster({ nodes: 4 });
 t.teardown(() => cluster.stop());
 const root: Credentials = { accessKeyId: cluster.accessKeyId, secretAccessKey: cluster.secretAccessKey };
 
-function clientFor(credentials: Credentials): S3Client {
-  const client = new S3Client({ endpoint: cluster.endpoint, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1, credentials });
-  t.teardown(() => client.destroy());
-  return client;
-}
+const clientFor = (credentials: Credentials) => s3Client(t, cluster.endpoint, credentials);
 const s3 = clientFor(root);
-
-/** The S3 error code (and HTTP status) a failing SDK call reports. */
-async function failure(promise: Promise<unknown>): Promise<{ code: string; status: number }> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof S3ServiceException) return { code: err.name, status: err.$metadata.httpStatusCode ?? 0 };
-    throw err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 const text = async (body: { transformToString(): Promise<string> } | undefined) => (body ? body.transformToString() : '');
 
 t.test('buckets: create, rules, ownership, list pages, location, delete', async (t) => {
   await s3.send(new CreateBucketCommand({ Bucket: 'sdk-alpha' }));
-  t.same(await failure(s3.send(new CreateBucketCommand({ Bucket: 'sdk-alpha' }))), { code: 'BucketAlreadyOwnedByYou', status: 409 });
+  t.same(await s3Failure(s3.send(new CreateBucketCommand({ Bucket: 'sdk-alpha' }))), { code: 'BucketAlreadyOwnedByYou', status: 409 });
   for (const bad of ['ab', 'Upper-Case', 'double..dot', '192.168.1.1', '-start', 'xn--punycode']) {
-    t.equal((await failure(s3.send(new CreateBucketCommand({ Bucket: bad })))).code, 'InvalidBucketName', `refused: ${bad}`);
+    t.equal((await s3Failure(s3.send(new CreateBucketCommand({ Bucket: bad })))).code, 'InvalidBucketName', `refused: ${bad}`);
   }
-  t.equal((await failure(s3.send(new CreateBucketCommand({ Bucket: 'sdk-elsewhere', CreateBucketConfiguration: { LocationConstraint: 'eu-west-1' } })))).code, 'InvalidLocationConstraint');
+  t.equal((await s3Failure(s3.send(new CreateBucketCommand({ Bucket: 'sdk-elsewhere', CreateBucketConfiguration: { LocationConstraint: 'eu-west-1' } })))).code, 'InvalidLocationConstraint');
 
   // A second user, added the way `tessera admin key` does: a record in the "keys" namespace.
   const clusterFile = JSON.parse(readFileSync(join(cluster.dataDir, 'cluster.json'), 'utf8')) as { secret: string; nodes: Array<{ address: string }> };
@@ -57,7 +43,7 @@ t.test('buckets: create, rules, ownership, list pages, location, delete', async 
   await store.putRecord(KEYS_NAMESPACE, other.accessKeyId, Buffer.from(JSON.stringify(record)));
   await store.close();
   const otherClient = clientFor(other);
-  t.same(await failure(otherClient.send(new CreateBucketCommand({ Bucket: 'sdk-alpha' }))), { code: 'BucketAlreadyExists', status: 409 });
+  t.same(await s3Failure(otherClient.send(new CreateBucketCommand({ Bucket: 'sdk-alpha' }))), { code: 'BucketAlreadyExists', status: 409 });
   await otherClient.send(new CreateBucketCommand({ Bucket: 'sdk-others' }));
   t.same((await otherClient.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name), ['sdk-others'], 'users see their own buckets');
 
@@ -75,14 +61,14 @@ t.test('buckets: create, rules, ownership, list pages, location, delete', async 
 
   t.equal((await s3.send(new GetBucketLocationCommand({ Bucket: 'sdk-alpha' }))).LocationConstraint, undefined, 'us-east-1 is the empty constraint');
   await s3.send(new HeadBucketCommand({ Bucket: 'sdk-alpha' }));
-  t.same(await failure(s3.send(new HeadBucketCommand({ Bucket: 'sdk-missing' }))), { code: 'NotFound', status: 404 });
-  t.equal((await failure(s3.send(new GetBucketLocationCommand({ Bucket: 'sdk-missing' })))).code, 'NoSuchBucket');
+  t.same(await s3Failure(s3.send(new HeadBucketCommand({ Bucket: 'sdk-missing' }))), { code: 'NotFound', status: 404 });
+  t.equal((await s3Failure(s3.send(new GetBucketLocationCommand({ Bucket: 'sdk-missing' })))).code, 'NoSuchBucket');
 
   await s3.send(new PutObjectCommand({ Bucket: 'sdk-page-1', Key: 'k', Body: 'x' }));
-  t.same(await failure(s3.send(new DeleteBucketCommand({ Bucket: 'sdk-page-1' }))), { code: 'BucketNotEmpty', status: 409 });
+  t.same(await s3Failure(s3.send(new DeleteBucketCommand({ Bucket: 'sdk-page-1' }))), { code: 'BucketNotEmpty', status: 409 });
   await s3.send(new DeleteObjectCommand({ Bucket: 'sdk-page-1', Key: 'k' }));
   await s3.send(new DeleteBucketCommand({ Bucket: 'sdk-page-1' }));
-  t.equal((await failure(s3.send(new HeadBucketCommand({ Bucket: 'sdk-page-1' })))).status, 404, 'deleted');
+  t.equal((await s3Failure(s3.send(new HeadBucketCommand({ Bucket: 'sdk-page-1' })))).status, 404, 'deleted');
 });
 
 t.test('objects: metadata, headers, ranges, conditionals, checksums', async (t) => {
@@ -125,37 +111,37 @@ t.test('objects: metadata, headers, ranges, conditionals, checksums', async (t) 
   t.same(await ranged('bytes=10-19'), { bytes: body.subarray(10, 20), contentRange: `bytes 10-19/${body.length}` });
   t.same(await ranged('bytes=199990-'), { bytes: body.subarray(199_990), contentRange: `bytes 199990-199999/${body.length}` });
   t.same(await ranged('bytes=-5'), { bytes: body.subarray(-5), contentRange: `bytes 199995-199999/${body.length}` });
-  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, Range: 'bytes=200000-' }))), { code: 'InvalidRange', status: 416 });
+  t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, Range: 'bytes=200000-' }))), { code: 'InvalidRange', status: 416 });
   const raw416 = await signedSend(cluster.endpoint, root, { method: 'GET', path: `/sdk-objects/${encodeURIComponent(key)}`, headers: { range: 'bytes=999999-' } });
   t.equal(raw416.headers['content-range'], `bytes */${body.length}`);
   const part = await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, PartNumber: 1 }));
   t.equal(part.PartsCount, 1);
   t.equal(part.ContentLength, body.length);
-  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, PartNumber: 2 })))).status, 416);
+  t.equal((await s3Failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, PartNumber: 2 })))).status, 416);
 
   const overridden = await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, ResponseContentType: 'text/plain', ResponseContentDisposition: 'inline', ResponseCacheControl: 'no-cache' }));
   t.same([overridden.ContentType, overridden.ContentDisposition, overridden.CacheControl], ['text/plain', 'inline', 'no-cache']);
   await overridden.Body!.transformToByteArray();
 
-  t.equal((await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, IfNoneMatch: put.ETag })))).status, 304);
-  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, IfMatch: '"0000"' }))), { code: 'PreconditionFailed', status: 412 });
-  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, IfModifiedSince: new Date(Date.now() + 60_000) })))).status, 304);
-  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, IfUnmodifiedSince: new Date('2000-01-01') })))).status, 412);
+  t.equal((await s3Failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, IfNoneMatch: put.ETag })))).status, 304);
+  t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: key, IfMatch: '"0000"' }))), { code: 'PreconditionFailed', status: 412 });
+  t.equal((await s3Failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, IfModifiedSince: new Date(Date.now() + 60_000) })))).status, 304);
+  t.equal((await s3Failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: key, IfUnmodifiedSince: new Date('2000-01-01') })))).status, 412);
 
   // Conditional writes.
   await s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'first', IfNoneMatch: '*' }));
-  t.same(await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'second', IfNoneMatch: '*' }))), { code: 'PreconditionFailed', status: 412 });
-  t.equal((await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'x', IfMatch: '"abc"' })))).code, 'PreconditionFailed');
-  t.equal((await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'never-written', Body: 'x', IfMatch: '"abc"' })))).code, 'NoSuchKey');
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'second', IfNoneMatch: '*' }))), { code: 'PreconditionFailed', status: 412 });
+  t.equal((await s3Failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'x', IfMatch: '"abc"' })))).code, 'PreconditionFailed');
+  t.equal((await s3Failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'never-written', Body: 'x', IfMatch: '"abc"' })))).code, 'NoSuchKey');
   const current = await s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: 'once' }));
   await s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'once', Body: 'replaced', IfMatch: current.ETag }));
   t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: 'once' }))).Body), 'replaced');
 
-  t.equal((await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'k', Body: 'x', StorageClass: 'NOPE' as 'STANDARD' })))).code, 'InvalidStorageClass');
-  t.equal((await failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'k', Body: 'x', Tagging: 'a=1&a=2' })))).code, 'InvalidTag');
-  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: 'absent' }))), { code: 'NoSuchKey', status: 404 });
-  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-missing', Key: 'absent' }))), { code: 'NoSuchBucket', status: 404 });
-  t.same(await failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: 'once', VersionId: 'no-such-version' }))), { code: 'NoSuchVersion', status: 404 });
+  t.equal((await s3Failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'k', Body: 'x', StorageClass: 'NOPE' as 'STANDARD' })))).code, 'InvalidStorageClass');
+  t.equal((await s3Failure(s3.send(new PutObjectCommand({ Bucket: 'sdk-objects', Key: 'k', Body: 'x', Tagging: 'a=1&a=2' })))).code, 'InvalidTag');
+  t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: 'absent' }))), { code: 'NoSuchKey', status: 404 });
+  t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-missing', Key: 'absent' }))), { code: 'NoSuchBucket', status: 404 });
+  t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket: 'sdk-objects', Key: 'once', VersionId: 'no-such-version' }))), { code: 'NoSuchVersion', status: 404 });
 });
 
 t.test('a body that fails verification stores nothing', async (t) => {
@@ -170,7 +156,7 @@ t.test('a body that fails verification stores nothing', async (t) => {
   const big = Buffer.alloc(2_000_000, 1);
   const badBig = await signedSend(cluster.endpoint, root, { method: 'PUT', path, body: big, payloadHash: 'b'.repeat(64) });
   t.equal(errorCode(badBig), 'XAmzContentSHA256Mismatch', 'also for a multi-stripe body');
-  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-verify', Key: 'victim' })))).status, 404, 'nothing became visible');
+  t.equal((await s3Failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-verify', Key: 'victim' })))).status, 404, 'nothing became visible');
 
   // A client that disconnects half-way through its body.
   const partial = await signedRequest(cluster.endpoint, root, { method: 'PUT', path: '/sdk-verify/half', payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': '3000000' } });
@@ -179,7 +165,7 @@ t.test('a body that fails verification stores nothing', async (t) => {
     req.on('error', () => resolve());
     req.write(Buffer.alloc(1_500_000, 9), () => setTimeout(() => { req.destroy(); resolve(); }, 200));
   });
-  t.equal((await failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-verify', Key: 'half' })))).status, 404, 'an interrupted upload leaves nothing');
+  t.equal((await s3Failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-verify', Key: 'half' })))).status, 404, 'an interrupted upload leaves nothing');
   await s3.send(new PutObjectCommand({ Bucket: 'sdk-verify', Key: 'half', Body: 'complete' }));
   t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-verify', Key: 'half' }))).Body), 'complete', 'and the key is writable afterwards');
 
@@ -276,9 +262,9 @@ t.test('listing: V2 pages, delimiters, start-after, encoding; V1 markers', async
   t.same(v1next.Contents?.map((c) => c.Key), ['c d', 'd+e', 'é']);
   t.equal(v1next.Marker, 'b/');
 
-  t.equal((await failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', MaxKeys: -1 })))).code, 'InvalidArgument');
-  t.equal((await failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', ContinuationToken: '***' })))).code, 'InvalidArgument');
-  t.equal((await failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-nothing' })))).code, 'NoSuchBucket');
+  t.equal((await s3Failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', MaxKeys: -1 })))).code, 'InvalidArgument');
+  t.equal((await s3Failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-list', ContinuationToken: '***' })))).code, 'InvalidArgument');
+  t.equal((await s3Failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-nothing' })))).code, 'NoSuchBucket');
 });
 
 t.test('DeleteObjects: results, quiet mode, per-key errors, malformed requests', async (t) => {
@@ -306,9 +292,9 @@ t.test('protocol errors', async (t) => {
   t.same([head.status, head.body], [403, ''], 'HEAD errors carry no body');
 
   const wrongKey = clientFor({ accessKeyId: 'NOSUCHKEY', secretAccessKey: 'x' });
-  t.same(await failure(wrongKey.send(new ListBucketsCommand({}))), { code: 'InvalidAccessKeyId', status: 403 });
+  t.same(await s3Failure(wrongKey.send(new ListBucketsCommand({}))), { code: 'InvalidAccessKeyId', status: 403 });
   const wrongSecret = clientFor({ accessKeyId: root.accessKeyId, secretAccessKey: 'wrong' });
-  t.same(await failure(wrongSecret.send(new ListBucketsCommand({}))), { code: 'SignatureDoesNotMatch', status: 403 });
+  t.same(await s3Failure(wrongSecret.send(new ListBucketsCommand({}))), { code: 'SignatureDoesNotMatch', status: 403 });
 
   const notImplemented = await signedSend(cluster.endpoint, root, { method: 'GET', path: '/sdk-objects?torrent', headers: {} });
   t.same([notImplemented.status, errorCode(notImplemented)], [501, 'NotImplemented']);
