@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { createLogger, parseLogLevel } from '../common/log.js';
 import { startGateway } from '../gateway/server.js';
+import { loadMasterKeys } from '../gateway/sse.js';
 import type { ClusterClient } from '../replication/cluster-client.js';
 import { type ParsedArgs, flag } from './args.js';
 import { rootCredentials } from './launch.js';
@@ -12,7 +13,8 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function serveS3(store: ClusterClient, args: ParsedArgs, defaults: { host: string; port: number }): Promise<Served> {
+/** `defaults.dataDir`: where an SSE-S3 master key is generated when none is configured. */
+export async function serveS3(store: ClusterClient, args: ParsedArgs, defaults: { host: string; port: number; dataDir?: string }): Promise<Served> {
   const credentials = rootCredentials();
   const cert = flag(args, 'tls-cert') ?? process.env.TESSERA_TLS_CERT;
   const key = flag(args, 'tls-key') ?? process.env.TESSERA_TLS_KEY;
@@ -26,6 +28,7 @@ export async function serveS3(store: ClusterClient, args: ParsedArgs, defaults: 
     tls: cert && key ? { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') } : undefined,
     logger: createLogger({ name: 'tessera-gateway', level: parseLogLevel(flag(args, 'log-level') ?? process.env.TESSERA_LOG_LEVEL) }),
     admin: { metricsToken: flag(args, 'metrics-token') ?? process.env.TESSERA_METRICS_TOKEN },
+    sseMasterKeys: loadMasterKeys({ envValue: process.env.TESSERA_SSE_MASTER_KEY, keyFile: flag(args, 'sse-master-key-file'), dataDir: defaults.dataDir }),
   });
   store.rebalanceOnMapChange();
   if (credentials.isDefault) {

@@ -7,6 +7,7 @@ import type { RequestBody } from './body.js';
 import type { BucketRecord, BucketRegistry } from './bucket-record.js';
 import { S3Error } from './errors.js';
 import type { Address, OperationSpec } from './router.js';
+import type { MasterKeys } from './sse.js';
 import { buildXml, type XmlObject } from './xml.js';
 
 export interface GatewayConfig {
@@ -14,6 +15,8 @@ export interface GatewayConfig {
   baseDomain?: string;
   /** Identifies this gateway in x-amz-id-2 / HostId. */
   hostId: string;
+  /** SSE-S3 master keys; undefined: SSE-S3 requests are refused (SSE-C still works). */
+  sseMasterKeys?: MasterKeys;
 }
 
 export interface S3Context {

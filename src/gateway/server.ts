@@ -16,6 +16,7 @@ import { type AdminOptions, type ConsoleS3Request, mountAdmin } from './admin/in
 import { noteOperation } from './admin/metrics.js';
 import { ALL_OPERATIONS } from './ops/index.js';
 import { HTTP_METHODS, OperationTable, resolveAddress } from './router.js';
+import type { MasterKeys } from './sse.js';
 
 export interface GatewayOptions {
   store: ObjectStore;
@@ -30,6 +31,8 @@ export interface GatewayOptions {
   logger?: FastifyBaseLogger;
   /** Metrics, health, status and console under /_tessera/ (admin/index.ts). */
   admin?: AdminOptions;
+  /** Master keys for SSE-S3 (sse.ts loadMasterKeys). */
+  sseMasterKeys?: MasterKeys;
 }
 
 export interface Gateway {
@@ -49,7 +52,7 @@ interface Services {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const services: Services = {
     store: options.store,
-    config: { region: options.region ?? 'us-east-1', baseDomain: options.baseDomain, hostId: randomBytes(24).toString('base64') },
+    config: { region: options.region ?? 'us-east-1', baseDomain: options.baseDomain, hostId: randomBytes(24).toString('base64'), sseMasterKeys: options.sseMasterKeys },
     buckets: new BucketRegistry(options.store),
     keys: new StoreKeyProvider(options.store, options.rootCredentials),
     operations: new OperationTable().register(ALL_OPERATIONS),

@@ -9,7 +9,7 @@ import { initClusterMap, loadOrCreateClusterFile, spawnNode, writePid } from '..
 import { onShutdown, serveS3 } from '../serve.js';
 
 const HELP = `usage: tessera cluster [--nodes N] [--ec K+M] [--data DIR] [--port P] [--host H]
-                       [--region R] [--domain D] [--tls-cert F --tls-key F]
+                       [--region R] [--domain D] [--tls-cert F --tls-key F] [--sse-master-key-file F]
 Starts N storage node processes (default 6) and an S3 gateway on HOST:PORT (default 127.0.0.1:9000).
 `;
 
@@ -23,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
   watchChildren(children, file.nodes.map((n) => n.id));
   const map = await initClusterMap(file);
   const store = await createClusterClient({ seeds: file.nodes.map((n) => n.address), secret: file.secret });
-  const gateway = await serveS3(store, args, { host, port: 9000 });
+  const gateway = await serveS3(store, args, { host, port: 9000, dataDir });
   writePid(join(dataDir, 'gateway.pid'));
   process.stdout.write(`tessera cluster ready: S3 at ${gateway.url} (${file.nodes.length} nodes, ` +
     `EC ${map.dataShards}+${map.parityShards}, data in ${dataDir})\n`);

@@ -6,7 +6,8 @@ import { flag, hasFlag, parseArgs, requireFlag } from '../args.js';
 import { onShutdown, serveS3 } from '../serve.js';
 
 const HELP = `usage: tessera gateway --seeds HOST:PORT[,...] [--secret-file F] [--host H] [--port P]
-                       [--region R] [--domain D] [--tls-cert F --tls-key F]
+                       [--region R] [--domain D] [--tls-cert F --tls-key F] [--sse-master-key-file F]
+SSE-S3 needs the same master key on every gateway: TESSERA_SSE_MASTER_KEY or --sse-master-key-file.
 `;
 
 export async function run(argv: string[]): Promise<number> {

@@ -20,7 +20,7 @@ export async function run(argv: string[]): Promise<number> {
   const storage = await startStorageNode({ id: node.id, dataDir: join(dataDir, node.id), listen: node.address, secret: file.secret });
   await initClusterMap(file);
   const store = await createClusterClient({ seeds: [node.address], secret: file.secret });
-  const gateway = await serveS3(store, args, { host: '127.0.0.1', port: 9000 });
+  const gateway = await serveS3(store, args, { host: '127.0.0.1', port: 9000, dataDir });
   writePid(join(dataDir, 'gateway.pid'));
   process.stdout.write(`tessera ready: S3 at ${gateway.url} (data in ${dataDir})\n`);
   onShutdown(async () => {

@@ -4,6 +4,7 @@ import type { ObjectVersion } from '../../replication/types.js';
 import { aclFromHeaders, type Grant } from '../acl.js';
 import type { BucketRecord } from '../bucket-record.js';
 import type { S3Context } from '../context.js';
+import type { StoredEncryption } from '../sse.js';
 import { lockAttributesForNewObject } from './object-lock.js';
 
 export type RetentionMode = 'GOVERNANCE' | 'COMPLIANCE';
@@ -22,6 +23,8 @@ export interface ObjectAttributes {
   checksumAlgorithm?: string;
   /** Multipart uploads: who started the upload. */
   initiator?: { id: string; displayName: string };
+  /** Server-side encryption of the data (../sse.ts); never a usable key. */
+  encryption?: StoredEncryption;
 }
 
 export function attributesOf(version: Pick<ObjectVersion, 'attributesJson'>): ObjectAttributes {

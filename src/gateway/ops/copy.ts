@@ -7,6 +7,7 @@ import { type BucketRecord, writeTargetFor } from '../bucket-record.js';
 import { header, requireBucket, requireKey, type S3Context, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
+import { decryptionFor, encryptionForWrite, withEncryption } from '../sse.js';
 import { evaluateConditions, resolveVersion } from './get.js';
 import { MAX_OBJECT_BYTES, storedChecksumHeaders, tagsFromHeader, versionFieldsFromHeaders, versionIdHeader, writeVersion } from './put.js';
 
@@ -81,14 +82,17 @@ async function copyObject(ctx: S3Context): Promise<void> {
   if (size > MAX_OBJECT_BYTES) {
     throw new S3Error('InvalidRequest', { message: `The specified copy source is larger than the maximum allowable size for a copy source: ${MAX_OBJECT_BYTES}` });
   }
-  const changesSomething = directive(ctx, 'x-amz-metadata-directive') === 'REPLACE'
+  const sourceDecryption = decryptionFor(ctx, ctx.config.sseMasterKeys, source.version, { copySource: true });
+  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys);
+  const changesSomething = encryption !== undefined || directive(ctx, 'x-amz-metadata-directive') === 'REPLACE'
     || header(ctx.request, 'x-amz-storage-class') !== undefined || header(ctx.request, 'x-amz-website-redirect-location') !== undefined;
   if (isSameObject(ctx, bucket, key, source) && !changesSomething) {
     throw new S3Error('InvalidRequest', { message: 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.' });
   }
   const fields = copiedFields(ctx, bucket, source.version);
-  const version = await writeVersion(ctx, writeTargetFor(bucket, key), ctx.store.readObject(source.version), fields);
-  void ctx.reply.headers({ ...versionIdHeader(bucket, version), ...copySourceHeaders(source) });
+  const plaintext = sourceDecryption.decrypt(ctx.store.readObject(source.version));
+  const version = await writeVersion(ctx, writeTargetFor(bucket, key), plaintext, withEncryption(fields, encryption), {}, encryption?.encrypt(plaintext));
+  void ctx.reply.headers({ ...versionIdHeader(bucket, version), ...copySourceHeaders(source), ...encryption?.headers });
   sendXml(ctx, 'CopyObjectResult', {
     ETag: version.etag ?? '',
     LastModified: new Date(Number(version.lastModifiedMs ?? 0)),

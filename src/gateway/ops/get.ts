@@ -6,6 +6,7 @@ import { parseChecksumAlgorithm } from '../checksums.js';
 import { header, queryParam, requireBucket, requireKey, type S3Context, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
+import { decryptionFor } from '../sse.js';
 import type { XmlObject } from '../xml.js';
 import { lockHeaders } from './object-lock.js';
 import { STORED_HEADERS, storedChecksumHeaders, versionIdHeader } from './put.js';
@@ -163,7 +164,8 @@ async function getOrHeadObject(ctx: S3Context): Promise<void> {
   const bucket = await requireBucket(ctx);
   const key = requireKey(ctx);
   const version = await resolveVersion(ctx, bucket, key, queryParam(ctx, 'versionId'));
-  const headers = objectHeaders(bucket, version);
+  const decryption = decryptionFor(ctx, ctx.config.sseMasterKeys, version);
+  const headers = { ...objectHeaders(bucket, version), ...decryption.headers };
   const condition = evaluateConditions((name) => header(ctx.request, name), version);
   if (condition === 'failed') throw new S3Error('PreconditionFailed', { fields: { Condition: 'If-Match' } });
   if (condition === 'not-modified') {
@@ -199,7 +201,7 @@ async function getOrHeadObject(ctx: S3Context): Promise<void> {
     void ctx.reply.send();
     return;
   }
-  void ctx.reply.send(ctx.store.readObject(version, range));
+  void ctx.reply.send(decryption.decrypt(ctx.store.readObject(version, range), range));
 }
 
 const OBJECT_ATTRIBUTES = new Set(['ETag', 'Checksum', 'ObjectParts', 'StorageClass', 'ObjectSize']);

@@ -9,6 +9,7 @@ import { createChecksum, parseChecksumAlgorithm } from '../checksums.js';
 import { header, intParam, queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
+import { decryptionFor, encryptionForPart, encryptionForWrite } from '../sse.js';
 import { type ParsedXml, type XmlObject, xmlChild, xmlChildren, xmlText } from '../xml.js';
 import { attributesOf, withAttributes } from './attributes.js';
 import { checksumElementsOf, copySource, copySourceHeaders } from './copy.js';
@@ -60,13 +61,16 @@ async function createMultipartUpload(ctx: S3Context): Promise<void> {
   if (algorithmHeader !== undefined && algorithm === undefined) {
     throw new S3Error('InvalidRequest', { message: 'Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]' });
   }
+  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys);
   const fields = withAttributes(versionFieldsFromHeaders(ctx, bucket), {
     checksumAlgorithm: algorithm,
     initiator: { id: ctx.principal.userId, displayName: ctx.principal.displayName },
+    encryption: encryption?.stored,
   });
   const uploadId = randomBytes(24).toString('base64url');
   await ctx.store.createUpload({ bucket: bucket.name, key, uploadId, initiatedMs: Date.now(), template: { ...fields, bucket: bucket.name, key } });
   if (algorithm) void ctx.reply.header('x-amz-checksum-algorithm', algorithm);
+  void ctx.reply.headers({ ...encryption?.headers });
   sendXml(ctx, 'InitiateMultipartUploadResult', { Bucket: bucket.name, Key: key, UploadId: uploadId });
 }
 
@@ -78,11 +82,13 @@ async function uploadPart(ctx: S3Context): Promise<void> {
   const partNumber = partNumberParam(ctx);
   const upload = await requireUpload(ctx, bucket, key);
   requireContentLength(ctx);
-  const part = await ctx.store.writePart(upload, partNumber, ctx.body.stream(MAX_PART_BYTES), () => {
+  const encryption = encryptionForPart(ctx, ctx.config.sseMasterKeys, upload.template ?? {});
+  const body = ctx.body.stream(MAX_PART_BYTES);
+  const part = await ctx.store.writePart(upload, partNumber, encryption?.encrypt(body, partNumber).stream ?? body, () => {
     if (ctx.body.failure) throw ctx.body.failure;
     return { checksums: ctx.body.checksums() };
   });
-  void ctx.reply.headers({ etag: part.etag ?? '', ...storedChecksumHeaders(part.checksums) });
+  void ctx.reply.headers({ etag: part.etag ?? '', ...storedChecksumHeaders(part.checksums), ...encryption?.headers });
   sendEmpty(ctx);
 }
 
@@ -111,8 +117,10 @@ async function uploadPartCopy(ctx: S3Context): Promise<void> {
   const range = copySourceRange(ctx, Number(source.version.size ?? 0));
   const length = range ? range.end - range.start + 1 : Number(source.version.size ?? 0);
   if (length > MAX_PART_BYTES) throw new S3Error('EntityTooLarge', { fields: { ProposedSize: length, MaxSizeAllowed: MAX_PART_BYTES } });
-  const part = await ctx.store.writePart(upload, partNumber, ctx.store.readObject(source.version, range), () => ({ checksums: {} }));
-  void ctx.reply.headers(copySourceHeaders(source));
+  const encryption = encryptionForPart(ctx, ctx.config.sseMasterKeys, upload.template ?? {});
+  const plaintext = decryptionFor(ctx, ctx.config.sseMasterKeys, source.version, { copySource: true }).decrypt(ctx.store.readObject(source.version, range), range);
+  const part = await ctx.store.writePart(upload, partNumber, encryption?.encrypt(plaintext, partNumber).stream ?? plaintext, () => ({ checksums: {} }));
+  void ctx.reply.headers({ ...copySourceHeaders(source), ...encryption?.headers });
   sendXml(ctx, 'CopyPartResult', { ETag: part.etag ?? '', LastModified: new Date() });
 }
 

@@ -7,6 +7,7 @@ import { checksumHeader, parseChecksumAlgorithm } from '../checksums.js';
 import { header, requireBucket, requireKey, type S3Context, sendEmpty } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
+import { type EncryptedBody, encryptionForWrite, withEncryption } from '../sse.js';
 import { newObjectAttributes } from './attributes.js';
 import { etagMatches } from './get.js';
 
@@ -124,12 +125,14 @@ export async function writeVersion(
   body: Readable,
   fields: VersionFields,
   conditions: WriteConditions = {},
+  encrypted?: EncryptedBody,
 ): Promise<ObjectVersion> {
   await checkWriteConditions(ctx, target.bucket, target.key, conditions);
-  return ctx.store.writeObject(target, body, async (streamed) => {
+  return ctx.store.writeObject(target, encrypted?.stream ?? body, async (streamed) => {
     if (ctx.body.failure) throw ctx.body.failure;
     await checkWriteConditions(ctx, target.bucket, target.key, conditions);
-    return { ...fields, etag: `"${streamed.md5Hex}"`, lastModifiedMs: Date.now(), checksums: ctx.body.checksums() };
+    const etag = encrypted ? encrypted.etag(streamed.md5Hex) : `"${streamed.md5Hex}"`;
+    return { ...fields, etag, lastModifiedMs: Date.now(), checksums: ctx.body.checksums() };
   });
 }
 
@@ -144,11 +147,14 @@ async function putObject(ctx: S3Context): Promise<void> {
   requireContentLength(ctx);
   const fields = versionFieldsFromHeaders(ctx, bucket);
   const conditions = writeConditionsOf(ctx);
-  const version = await writeVersion(ctx, writeTargetFor(bucket, key), ctx.body.stream(MAX_OBJECT_BYTES), fields, conditions);
+  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys);
+  const body = ctx.body.stream(MAX_OBJECT_BYTES);
+  const version = await writeVersion(ctx, writeTargetFor(bucket, key), body, withEncryption(fields, encryption), conditions, encryption?.encrypt(body));
   void ctx.reply.headers({
     etag: version.etag ?? '',
     ...versionIdHeader(bucket, version),
     ...storedChecksumHeaders(version.checksums),
+    ...encryption?.headers,
   });
   sendEmpty(ctx);
 }
