@@ -3,9 +3,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import pino from 'pino';
+import type pino from 'pino';
 import { AUTH_METADATA_KEY, verifyClusterToken } from '../common/cluster-auth.js';
 import { StoreError } from '../common/errors.js';
+import { createLogger } from '../common/log.js';
 import { bulkChannelOptions, pb, storageNodeService } from '../common/node-service.js';
 import { serializeChunkIntoScratch } from './chunk-serializer.js';
 import { serviceError, statusOf } from './grpc-status.js';
@@ -295,7 +296,7 @@ function bindAsync(server: grpc.Server, address: string): Promise<number> {
 
 /** Starts a node serving `options.dataDir` on `options.listen`. */
 export async function startStorageNode(options: StorageNodeOptions): Promise<StorageNode> {
-  const log = options.logger ?? pino({ name: `tessera-node-${options.id}` }, pino.destination(2));
+  const log = options.logger ?? createLogger({ name: `tessera-node-${options.id}` });
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const shards = await ShardStore.open(options.dataDir, { capacityBytes: options.capacityBytes });
   let service: NodeService | undefined;

@@ -162,7 +162,7 @@ t.test('metadata, listing, records, cluster map and health over gRPC', async (t)
 
 t.test('the background scrubber removes orphans and logs without the secret', async (t) => {
   const dataDir = join(root, 'background');
-  const node = await startNode(t, 'background', ['--scrub-interval', '200ms', '--orphan-grace', '0']);
+  const node = await startNode(t, 'background', ['--scrub-interval', '200ms', '--orphan-grace', '0', '--log-level', 'info']);
   await putShard(node, { dataId: 'stray', shardIndex: 0, blockSize: BLOCK }, randomBytes(1000));
   writeFileSync(join(dataDir, 'tmp', 'dead.0.0000.tmp'), 'left by a killed writer');
   for (let waited = 0; allFiles(dataDir).some((f) => f === 'stray.0' || f.endsWith('.tmp')) && waited < 20_000; waited += 100) {

@@ -1,17 +1,24 @@
 // `tessera node`: one storage node process serving one data directory.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createLogger, parseLogLevel } from '../../common/log.js';
+import { NodeClient } from '../../replication/node-client.js';
+import { serveNodeMetrics } from '../../storage-node/metrics.js';
 import { startStorageNode } from '../../storage-node/server.js';
-import { flag, hasFlag, parseArgs, requireFlag } from '../args.js';
+import { flag, hasFlag, type ParsedArgs, parseArgs, requireFlag } from '../args.js';
 
 const HELP = `usage: tessera node --id ID --data DIR --listen HOST:PORT [--secret S] [--capacity BYTES] [--zone Z]
                     [--scrub-interval DURATION] [--orphan-grace DURATION] [--scrub-rate BYTES_PER_S] [--bulk-listen HOST:PORT|off]
+                    [--log-level LEVEL]
   --secret            cluster secret (default: env TESSERA_CLUSTER_SECRET)
+  --metrics-listen    serve Prometheus metrics at http://HOST:PORT/_tessera/metrics (default off)
+  --metrics-token     require \`Authorization: Bearer TOKEN\` for metrics (default: env TESSERA_METRICS_TOKEN)
   --capacity          byte limit for shard data; writes beyond it fail as disk full
   --bulk-listen       address of the bulk shard channel (default: the --listen host, a free port)
   --scrub-interval    background scrub period, e.g. 30m, 1h (default 1h; 0 disables)
   --orphan-grace      age after which unreferenced shard files are removed (default 24h)
   --scrub-rate        background scrub read rate in bytes/s (default 33554432, 32 MiB/s)
+  --log-level         fatal|error|warn|info|debug|trace|silent (default: env TESSERA_LOG_LEVEL or warn)
 Prints "tessera node ID listening on HOST:PORT" when ready; stops cleanly on SIGTERM/SIGINT.
 `;
 
@@ -66,11 +73,13 @@ export async function run(argv: string[]): Promise<number> {
     scrubIntervalMs: scrubInterval === undefined ? undefined : parseDuration(scrubInterval),
     orphanGraceMs: orphanGrace === undefined ? undefined : parseDuration(orphanGrace),
     scrubBytesPerSecond: optionalNumber(flag(args, 'scrub-rate'), 'scrub-rate'),
+    logger: createLogger({ name: `tessera-node-${id}`, level: parseLogLevel(flag(args, 'log-level') ?? process.env.TESSERA_LOG_LEVEL) }),
   });
   // Written once the node holds the data directory (LevelDB's lock), so a second node started
   // on the same directory by mistake fails without clobbering the running one's pid.
   const pidFile = join(dataDir, 'node.pid');
   await writeFile(pidFile, `${process.pid}\n`);
+  const metrics = await startMetrics(args, id, node.address, secret);
   process.stdout.write(`tessera node ${id} listening on ${node.address}\n`);
 
   await new Promise<void>((resolve) => {
@@ -78,7 +87,18 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  await metrics?.close();
   await node.close();
   await rm(pidFile, { force: true });
   return 0;
+}
+
+/** `--metrics-listen`: disk gauges come from the node's own Health call, as the cluster sees it. */
+async function startMetrics(args: ParsedArgs, id: string, address: string, secret: string): Promise<{ close(): Promise<void> } | undefined> {
+  const listen = flag(args, 'metrics-listen');
+  if (!listen) return undefined;
+  const self = new NodeClient(id, address, secret);
+  const server = await serveNodeMetrics(listen, () => self.health(), flag(args, 'metrics-token') ?? process.env.TESSERA_METRICS_TOKEN);
+  process.stdout.write(`tessera node ${id} metrics at http://${server.address}/_tessera/metrics\n`);
+  return { close: async () => { await server.close(); self.close(); } };
 }
