@@ -14,6 +14,8 @@ import { type GatewayConfig, header, type S3Context } from './context.js';
 import { errorXml, isServerFault, S3Error, toS3Error } from './errors.js';
 import { type AdminOptions, type ConsoleS3Request, mountAdmin } from './admin/index.js';
 import { noteOperation } from './admin/metrics.js';
+import { lifecycleOptionsFromEnv, startLifecycleWorker } from './lifecycle-worker.js';
+import { corsHeadersFor } from './ops/cors.js';
 import { ALL_OPERATIONS } from './ops/index.js';
 import { HTTP_METHODS, OperationTable, resolveAddress } from './router.js';
 import type { MasterKeys } from './sse.js';
@@ -60,11 +62,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const app = createApp(options, services);
   await app.listen({ host: options.host, port: options.port });
   const { port } = app.server.address() as AddressInfo;
+  const lifecycle = startLifecycleWorker(options.store, services.buckets, lifecycleOptionsFromEnv(), app.log);
   const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
     port,
     url: `${options.tls ? 'https' : 'http'}://${hostForUrl}:${port}`,
-    close: () => app.close(),
+    close: async () => {
+      await lifecycle.stop();
+      await app.close();
+    },
   };
 }
 
@@ -133,6 +139,11 @@ async function handleS3Request(request: FastifyRequest, reply: FastifyReply, ser
   let body: RequestBody | undefined;
   try {
     const address = resolveAddress(viaConsole?.path ?? request.raw.url ?? '/', header(request.raw, 'host'), services.config.baseDomain);
+    const origin = header(request.raw, 'origin');
+    // Cross-origin responses (errors included) carry the bucket's CORS headers; preflights answer their own.
+    if (origin !== undefined && address.bucket !== undefined && request.method !== 'OPTIONS') {
+      void reply.headers(corsHeadersFor(await services.buckets.get(address.bucket), origin, request.method));
+    }
     const { principal, payload } = viaConsole
       ? { principal: viaConsole.principal, payload: { mode: 'unsigned' } as const }
       : await authenticate(request.raw, address, services.keys);

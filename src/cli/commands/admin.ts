@@ -7,6 +7,7 @@ import { scanAndHeal } from '../../replication/heal.js';
 import { rebalance } from '../../replication/rebalance.js';
 import { flag, hasFlag, type ParsedArgs, parseArgs, requireFlag } from '../args.js';
 import { readClusterFile } from '../launch.js';
+import { runKeyCommand } from '../admin-keys.js';
 import { runStatus, STATUS_HELP } from '../status.js';
 
 const HELP = `usage: tessera admin [--data DIR | --seeds HOST:PORT,...] <command>
@@ -34,6 +35,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'map': return printMap(store);
+      case 'key': return await runKeyCommand(store, sub, args);
       case 'node': return await changeNode(store, sub, args);
       case 'rebalance': return await runRebalance(store, args);
       case 'heal': return await runHeal(store);

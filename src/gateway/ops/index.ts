@@ -8,8 +8,11 @@ import { operations as list } from './list.js';
 import { operations as put } from './put.js';
 import { operations as acl } from './acl.js';
 import { operations as copy } from './copy.js';
+import { operations as cors } from './cors.js';
+import { operations as lifecycle } from './lifecycle.js';
 import { operations as multipart } from './multipart.js';
 import { operations as objectLock } from './object-lock.js';
+import { operations as policy } from './policy.js';
 import { operations as tagging } from './tagging.js';
 import { operations as versioning } from './versioning.js';
 
@@ -25,4 +28,7 @@ export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...objectLock,
   ...tagging,
   ...acl,
+  ...policy,
+  ...cors,
+  ...lifecycle,
 ];

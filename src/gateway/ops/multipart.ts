@@ -153,9 +153,9 @@ const bareEtag = (etag: string) => etag.replace(/"/g, '').trim();
 
 /** The stored parts the request names, in its order, after S3's checks on order, identity and size. */
 function chooseParts(upload: Upload, requested: RequestedPart[]): DataSegment[] {
+  if (requested.some((want, i) => i > 0 && want.partNumber <= requested[i - 1]!.partNumber)) throw new S3Error('InvalidPartOrder');
   const stored = new Map((upload.parts ?? []).map((p) => [p.partNumber!, p]));
   return requested.map((want, i) => {
-    if (i > 0 && want.partNumber <= requested[i - 1]!.partNumber) throw new S3Error('InvalidPartOrder');
     const part = stored.get(want.partNumber);
     const checksumsMatch = Object.entries(want.checksums).every(([algorithm, value]) => part?.checksums?.[algorithm] === value);
     if (!part || bareEtag(part.etag ?? '') !== bareEtag(want.etag) || !checksumsMatch) {

@@ -1,0 +1,158 @@
+// Who may do what, through @aws-sdk/client-s3, boto3 and anonymous HTTP on a real cluster:
+// access keys from `tessera admin key` with per-bucket grants, canned and explicit ACLs,
+// bucket policies (public read, explicit Deny beating Allow, conditions) and policy status.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  CreateBucketCommand, DeleteBucketPolicyCommand, DeleteObjectCommand, GetBucketAclCommand, GetBucketPolicyCommand, GetBucketPolicyStatusCommand,
+  GetObjectAclCommand, GetObjectCommand, ListObjectsV2Command, PutBucketAclCommand, PutBucketPolicyCommand, PutObjectAclCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import t from 'tap';
+import { startCluster } from '../lib/cluster.js';
+import { s3Client, s3Failure } from '../lib/s3-sdk.js';
+import { errorCode, signedSend } from '../lib/s3-request.js';
+
+const execFileAsync = promisify(execFile);
+const cluster = await startCluster({ nodes: 4 });
+t.teardown(() => cluster.stop());
+const root = { accessKeyId: cluster.accessKeyId, secretAccessKey: cluster.secretAccessKey };
+
+const clientFor = (credentials: { accessKeyId: string; secretAccessKey: string }) => s3Client(t, cluster.endpoint, credentials);
+const s3 = clientFor(root);
+
+async function admin(...args: string[]): Promise<string> {
+  const result = await cluster.tessera(['admin', '--data', cluster.dataDir, ...args]);
+  if (result.code !== 0) throw new Error(`tessera admin ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+interface CreatedKey { accessKeyId: string; secretAccessKey: string; userId: string; displayName: string }
+const createKey = async (name: string) => JSON.parse(await admin('key', 'create', '--name', name, '--json')) as CreatedKey;
+const anonymous = (path: string, init: RequestInit = {}) => fetch(`${cluster.endpoint}${path}`, init);
+/** Key grants and bucket records are cached by the gateway for a few seconds. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 5500));
+
+await s3.send(new CreateBucketCommand({ Bucket: 'team-data' }));
+await s3.send(new PutObjectCommand({ Bucket: 'team-data', Key: 'report.txt', Body: 'quarterly' }));
+
+t.test('admin keys: create, list, allow read / write / owner, delete', async (t) => {
+  const alice = await createKey('alice');
+  t.match(alice.accessKeyId, /^TK[A-Z2-7]{18}$/);
+  const listing = await admin('key', 'list');
+  t.match(listing, new RegExp(`${alice.accessKeyId}\\talice\\tActive`));
+  t.notMatch(listing, alice.secretAccessKey, 'secrets are never listed');
+
+  const asAlice = clientFor(alice);
+  t.same(await s3Failure(asAlice.send(new GetObjectCommand({ Bucket: 'team-data', Key: 'report.txt' }))), { code: 'AccessDenied', status: 403 }, 'no grant: no access');
+  await asAlice.send(new CreateBucketCommand({ Bucket: 'alice-own' }));
+  await asAlice.send(new PutObjectCommand({ Bucket: 'alice-own', Key: 'mine', Body: 'a' }));
+  t.same(await s3Failure(s3.send(new GetBucketAclCommand({ Bucket: 'alice-own' }))).catch(() => undefined), undefined, 'root reaches every bucket');
+  const ownerAcl = await s3.send(new GetBucketAclCommand({ Bucket: 'alice-own' }));
+  t.same([ownerAcl.Owner?.ID, ownerAcl.Owner?.DisplayName], [alice.userId, 'alice'], 'the creating key owns the bucket');
+
+  await admin('key', 'allow', alice.accessKeyId, '--bucket', 'team-data', '--access', 'read');
+  await settle();
+  t.equal(await (await asAlice.send(new GetObjectCommand({ Bucket: 'team-data', Key: 'report.txt' }))).Body!.transformToString(), 'quarterly');
+  t.equal((await asAlice.send(new ListObjectsV2Command({ Bucket: 'team-data' }))).KeyCount, 1);
+  t.same(await s3Failure(asAlice.send(new PutObjectCommand({ Bucket: 'team-data', Key: 'x', Body: 'x' }))), { code: 'AccessDenied', status: 403 }, 'read does not write');
+
+  await admin('key', 'allow', alice.accessKeyId, '--bucket', 'team-data', '--access', 'write');
+  await settle();
+  await asAlice.send(new PutObjectCommand({ Bucket: 'team-data', Key: 'x', Body: 'x' }));
+  await asAlice.send(new DeleteObjectCommand({ Bucket: 'team-data', Key: 'x' }));
+  t.same(await s3Failure(asAlice.send(new PutBucketPolicyCommand({ Bucket: 'team-data', Policy: '{}' }))), { code: 'AccessDenied', status: 403 }, 'write does not configure');
+
+  await admin('key', 'allow', alice.accessKeyId, '--bucket', 'team-data', '--access', 'owner');
+  await settle();
+  await asAlice.send(new PutBucketAclCommand({ Bucket: 'team-data', ACL: 'private' }));
+
+  await admin('key', 'delete', alice.accessKeyId);
+  await settle();
+  t.same(await s3Failure(asAlice.send(new GetObjectCommand({ Bucket: 'alice-own', Key: 'mine' }))), { code: 'InvalidAccessKeyId', status: 403 });
+  const bad = await cluster.tessera(['admin', '--data', cluster.dataDir, 'key', 'allow', 'TKNOSUCHKEY', '--bucket', 'b', '--access', 'read']);
+  t.not(bad.code, 0, 'allow on an unknown key fails');
+});
+
+t.test('canned ACLs: public-read buckets and objects, authenticated-read, GetBucketAcl / GetObjectAcl', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'public-site', ACL: 'public-read' }));
+  await s3.send(new PutObjectCommand({ Bucket: 'public-site', Key: 'index.html', Body: '<h1>hi</h1>' }));
+  t.equal((await anonymous('/public-site?list-type=2')).status, 200, 'anyone lists a public-read bucket');
+  t.equal((await anonymous('/public-site/index.html')).status, 403, 'objects keep their own (private) ACL');
+  await s3.send(new PutObjectAclCommand({ Bucket: 'public-site', Key: 'index.html', ACL: 'public-read' }));
+  const page = await anonymous('/public-site/index.html');
+  t.same([page.status, await page.text()], [200, '<h1>hi</h1>']);
+  t.equal((await anonymous('/public-site/new.html', { method: 'PUT', body: 'x' })).status, 403, 'public-read is not writable');
+
+  const acl = await s3.send(new GetObjectAclCommand({ Bucket: 'public-site', Key: 'index.html' }));
+  t.same(acl.Grants?.map((g) => [g.Grantee?.Type, g.Grantee?.URI ?? g.Grantee?.ID, g.Permission]),
+    [['CanonicalUser', 'tessera-root', 'FULL_CONTROL'], ['Group', 'http://acs.amazonaws.com/groups/global/AllUsers', 'READ']]);
+  const bucketAcl = await s3.send(new GetBucketAclCommand({ Bucket: 'public-site' }));
+  t.same([bucketAcl.Owner?.ID, bucketAcl.Owner?.DisplayName, bucketAcl.Grants?.length], ['tessera-root', 'root', 2]);
+
+  await s3.send(new PutObjectCommand({ Bucket: 'public-site', Key: 'open.txt', Body: 'open', ACL: 'public-read' }));
+  t.equal((await anonymous('/public-site/open.txt')).status, 200, 'x-amz-acl on PutObject');
+
+  await s3.send(new PutBucketAclCommand({ Bucket: 'public-site', ACL: 'public-read-write' }));
+  await settle();
+  t.equal((await anonymous('/public-site/dropbox.txt', { method: 'PUT', body: 'dropped' })).status, 200, 'public-read-write takes anonymous writes');
+
+  await s3.send(new CreateBucketCommand({ Bucket: 'members-only', ACL: 'authenticated-read' }));
+  const bob = await createKey('bob');
+  t.equal((await clientFor(bob).send(new ListObjectsV2Command({ Bucket: 'members-only' }))).KeyCount, 0, 'any key may list');
+  t.equal((await anonymous('/members-only?list-type=2')).status, 403, 'anonymous may not');
+
+  t.same(await s3Failure(s3.send(new PutBucketAclCommand({ Bucket: 'members-only', ACL: 'everyone-please' as 'private' }))), { code: 'InvalidArgument', status: 400 });
+  const noAcl = await signedSend(cluster.endpoint, root, { method: 'PUT', path: '/members-only?acl' });
+  t.same([noAcl.status, errorCode(noAcl)], [400, 'MissingSecurityHeader']);
+  const badXml = await signedSend(cluster.endpoint, root, { method: 'PUT', path: '/members-only?acl', body: '<AccessControlPolicy><Owner/></AccessControlPolicy>' });
+  t.same([badXml.status, errorCode(badXml)], [400, 'MalformedACLError']);
+  const both = await signedSend(cluster.endpoint, root, { method: 'PUT', path: '/members-only?acl', body: '<AccessControlPolicy/>', headers: { 'x-amz-acl': 'private' } });
+  t.same([both.status, errorCode(both)], [400, 'UnexpectedContent']);
+});
+
+t.test('bucket policies: public read, Deny beats Allow, conditions, status, errors', async (t) => {
+  const Bucket = 'policy-bucket';
+  await s3.send(new CreateBucketCommand({ Bucket }));
+  await s3.send(new PutObjectCommand({ Bucket, Key: 'public/a.txt', Body: 'A' }));
+  await s3.send(new PutObjectCommand({ Bucket, Key: 'secret/b.txt', Body: 'B' }));
+  t.same(await s3Failure(s3.send(new GetBucketPolicyCommand({ Bucket }))), { code: 'NoSuchBucketPolicy', status: 404 });
+  const policy = {
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'PublicRead', Effect: 'Allow', Principal: '*', Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${Bucket}/*`] },
+      { Sid: 'PublicList', Effect: 'Allow', Principal: { AWS: ['*'] }, Action: 's3:ListBucket', Resource: `arn:aws:s3:::${Bucket}`, Condition: { StringLike: { 's3:prefix': ['public/*'] } } },
+      { Sid: 'NoSecrets', Effect: 'Deny', Principal: '*', Action: 's3:Get*', Resource: `arn:aws:s3:::${Bucket}/secret/*` },
+    ],
+  };
+  await s3.send(new PutBucketPolicyCommand({ Bucket, Policy: JSON.stringify(policy) }));
+  t.same(JSON.parse((await s3.send(new GetBucketPolicyCommand({ Bucket }))).Policy!), policy);
+  t.equal((await s3.send(new GetBucketPolicyStatusCommand({ Bucket }))).PolicyStatus?.IsPublic, true);
+
+  const a = await anonymous(`/${Bucket}/public/a.txt`);
+  t.same([a.status, await a.text()], [200, 'A'], 'anonymous GetObject allowed by policy');
+  t.equal((await anonymous(`/${Bucket}/secret/b.txt`)).status, 403, 'explicit Deny beats the Allow');
+  t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket, Key: 'secret/b.txt' }))).then((f) => f.code), 'AccessDenied', 'Deny holds for keys too');
+  t.equal((await anonymous(`/${Bucket}?list-type=2&prefix=public/`)).status, 200, 'listing allowed under the condition');
+  t.equal((await anonymous(`/${Bucket}?list-type=2&prefix=secret/`)).status, 403, 'and refused outside it');
+  t.equal((await anonymous(`/${Bucket}/public/new.txt`, { method: 'PUT', body: 'x' })).status, 403, 'writes were never allowed');
+
+  const script = `
+import boto3, json
+from botocore import UNSIGNED
+from botocore.config import Config
+anon = boto3.client('s3', config=Config(signature_version=UNSIGNED))
+print(json.dumps(anon.get_object(Bucket='${Bucket}', Key='public/a.txt')['Body'].read().decode()))
+`;
+  const { stdout } = await execFileAsync('python3', ['-c', script], { env: cluster.clientEnv });
+  t.equal(JSON.parse(stdout), 'A', 'boto3 unsigned client reads through the policy');
+
+  for (const bad of ['not json', '{"Statement": []}', JSON.stringify({ Statement: [{ Effect: 'Maybe', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${Bucket}/*` }] }),
+    JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: 'arn:aws:s3:::other-bucket/*' }] })]) {
+    t.same(await s3Failure(s3.send(new PutBucketPolicyCommand({ Bucket, Policy: bad }))), { code: 'MalformedPolicy', status: 400 }, `refused: ${bad.slice(0, 40)}`);
+  }
+  await s3.send(new DeleteBucketPolicyCommand({ Bucket }));
+  await settle();
+  t.equal((await anonymous(`/${Bucket}/public/a.txt`)).status, 403, 'private again without the policy');
+  t.same(await s3Failure(s3.send(new GetBucketPolicyStatusCommand({ Bucket }))), { code: 'NoSuchBucketPolicy', status: 404 });
+});
