@@ -2,12 +2,12 @@
 // a ratio table against the null server, the issue's targets, charts per scenario, and where
 // the time went (CPU profiles) for the Tessera processes.
 import { parseArgs, type ParsedArgs } from '../../src/cli/args.js';
-import { connect } from './connection.js';
+import { connect, type Connection } from './connection.js';
 import { summarizeProfiles, type ProfileSummary } from './cpu-profile.js';
 import type { ObjectRef } from './load-types.js';
 import { phaseSpec } from './load-scenario.js';
 import { runPhase, type PhaseSpec } from './phase.js';
-import { headlineValue, markdownPhases, phaseCharts, phaseErrors, type PhaseResult, type ReportFolder } from './report.js';
+import { headlineValue, markdownGrid, markdownPhases, phaseCharts, phaseErrors, type PhaseResult, type ReportFolder } from './report.js';
 import { formatNumber } from './units.js';
 import { join } from 'node:path';
 
@@ -36,46 +36,59 @@ export function specFor(scenario: ComparedScenario, userArgs: ParsedArgs): Phase
   return { ...spec, scenario: scenario.id };
 }
 
+interface LiveTarget {
+  run: TargetRun;
+  connection?: Connection;
+  written: Map<string, ObjectRef[]>;
+}
+
 /**
- * Starts `target` (or connects to the endpoint the flags name), runs every scenario against it,
- * stops it; failures are recorded, not thrown.
+ * Starts every target (undefined: the endpoint the flags name) and runs each scenario against all
+ * of them in turn, so the figures compared sit minutes, not a whole run, apart on a machine whose
+ * load drifts; then stops them. Failures are recorded, not thrown.
  */
-export async function runTarget(target: string | undefined, scenarios: ComparedScenario[], userArgs: ParsedArgs, seed: string, runId: string): Promise<TargetRun> {
-  const run: TargetRun = { target: target ?? 'endpoint', phases: new Map(), profiles: [] };
-  process.stdout.write(`\n== ${run.target}\n`);
-  let connection;
-  try {
-    connection = await connect(userArgs, target);
-  } catch (err) {
-    run.failure = `could not start: ${(err as Error).message}`;
-    process.stdout.write(`${run.failure}\n`);
-    return run;
+export async function runTargets(targets: Array<string | undefined>, scenarios: ComparedScenario[], userArgs: ParsedArgs, seed: string, runId: string): Promise<TargetRun[]> {
+  const live: LiveTarget[] = [];
+  for (const target of targets) {
+    const run: TargetRun = { target: target ?? 'endpoint', phases: new Map(), profiles: [] };
+    try {
+      live.push({ run, connection: await connect(userArgs, target), written: new Map() });
+    } catch (err) {
+      run.failure = `could not start: ${(err as Error).message}`;
+      process.stdout.write(`${run.target}: ${run.failure}\n`);
+      live.push({ run, written: new Map() });
+    }
   }
-  const written = new Map<string, ObjectRef[]>();
-  let roles = connection.processes();
   try {
     for (const scenario of scenarios) {
-      const spec = specFor(scenario, userArgs);
-      try {
-        const reuse = scenario.readsFrom ? written.get(scenario.readsFrom) : undefined;
-        const phase = await runPhase(connection, spec, seed, runId, reuse?.length ? reuse : undefined);
-        run.phases.set(scenario.id, phase.result);
-        written.set(scenario.id, phase.written);
-        process.stdout.write(`${scenario.id.padEnd(14)} ${formatNumber(headlineValue(phase.result)).padStart(10)} ${phase.result.headline}` +
-          `${phaseErrors(phase.result) ? `  (${phaseErrors(phase.result)} errors)` : ''}\n`);
-      } catch (err) {
-        process.stdout.write(`${scenario.id.padEnd(14)} failed: ${(err as Error).message}\n`);
-      }
+      process.stdout.write(`\n== ${scenario.id}: ${scenario.argv}\n`);
+      for (const target of live.filter((t) => t.connection)) await runScenario(target, scenario, userArgs, seed, runId);
     }
-    roles = connection.processes();
   } finally {
-    await connection.close();
+    for (const target of live) if (target.connection) await closeAndCollectProfiles(target.run, target.connection);
   }
-  if (connection.workDir) {
-    const roleOf = new Map(roles.map((p) => [p.pid, p.role]));
-    run.profiles = summarizeProfiles(join(connection.workDir, 'profiles')).map((p) => ({ ...p, role: roleOf.get(p.pid) ?? `pid ${p.pid}` }));
+  return live.map((t) => t.run);
+}
+
+async function runScenario(target: LiveTarget, scenario: ComparedScenario, userArgs: ParsedArgs, seed: string, runId: string): Promise<void> {
+  const label = target.run.target.padEnd(16);
+  try {
+    const reuse = scenario.readsFrom ? target.written.get(scenario.readsFrom) : undefined;
+    const phase = await runPhase(target.connection!, specFor(scenario, userArgs), seed, runId, reuse?.length ? reuse : undefined);
+    target.run.phases.set(scenario.id, phase.result);
+    target.written.set(scenario.id, phase.written);
+    const errors = phaseErrors(phase.result);
+    process.stdout.write(`${label} ${formatNumber(headlineValue(phase.result)).padStart(10)} ${phase.result.headline}${errors ? `  (${errors} errors)` : ''}\n`);
+  } catch (err) {
+    process.stdout.write(`${label} failed: ${(err as Error).message}\n`);
   }
-  return run;
+}
+
+async function closeAndCollectProfiles(run: TargetRun, connection: Connection): Promise<void> {
+  const roleOf = new Map(connection.processes().map((p) => [p.pid, p.role]));
+  await connection.close();
+  if (!connection.workDir) return;
+  run.profiles = summarizeProfiles(join(connection.workDir, 'profiles')).map((p) => ({ ...p, role: roleOf.get(p.pid) ?? `pid ${p.pid}` }));
 }
 
 export interface TargetCheck {
@@ -122,16 +135,24 @@ export function checkTargets(runs: TargetRun[]): TargetCheck[] {
   return checks;
 }
 
-export function ratioTable(runs: TargetRun[], scenarios: ComparedScenario[]): string[][] {
+/** Units of the phase's headline (ops, MB, keys) per CPU-second of the server's processes. */
+export function perServerCpuSecond(phase: PhaseResult): number | undefined {
+  const cpu = phase.processes.reduce((sum, p) => sum + p.cpuSeconds, 0);
+  return cpu > 0 ? (headlineValue(phase) * phase.wallMs) / 1000 / cpu : undefined;
+}
+
+/** Each target's figure per scenario, with its ratio to the null server's. */
+export function ratioTable(runs: TargetRun[], scenarios: ComparedScenario[], metric: (p: PhaseResult) => number | undefined = headlineValue): string[][] {
   const header = ['scenario', 'unit', ...runs.map((r) => r.target)];
   const rows = scenarios.map((s) => {
     const ceiling = runs.find((r) => r.target === 'null')?.phases.get(s.id);
-    const base = ceiling ? headlineValue(ceiling) : undefined;
+    const base = ceiling ? metric(ceiling) : undefined;
     const unit = runs.map((r) => r.phases.get(s.id)?.headline).find(Boolean) ?? '';
     return [s.id, unit, ...runs.map((r) => {
       const phase = r.phases.get(s.id);
       if (!phase) return r.failure ? 'n/a' : 'failed';
-      const v = headlineValue(phase);
+      const v = metric(phase);
+      if (v === undefined) return 'n/a';
       const ratio = base && r.target !== 'null' ? ` (${(v / base).toFixed(2)}x)` : '';
       return `${formatNumber(v)}${ratio}${phaseErrors(phase) ? ' !' : ''}`;
     })];
@@ -145,7 +166,9 @@ export function comparisonMarkdown(folder: ReportFolder, runs: TargetRun[], scen
     '# Tessera side by side', '',
     `Command: \`${command}\``, '',
     'Headline figure per scenario; in brackets the ratio to the null server (the HTTP ceiling of Node on this machine). `!` marks a phase with errors.', '',
-    `| ${table[0]!.join(' | ')} |`, `|${table[0]!.map(() => ' --- ').join('|')}|`, ...table.slice(1).map((r) => `| ${r.join(' | ')} |`), '',
+    markdownGrid(table), '',
+    'The same per CPU-second of the server\'s processes (ops, MB or keys per CPU-second): steadier than rates on a shared machine whose load drifts.', '',
+    markdownGrid(ratioTable(runs, scenarios, perServerCpuSecond)), '',
     '## Targets', '',
     ...checks.map((c) => `- ${c.met === undefined ? 'NOT MEASURED' : c.met ? 'MET' : 'MISSED'}: ${c.claim} — ${c.detail}`), '',
   ];

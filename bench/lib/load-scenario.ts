@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { flag, parseArgs, type ParsedArgs } from '../../src/cli/args.js';
 import { connect, CONNECTION_HELP, type Connection } from './connection.js';
-import type { OpKind } from './load-types.js';
+import { OP_KINDS, type OpKind } from './load-types.js';
 import { cleanup, runPhase, type PhaseSpec } from './phase.js';
 import { markdownPhases, phaseCharts, reportFolder, terminalTable, type Headline } from './report.js';
 import { formatSizeSpec, parseDuration, parseSize, parseSizeSpec, type SizeSpec } from './units.js';
@@ -49,8 +49,9 @@ const AUTO_PREPARE_BYTES = 1024 ** 3;
 
 function parseMix(text: string): Partial<Record<OpKind, number>> {
   return Object.fromEntries(text.split(',').map((part) => {
-    const [op, weight] = part.split('=');
-    return [op!.trim(), Number(weight ?? 1)];
+    const [op, weight] = part.split('=').map((x) => x.trim());
+    if (!OP_KINDS.includes(op as OpKind)) throw new Error(`unknown operation '${op}' in --mix (known: ${OP_KINDS.join(', ')})`);
+    return [op, Number(weight ?? 1)];
   }));
 }
 

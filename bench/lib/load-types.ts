@@ -35,9 +35,14 @@ export interface WorkerPlan extends WorkloadShape {
   concurrency: number;
   /** The objects this worker may read and delete. */
   objects: ObjectRef[];
-  startedAt: number;
-  deadline: number;
+  durationMs: number;
   maxOps: number;
+}
+
+/** The main thread starts every worker at once, when all are ready (set up their client and content). */
+export interface StartMessage {
+  type: 'start';
+  startedAt: number;
 }
 
 export interface SecondData {
@@ -59,5 +64,6 @@ export interface OpStatsData {
 }
 
 export type WorkerMessage =
+  | { type: 'ready' }
   | { type: 'progress'; ops: number; bytes: number; errors: number }
   | { type: 'done'; stats: Partial<Record<OpKind, OpStatsData>>; written: ObjectRef[] };

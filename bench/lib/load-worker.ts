@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { ContentGenerator } from './content.js';
 import { Histogram } from './histogram.js';
-import type { ObjectRef, OpKind, OpStatsData, WorkerMessage, WorkerPlan } from './load-types.js';
+import type { ObjectRef, OpKind, OpStatsData, StartMessage, WorkerMessage, WorkerPlan } from './load-types.js';
 import { LeanS3Client, S3RequestError } from './s3-client.js';
 import { drawSize } from './units.js';
 
@@ -70,6 +70,9 @@ class LoadWorker {
   private nextKey = 0;
   private totals = { ops: 0, bytes: 0, errors: 0 };
 
+  private startedAt = 0;
+  private deadline = 0;
+
   constructor(private readonly plan: WorkerPlan) {
     this.client = new LeanS3Client(plan.target, plan.concurrency);
     this.content = new ContentGenerator(plan.seed);
@@ -78,7 +81,9 @@ class LoadWorker {
     this.totalWeight = this.weights.reduce((sum, [, w]) => sum + w, 0);
   }
 
-  async run(): Promise<WorkerMessage> {
+  async run(startedAt: number): Promise<WorkerMessage> {
+    this.startedAt = startedAt;
+    this.deadline = startedAt + this.plan.durationMs;
     const progress = setInterval(() => post({ type: 'progress', ...this.totals }), PROGRESS_INTERVAL_MS);
     try {
       await Promise.all(Array.from({ length: this.plan.concurrency }, () => this.loop()));
@@ -93,7 +98,7 @@ class LoadWorker {
 
   private async loop(): Promise<void> {
     const listing = { token: undefined as string | undefined, keys: 0 };
-    while (Date.now() < this.plan.deadline && this.started < this.plan.maxOps) {
+    while (Date.now() < this.deadline && this.started < this.plan.maxOps) {
       const kind = this.pickOp();
       if (!kind) return;
       this.started++;
@@ -182,7 +187,7 @@ class LoadWorker {
 
   private statsOf(kind: OpKind): OpStats {
     let stats = this.stats.get(kind);
-    if (!stats) this.stats.set(kind, (stats = new OpStats(this.plan.startedAt)));
+    if (!stats) this.stats.set(kind, (stats = new OpStats(this.startedAt)));
     return stats;
   }
 }
@@ -193,5 +198,8 @@ function post(message: WorkerMessage): void {
 
 if (parentPort) {
   const worker = new LoadWorker(workerData as WorkerPlan);
-  worker.run().then(post, (err: unknown) => { throw err; });
+  parentPort.once('message', (start: StartMessage) => {
+    worker.run(start.startedAt).then(post, (err: unknown) => { throw err; });
+  });
+  post({ type: 'ready' });
 }

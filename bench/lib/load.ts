@@ -2,7 +2,7 @@
 // never the client's bottleneck), merges what they measured, and reports progress as it goes.
 import { Worker } from 'node:worker_threads';
 import { Histogram } from './histogram.js';
-import type { ObjectRef, OpKind, OpStatsData, SecondData, WorkerMessage, WorkerPlan, WorkloadShape } from './load-types.js';
+import type { ObjectRef, OpKind, OpStatsData, StartMessage, WorkerMessage, WorkerPlan, WorkloadShape } from './load-types.js';
 import type { S3Target } from './s3-client.js';
 
 export interface LoadOptions extends WorkloadShape {
@@ -38,16 +38,17 @@ export interface Progress {
 
 export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) => void): Promise<LoadResult> {
   const clients = Math.max(1, Math.min(options.clients, options.concurrency));
+  const workers = Array.from({ length: clients }, (_, i) => new LoadWorkerHandle(planFor(options, i, clients)));
+  await Promise.all(workers.map((w) => w.ready));
   const startedAt = Date.now();
   const cpuBefore = process.cpuUsage();
-  const plans = Array.from({ length: clients }, (_, i) => planFor(options, i, clients, startedAt));
-  const totals = plans.map(() => ({ ops: 0, bytes: 0, errors: 0 }));
+  for (const worker of workers) worker.start(startedAt);
   const report = onProgress && setInterval(() => {
-    const sum = totals.reduce((a, t) => ({ ops: a.ops + t.ops, bytes: a.bytes + t.bytes, errors: a.errors + t.errors }));
+    const sum = workers.map((w) => w.progress).reduce((a, t) => ({ ops: a.ops + t.ops, bytes: a.bytes + t.bytes, errors: a.errors + t.errors }));
     onProgress({ elapsedMs: Date.now() - startedAt, ...sum });
   }, 1000);
   try {
-    const results = await Promise.all(plans.map((plan, i) => runWorker(plan, (p) => { totals[i] = p; })));
+    const results = await Promise.all(workers.map((w) => w.done));
     const cpu = process.cpuUsage(cpuBefore);
     return {
       wallMs: Date.now() - startedAt,
@@ -60,31 +61,49 @@ export async function runLoad(options: LoadOptions, onProgress?: (p: Progress) =
   }
 }
 
-function planFor(options: LoadOptions, index: number, clients: number, startedAt: number): WorkerPlan {
+function planFor(options: LoadOptions, index: number, clients: number): WorkerPlan {
   const share = (total: number) => Math.floor(total / clients) + (index < total % clients ? 1 : 0);
-  const { clients: _clients, durationMs, count, objects, keyPrefix, ...shape } = options;
+  const { clients: _clients, count, objects, keyPrefix, ...shape } = options;
   return {
     ...shape,
     keyPrefix: `${keyPrefix}${index}/`,
     concurrency: share(options.concurrency),
     objects: objects.filter((_, i) => i % clients === index),
-    startedAt,
-    deadline: startedAt + durationMs,
     maxOps: Number.isFinite(count) ? share(count) : Infinity,
   };
 }
 
-function runWorker(plan: WorkerPlan, onProgress: (p: { ops: number; bytes: number; errors: number }) => void): Promise<Extract<WorkerMessage, { type: 'done' }>> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./load-worker.js', import.meta.url), { workerData: plan });
-    let done: Extract<WorkerMessage, { type: 'done' }> | undefined;
-    worker.on('message', (message: WorkerMessage) => {
-      if (message.type === 'progress') onProgress(message);
-      else done = message;
+type DoneMessage = Extract<WorkerMessage, { type: 'done' }>;
+
+/** One worker thread: ready once it has set up, done with its measurements. */
+class LoadWorkerHandle {
+  readonly ready: Promise<void>;
+  readonly done: Promise<DoneMessage>;
+  progress = { ops: 0, bytes: 0, errors: 0 };
+  private readonly worker: Worker;
+
+  constructor(plan: WorkerPlan) {
+    this.worker = new Worker(new URL('./load-worker.js', import.meta.url), { workerData: plan });
+    let ready!: () => void;
+    this.ready = new Promise((resolve) => { ready = resolve; });
+    this.done = new Promise((resolve, reject) => {
+      let result: DoneMessage | undefined;
+      this.worker.on('message', (message: WorkerMessage) => {
+        if (message.type === 'ready') ready();
+        else if (message.type === 'progress') this.progress = message;
+        else result = message;
+      });
+      this.worker.on('error', reject);
+      this.worker.on('exit', (code) => (result ? resolve(result) : reject(new Error(`load worker exited with code ${code} before reporting`))));
     });
-    worker.on('error', reject);
-    worker.on('exit', (code) => (done ? resolve(done) : reject(new Error(`load worker exited with code ${code} before reporting`))));
-  });
+    // A worker that dies while setting up must not leave runLoad waiting for it to be ready.
+    this.done.catch(() => ready());
+  }
+
+  start(startedAt: number): void {
+    const message: StartMessage = { type: 'start', startedAt };
+    this.worker.postMessage(message);
+  }
 }
 
 function mergeStats(perWorker: Array<Partial<Record<OpKind, OpStatsData>>>): Map<OpKind, OpStats> {

@@ -25,7 +25,9 @@ export interface PhaseRun {
   written: ObjectRef[];
 }
 
-const PREPARE_CONCURRENCY = 16;
+/** Small objects are written with more in flight: a store's small PUTs are latency-bound. */
+const PREPARE_CONCURRENCY = { small: 64, large: 16 };
+const SMALL_OBJECT_BYTES = 1024 * 1024;
 const NO_DEADLINE_MS = 24 * 3600 * 1000;
 
 /** Runs one phase; `existing` objects (written by an earlier phase) replace its preparation. */
@@ -37,7 +39,7 @@ export async function runPhase(connection: Connection, spec: PhaseSpec, seed: st
     const progress = progressLine(`${connection.name} ${spec.title}: preparing ${spec.prepare.count} objects`);
     const load = await runLoad({
       ...spec, ...base, mix: { put: 1 }, sizes: spec.prepare.sizes, keyPrefix: `${prefix}prep/`,
-      concurrency: Math.min(PREPARE_CONCURRENCY, spec.prepare.count), durationMs: NO_DEADLINE_MS, count: spec.prepare.count, objects: [],
+      concurrency: Math.min(spec.prepare.sizes.max <= SMALL_OBJECT_BYTES ? PREPARE_CONCURRENCY.small : PREPARE_CONCURRENCY.large, spec.prepare.count), durationMs: NO_DEADLINE_MS, count: spec.prepare.count, objects: [],
     }, (p) => progress.update(`${p.ops}`));
     progress.done();
     const failures = load.stats.get('put')?.errors ?? {};

@@ -83,10 +83,17 @@ export function phaseErrors(phase: PhaseResult): number {
   return phase.ops.reduce((a, o) => a + o.errors, 0);
 }
 
-const pad = (cells: string[][]): string => {
-  const widths = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
-  return cells.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
-};
+/** Rows as aligned text: the first `leftColumns` columns flush left, numbers flush right. */
+export function textGrid(rows: string[][], leftColumns = 1): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+  return rows.map((row) => row.map((cell, c) => (c < leftColumns ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
+}
+
+/** Rows (the first is the header) as a Markdown table. */
+export function markdownGrid(rows: string[][]): string {
+  const align = rows[0]!.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|');
+  return [`| ${rows[0]!.join(' | ')} |`, `|${align}|`, ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
 
 function opRows(phase: PhaseResult): string[][] {
   return phase.ops.map((o) => [
@@ -112,13 +119,10 @@ function processRows(phase: PhaseResult): string[][] {
 const PROCESS_HEADER = ['process', 'peak RSS', 'VmHWM', 'CPU'];
 
 export function terminalTable(phases: PhaseResult[]): string {
-  const ops = pad([OP_HEADER, ...phases.flatMap(opRows)]);
-  const processes = pad([PROCESS_HEADER, ...phases.flatMap(processRows)]);
+  const ops = textGrid([OP_HEADER, ...phases.flatMap(opRows)]);
+  const processes = textGrid([PROCESS_HEADER, ...phases.flatMap(processRows)]);
   return `${ops}\n\n${processes}\n`;
 }
-
-const markdownTable = (header: string[], rows: string[][]) =>
-  [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 
 export interface ReportFolder {
   dir: string;
@@ -150,8 +154,8 @@ export function phaseCharts(folder: ReportFolder, file: string, title: string, p
 }
 
 export function markdownPhases(phases: PhaseResult[]): string {
-  const ops = markdownTable(OP_HEADER, phases.flatMap(opRows));
-  const processes = markdownTable(PROCESS_HEADER, phases.flatMap(processRows));
+  const ops = markdownGrid([OP_HEADER, ...phases.flatMap(opRows)]);
+  const processes = markdownGrid([PROCESS_HEADER, ...phases.flatMap(processRows)]);
   const samples = phases.flatMap((p) => p.ops.flatMap((o) => Object.entries(o.errorSamples).map(([code, m]) => `- ${p.target} ${p.title} ${o.op} \`${code}\`: ${m}`)));
   return `${ops}\n\nServer processes (peak RSS sampled during the phase, VmHWM over the process's life, CPU as % of one core) and the bench client:\n\n${processes}\n` +
     (samples.length ? `\nFirst error of each kind:\n\n${samples.join('\n')}\n` : '');

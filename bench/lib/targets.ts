@@ -103,7 +103,19 @@ export function tesseraClusterProcesses(dataDir: string): WatchedProcess[] {
   return found;
 }
 
+/** Servers started and not yet stopped, so an interrupted bench does not leave them running. */
+const running = new Set<() => Promise<void>>();
+
+function stopAllOnSignal(signal: NodeJS.Signals): void {
+  process.stderr.write(`\n${signal}: stopping the servers the bench started\n`);
+  void Promise.all([...running].map((stop) => stop())).finally(() => process.exit(130));
+}
+
 export async function startTarget(name: string, options: TargetOptions): Promise<RunningTarget> {
+  if (running.size === 0) {
+    process.once('SIGINT', stopAllOnSignal);
+    process.once('SIGTERM', stopAllOnSignal);
+  }
   const launcher = LAUNCHERS[name];
   if (!launcher) throw new Error(`unknown target '${name}' (known: ${TARGET_NAMES.join(', ')})`);
   const workDir = mkdtempSync(join(tmpdir(), `tessera-bench-${name}-`));
@@ -123,24 +135,24 @@ export async function startTarget(name: string, options: TargetOptions): Promise
     // The launched process may itself be one of them (Tessera's gateway runs in it).
     return fromPidFiles.some((p) => p.pid === child.pid) ? fromPidFiles : [{ role: spec.mainRole, pid: child.pid! }, ...fromPidFiles];
   };
-  const stop = () => stopProcesses(child, processes());
-  try {
-    await waitUntilServing(endpoint, child, join(workDir, 'server.log'));
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return {
-    name,
-    endpoint,
-    credentials: spec.credentials,
-    processes,
-    workDir,
-    stop: async () => {
-      await stop();
-      rmSync(options.cpuProfile ? dataDir : workDir, { recursive: true, force: true });
-    },
+  const stop = async (): Promise<void> => {
+    running.delete(stop);
+    if (running.size === 0) {
+      process.off('SIGINT', stopAllOnSignal);
+      process.off('SIGTERM', stopAllOnSignal);
+    }
+    await stopProcesses(child, processes());
+    rmSync(options.cpuProfile ? dataDir : workDir, { recursive: true, force: true });
   };
+  running.add(stop);
+  try {
+    await waitUntilServing(endpoint, child);
+  } catch (err) {
+    const log = tail(join(workDir, 'server.log'));
+    await stop();
+    throw new Error(`${(err as Error).message}; log:\n${log}`);
+  }
+  return { name, endpoint, credentials: spec.credentials, processes, workDir, stop };
 }
 
 async function freePort(): Promise<number> {
@@ -151,11 +163,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitUntilServing(endpoint: string, child: ChildProcess, logFile: string): Promise<void> {
+async function waitUntilServing(endpoint: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before serving; log:\n${tail(logFile)}`);
+      throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before serving`);
     }
     try {
       const res = await request(endpoint, { method: 'GET', headersTimeout: 2000, bodyTimeout: 2000 });
@@ -165,7 +177,7 @@ async function waitUntilServing(endpoint: string, child: ChildProcess, logFile: 
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
-  throw new Error(`server did not answer on ${endpoint} within ${READY_TIMEOUT_MS / 1000} s; log:\n${tail(logFile)}`);
+  throw new Error(`server did not answer on ${endpoint} within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
 function tail(file: string): string {

@@ -3,9 +3,9 @@
 // and print the ratios; results.json and report.md go to bench/results/compare-<time>/.
 import { randomBytes } from 'node:crypto';
 import { flag, parseArgs } from '../../src/cli/args.js';
-import { checkTargets, comparisonMarkdown, ratioTable, runTarget, type ComparedScenario, type TargetRun } from '../lib/comparison.js';
+import { checkTargets, comparisonMarkdown, perServerCpuSecond, ratioTable, runTargets, type ComparedScenario } from '../lib/comparison.js';
 import { BOOLEAN_FLAGS, newRunId } from '../lib/load-scenario.js';
-import { reportFolder } from '../lib/report.js';
+import { reportFolder, textGrid } from '../lib/report.js';
 import { TARGET_NAMES } from '../lib/targets.js';
 
 const SCENARIOS: ComparedScenario[] = [
@@ -28,7 +28,7 @@ const HELP = `usage: npm run bench -- compare [options]
   --duration D          per scenario (default 10s)
   --clients N           load-generator worker threads
   --nodes N --ec K+M    tessera-cluster shape (default 6 nodes, 4+2)
-  --cpu-prof            CPU-profile the Tessera processes and report their hottest functions
+  --cpu-prof            CPU-profile Tessera's gateway process and report its hottest functions
   --out DIR             results folder (default bench/results)
 `;
 
@@ -40,13 +40,10 @@ export async function run(argv: string[]): Promise<number> {
   const scenarios = wanted ? SCENARIOS.filter((s) => wanted.includes(s.id)) : SCENARIOS;
   const seed = flag(args, 'seed') ?? randomBytes(8).toString('hex');
   const runId = newRunId();
-  const runs: TargetRun[] = [];
-  for (const target of targets) runs.push(await runTarget(target, scenarios, args, seed, runId));
+  const runs = await runTargets(targets, scenarios, args, seed, runId);
 
   const checks = checkTargets(runs);
-  const table = ratioTable(runs, scenarios);
-  const widths = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
-  process.stdout.write(`\n${table.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n')}\n\n`);
+  process.stdout.write(`\n${textGrid(ratioTable(runs, scenarios), 2)}\n\nper CPU-second of the server's processes:\n${textGrid(ratioTable(runs, scenarios, perServerCpuSecond), 2)}\n\n`);
   for (const c of checks) process.stdout.write(`${c.met === undefined ? 'NOT MEASURED' : c.met ? 'MET   ' : 'MISSED'}  ${c.claim}: ${c.detail}\n`);
 
   const folder = reportFolder('compare', flag(args, 'out'));

@@ -3,9 +3,9 @@
 // 64 MiB, 256 MiB and 2 GiB objects, and whether the gateway's memory stays flat with object size.
 import { randomBytes } from 'node:crypto';
 import { flag, parseArgs } from '../../src/cli/args.js';
-import { profilesMarkdown, runTarget, type ComparedScenario, type TargetRun } from '../lib/comparison.js';
+import { profilesMarkdown, runTargets, type ComparedScenario, type TargetRun } from '../lib/comparison.js';
 import { BOOLEAN_FLAGS, newRunId } from '../lib/load-scenario.js';
-import { headlineValue, markdownPhases, phaseCharts, reportFolder, type PhaseResult } from '../lib/report.js';
+import { headlineValue, markdownGrid, markdownPhases, phaseCharts, reportFolder, textGrid, type PhaseResult } from '../lib/report.js';
 import { formatNumber, formatSize } from '../lib/units.js';
 
 const SCENARIOS: ComparedScenario[] = [
@@ -57,8 +57,8 @@ export async function run(argv: string[]): Promise<number> {
   const wanted = flag(args, 'scenarios')?.split(',');
   const scenarios = wanted ? SCENARIOS.filter((s) => wanted.includes(s.id)) : SCENARIOS;
   const seed = flag(args, 'seed') ?? randomBytes(8).toString('hex');
-  const result = await runTarget(target, scenarios, args, seed, newRunId());
-  if (result.failure) { process.stderr.write(`${result.failure}\n`); return 1; }
+  const [result] = await runTargets([target], scenarios, args, seed, newRunId());
+  if (!result || result.failure) { process.stderr.write(`${result.failure}\n`); return 1; }
 
   const phases = scenarios.flatMap((s) => result.phases.get(s.id) ?? []);
   const roles = [...new Set(phases.flatMap((p) => p.processes.map((pr) => pr.role)))];
@@ -68,14 +68,13 @@ export async function run(argv: string[]): Promise<number> {
     return usage ? formatSize(usage.peakRssBytes) : '';
   })]);
   const verdict = memoryVerdict(result);
-  const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c]!.length)));
-  process.stdout.write(`\n${[header, ...rows].map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n')}\n\n${verdict}\n`);
+  process.stdout.write(`\n${textGrid([header, ...rows])}\n\n${verdict}\n`);
 
   const folder = reportFolder('put-get', flag(args, 'out'));
   folder.write('results.json', JSON.stringify({ seed, target: result.target, phases: Object.fromEntries(result.phases), profiles: result.profiles }, null, 2));
   const md = [
     `# put-get against ${result.target}`, '', `Command: \`npm run bench -- put-get ${argv.join(' ')}\``.replace(/ `$/, '`'), '',
-    `| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`), '',
+    markdownGrid([header, ...rows]), '',
     verdict.split('\n').map((l) => `- ${l}`).join('\n'), '',
     markdownPhases(phases), phaseCharts(folder, 'put-get', 'put-get', phases, (p, o) => `${p.scenario} ${o.op}`), '',
     profilesMarkdown([result]),
