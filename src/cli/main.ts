@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withConfiguration } from '../common/config.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -19,7 +20,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const module = (await import(`./commands/${command}.js`)) as { run(argv: string[]): Promise<number | void> };
-  return (await module.run(rest)) ?? 0;
+  return (await module.run(withConfiguration(command, rest))) ?? 0;
 }
 
 main(process.argv.slice(2)).then(

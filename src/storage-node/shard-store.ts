@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { StoreError } from '../common/errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { MAX_BLOCK_SIZE, blockChecksum, encodeTrailer, nameHash, readTrailer, type ShardLayout } from './shard-file.js';
+import { shardMetrics } from './metrics.js';
 
 const DATA_ID_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
 const TEMP_SUFFIX = '.tmp';
@@ -128,6 +129,7 @@ export class ShardStore {
       const replaced = await this.install(tempPath, ref);
       this.usedBytes += fileBytes - replaced;
       if (replaced === 0) this.shardCount++;
+      shardMetrics.written(dataLength);
       return { bytes: dataLength, blocks };
     } catch (err) {
       await file?.close().catch(() => {});
@@ -340,8 +342,10 @@ export class ShardReader {
   async readVerifiedBlock(index: number, buffer: Buffer): Promise<Buffer> {
     const data = await this.readBlock(index, buffer);
     if (!this.blockIsIntact(index, data)) {
+      shardMetrics.corrupt();
       throw new StoreError('Corrupt', `shard ${this.name}: block ${index} failed its xxHash64 check`, { block: index });
     }
+    shardMetrics.read(data.length);
     return data;
   }
 

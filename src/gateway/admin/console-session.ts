@@ -2,7 +2,7 @@
 // gateway checks them against the same keys S3 requests are signed with and answers with a
 // session cookie (HttpOnly, SameSite=Strict, scoped to /_tessera/console). The secret never stays
 // in the page. Console requests that act (S3 calls, logout) must also carry the header
-// `x-tessera-console: 1`, which a cross-site form or image cannot send.
+// `x-tessera-console: 1`, which a cross-site form cannot send.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AccessKeyProvider, Principal } from '../auth/keys.js';

@@ -120,7 +120,9 @@ function mountConsole(app: FastifyInstance, deps: AdminDependencies, tracker: St
     handler: async (request, reply) => {
       const principal = signedIn(request, reply);
       if (!principal) return reply;
-      if (!fromConsolePage(request)) return reply.code(403).send({ error: 'console requests carry x-tessera-console: 1' });
+      // Downloads are plain links; anything that changes state must come from the page's own scripts.
+      const reads = request.method === 'GET' || request.method === 'HEAD';
+      if (!reads && !fromConsolePage(request)) return reply.code(403).send({ error: 'console requests that change state carry x-tessera-console: 1' });
       const path = (request.raw.url ?? '').slice(`${CONSOLE_PREFIX}/s3`.length) || '/';
       return deps.serveS3(request, reply, { path, principal });
     },
