@@ -98,7 +98,6 @@ function writeWithBackpressure<T>(call: grpc.ServerWritableStream<unknown, T>, m
 
 class NodeService {
   private readonly startedAt = Date.now();
-  private scrubbing: Promise<unknown> = Promise.resolve();
   /** Set once the bulk shard channel listens; advertised in Health. */
   bulkAddress = '';
 
@@ -232,11 +231,10 @@ class NodeService {
   // ------------------------------------------------------------ metadata
 
   private async getMeta(request: pb.IGetMetaRequest): Promise<pb.IGetMetaResult> {
-    const results: pb.IMetaSlot[] = [];
-    for (const key of request.keys ?? []) {
+    const results = await Promise.all((request.keys ?? []).map(async (key): Promise<pb.IMetaSlot> => {
       const version = await this.meta.getVersion(versionRefOf(key));
-      results.push(version ? { found: true, version: request.withInline ? version : withoutInline(version) } : { found: false });
-    }
+      return version ? { found: true, version: request.withInline ? version : withoutInline(version) } : { found: false };
+    }));
     return { results };
   }
 
@@ -276,11 +274,9 @@ class NodeService {
     };
   }
 
-  /** One scrub at a time: a requested scrub waits for a running background one. */
+  /** A requested scrub runs at once, beside a (throttled, possibly hour-long) background one. */
   scrub(options: ScrubOptions): Promise<ScrubResult> {
-    const run = this.scrubbing.then(() => scrub(this.shards, this.meta, this.options.id, options));
-    this.scrubbing = run.catch(() => {});
-    return run;
+    return scrub(this.shards, this.meta, this.options.id, options);
   }
 }
 
