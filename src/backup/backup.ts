@@ -49,9 +49,9 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
 async function backupLocked(repo: Repository, request: BackupRequest): Promise<Snapshot> {
   const started = Date.now();
   const snapshotId = newId(new Date(started));
-  const parent = (await repo.listSnapshots(request.disk)).at(-1);
-  const condemned = new Set((await repo.readGcPending()).packs);
-  const index = await repo.loadIndex();
+  const [snapshots, pending, index] = await Promise.all([repo.listSnapshots(request.disk), repo.readGcPending(), repo.loadIndex()]);
+  const parent = snapshots.at(-1);
+  const condemned = new Set(pending.packs);
   if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
 
   const source = await (request.open ?? openSource)({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap });

@@ -38,6 +38,8 @@ interface ImageTarget {
 }
 
 const COMPARE_READ = 2 * 1024 * 1024;
+/** NBD requests stay well below qemu's 32 MiB limit. */
+const MAX_RUN_CHUNKS = 64;
 
 export async function restore(repo: Repository, request: RestoreRequest): Promise<RestoreSummary> {
   const started = Date.now();
@@ -72,12 +74,14 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
     await forEachLimit(ranges, request.concurrency ?? 8, async (range) => {
       const body = await readRange(repo.store, range);
       summary.bytesFetched += body.length;
+      const writes: Array<{ chunk: number; data: Buffer }> = [];
       for (const { entry } of range.blobs) {
         const plain = repo.codec.decode(blobInRange(body, range, entry), entry.id, entry.compressed);
-        for (const i of positions.get(Buffer.from(entry.id).toString('hex'))!) {
-          await target.write(i * snapshot.chunkSize, plain);
-          summary.bytesWritten += plain.length;
-        }
+        for (const chunk of positions.get(Buffer.from(entry.id).toString('hex'))!) writes.push({ chunk, data: plain });
+      }
+      for (const run of adjacentRuns(writes)) {
+        await target.write(run.chunk * snapshot.chunkSize, run.data);
+        summary.bytesWritten += run.data.length;
       }
       request.onProgress?.(++done, ranges.length);
     });
@@ -86,6 +90,18 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
   }
   summary.durationMs = Date.now() - started;
   return summary;
+}
+
+/** Merges writes of consecutive chunks into one write each (one syscall or NBD request per run). */
+function adjacentRuns(writes: Array<{ chunk: number; data: Buffer }>): Array<{ chunk: number; data: Buffer }> {
+  writes.sort((a, b) => a.chunk - b.chunk);
+  const runs: Array<{ chunk: number; parts: Buffer[] }> = [];
+  for (const { chunk, data } of writes) {
+    const last = runs[runs.length - 1];
+    if (last && last.chunk + last.parts.length === chunk && last.parts.length < MAX_RUN_CHUNKS) last.parts.push(data);
+    else runs.push({ chunk, parts: [data] });
+  }
+  return runs.map((r) => ({ chunk: r.chunk, data: r.parts.length === 1 ? r.parts[0]! : Buffer.concat(r.parts) }));
 }
 
 /** Chunks of an existing image that differ from the snapshot (1 = differs). */

@@ -102,9 +102,9 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
     finish: async (success) => {
       await client.close();
       await served.stop();
-      const ours = (await imageInfo(path)).bitmaps.filter((b) => b.name.startsWith(checkpointPrefix(request.disk)));
-      const retire = success ? ours.filter((b) => b.name !== checkpoint) : ours.filter((b) => b.name === checkpoint);
-      for (const bitmap of retire) await qemuImg(['bitmap', '--remove', path, bitmap.name]);
+      // On success the previous checkpoints (and broken leftovers) go; on failure the new one does.
+      const retire = success ? bitmaps.map((b) => b.name).filter((name) => name.startsWith(checkpointPrefix(request.disk))) : [checkpoint];
+      for (const name of retire) await qemuImg(['bitmap', '--remove', path, name]);
     },
   };
 }
