@@ -1,8 +1,8 @@
 // The S3 gateway's HTTP server: fastify with body parsing off (bodies stream to the store), one
 // catch-all route, and the request pipeline described at the top of router.ts.
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ObjectStore } from '../replication/types.js';
 import { authenticate } from './auth/index.js';
@@ -18,6 +18,7 @@ import { lifecycleOptionsFromEnv, startLifecycleWorker } from './lifecycle-worke
 import { corsHeadersFor } from './ops/cors.js';
 import { ALL_OPERATIONS } from './ops/index.js';
 import { HTTP_METHODS, OperationTable, resolveAddress } from './router.js';
+import type { MasterKeys } from './sse.js';
 import type { MasterKeys } from './sse.js';
 
 export interface GatewayOptions {
@@ -95,6 +96,12 @@ function createApp(options: GatewayOptions, services: Services): FastifyInstance
     connectionTimeout: 300_000, // a socket idle this long mid-request is dropped (stalled uploads)
     forceCloseConnections: true,
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 65_535 },
+    // A path that is not valid percent-encoded UTF-8 never reaches the route: answer it as S3 does.
+    frameworkErrors: (err, request, reply) => {
+      void reply.header('x-amz-request-id', request.id).header('x-amz-id-2', services.config.hostId);
+      sendError(request, reply, services, new S3Error('InvalidURI', { cause: err }));
+    },
+    clientErrorHandler: (err, socket) => answerClientError(err, socket, services.config.hostId),
   }) as unknown as FastifyInstance;
 
   app.server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
@@ -126,6 +133,24 @@ function createApp(options: GatewayOptions, services: Services): FastifyInstance
   app.setErrorHandler((err, request, reply) => sendError(request, reply, services, err instanceof S3Error ? err : clientOrServerError(err)));
   app.setNotFoundHandler((request, reply) => sendError(request, reply, services, new S3Error('MethodNotAllowed')));
   return app;
+}
+
+/** Bytes that never became a request (not HTTP, oversized header block, idle timeout) still get an S3 error. */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, hostId: string): void {
+  // A response already under way on this connection cannot be followed by another.
+  const pending = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const error = err.code === 'HPE_HEADER_OVERFLOW' ? new S3Error('RequestHeaderSectionTooLarge')
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new S3Error('RequestTimeout')
+      : new S3Error('InvalidRequest', { message: 'The request is not well-formed HTTP.' });
+  const requestId = newRequestId();
+  const body = errorXml(error, '/', requestId, hostId);
+  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\ncontent-type: application/xml\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `x-amz-request-id: ${requestId}\r\nx-amz-id-2: ${hostId}\r\nconnection: close\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), 2000).unref(); // the parser is done with this connection
 }
 
 function clientOrServerError(err: unknown): S3Error {
