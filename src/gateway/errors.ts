@@ -30,7 +30,6 @@ const CATALOG = {
   InvalidBucketState: [409, 'The request is not valid with the current state of the bucket.'],
   InvalidDigest: [400, 'The Content-MD5 you specified is not valid.'],
   InvalidEncryptionAlgorithmError: [400, 'The encryption request that you specified is not valid. The valid value is AES256.'],
-  InvalidEncryptionAlgorithmError: [400, 'The encryption request that you specified is not valid. The valid value is AES256.'],
   InvalidLocationConstraint: [400, 'The specified location constraint is not valid.'],
   InvalidObjectState: [403, 'The operation is not valid for the current state of the object.'],
   InvalidPolicyDocument: [400, 'The content of the form does not meet the conditions specified in the policy document.'],

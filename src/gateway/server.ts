@@ -19,7 +19,6 @@ import { corsHeadersFor } from './ops/cors.js';
 import { ALL_OPERATIONS } from './ops/index.js';
 import { HTTP_METHODS, OperationTable, resolveAddress } from './router.js';
 import type { MasterKeys } from './sse.js';
-import type { MasterKeys } from './sse.js';
 
 export interface GatewayOptions {
   store: ObjectStore;
