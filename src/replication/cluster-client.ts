@@ -464,6 +464,8 @@ export class ClusterClient implements ObjectStore {
 
 function quorumError(what: string, result: FanOutResult<unknown>, needed: number): StoreError {
   const failures = [...result.failed.values()];
+  // Every node refused the request itself (e.g. a name with NUL): the caller's fault, not the cluster's.
+  if (failures.length > 0 && result.ok.size === 0 && failures.every((e) => e.kind === 'InvalidArgument')) return new StoreError('InvalidArgument', failures[0]!.message);
   const full = failures.filter((e) => e.kind === 'DiskFull').length;
   const kind = full > 0 && result.ok.size + full >= needed ? 'DiskFull' : 'QuorumFailed';
   return new StoreError(kind, `${what}: ${result.ok.size} of ${needed} needed nodes answered (${failures.map((e) => e.message).join('; ')})`);
