@@ -39,7 +39,8 @@ export function send(endpoint: string, options: { method: string; path: string; 
   return new Promise((resolve, reject) => {
     const setHost = !Object.keys(options.headers).some((h) => h.toLowerCase() === 'host');
     const requester = endpoint.startsWith('https:') ? httpsRequest : httpRequest;
-    const req = requester(`${endpoint}${options.path}`, { method: options.method, headers: options.headers, setHost, rejectUnauthorized: false }, (res) => {
+    // The path goes separately: a URL string would have its dot segments resolved.
+    const req = requester(endpoint, { path: options.path, method: options.method, headers: options.headers, setHost, rejectUnauthorized: false }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() }));
@@ -66,11 +67,13 @@ export async function signedRequest(
   credentials: Credentials,
   options: { method: string; path: string; body?: string | Buffer; payloadHash?: string; signingDate?: Date; headers?: Record<string, string> },
 ) {
-  const url = new URL(`${endpoint}${options.path}`);
+  const url = new URL(endpoint);
+  const queryStart = options.path.indexOf('?');
   const query: Record<string, string> = {};
-  url.searchParams.forEach((v, k) => { query[k] = v; });
+  new URLSearchParams(queryStart < 0 ? '' : options.path.slice(queryStart + 1)).forEach((v, k) => { query[k] = v; });
   const signed = await signer(credentials).sign({
-    method: options.method, protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path: url.pathname, query,
+    method: options.method, protocol: url.protocol, hostname: url.hostname, port: Number(url.port),
+    path: queryStart < 0 ? options.path : options.path.slice(0, queryStart), query,
     headers: { host: url.host, 'x-amz-content-sha256': options.payloadHash ?? sha256Hex(options.body ?? ''), ...options.headers },
   }, { signingDate: options.signingDate });
   return { headers: signed.headers as Record<string, string>, path: options.path };
