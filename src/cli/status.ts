@@ -89,7 +89,7 @@ export function formatStatus(status: ClusterStatus, now: number): string {
     ]));
   out += `\nobjects: ${totals.objects}, stored ${formatBytes(totals.logicalBytes)} (${formatBytes(totals.rawUsedBytes)} on disk), ` +
     `free ${formatBytes(totals.freeBytes)} of ${formatBytes(totals.capacityBytes)}\n`;
-  out += progressLine('heal', status.heal);
+  out += progressLine('heal', status.heal, status.heal ? `, ${status.heal.shardsRebuilt} shards rebuilt` : '');
   out += progressLine('rebalance', status.rebalance, status.rebalance ? `, ${formatBytes(status.rebalance.bytesMoved)} moved` : '');
   if (!status.backups.length) return `${out}backups: none found\n`;
   out += '\nbackups:\n';

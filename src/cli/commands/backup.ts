@@ -4,6 +4,7 @@ import { flag, hasFlag, parseArgs } from '../args.js';
 import { backup } from '../../backup/backup.js';
 import { formatBytes, openRepository, progressBar, REPO_FLAGS_HELP } from '../../backup/cli-support.js';
 import { openLiveSource } from '../../backup/live.js';
+import { writeBackupMetrics } from '../backup-metrics.js';
 
 const HELP = `usage: tessera backup --bucket B --disk NAME [options] SOURCE
 
@@ -21,6 +22,7 @@ nbd+unix:///export?socket=PATH, or with --qmp the block node of a running VM.
   --uploads N         pack uploads in flight (default 4)
   --reads N           NBD reads in flight (default 8)
   --json              print a JSON summary
+  --metrics-file PATH write the outcome for node_exporter's textfile collector (one file per disk)
 ${REPO_FLAGS_HELP}`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -62,6 +64,8 @@ export async function run(argv: string[]): Promise<number> {
     chunksReused: snapshot.chunksReused,
     durationMs: snapshot.durationMs,
   };
+  const metricsFile = flag(args, 'metrics-file');
+  if (metricsFile) await writeBackupMetrics(metricsFile, { ...summary, bucket: repo.store.bucket, timeMs: snapshot.timeMs });
   if (hasFlag(args, 'json')) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } else {

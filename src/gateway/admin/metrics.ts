@@ -46,6 +46,7 @@ const clusterObjects = gauge('tessera_cluster_objects', 'Object versions in the 
 const writeQuorum = gauge('tessera_cluster_write_quorum_reachable', '1 when a write quorum of up nodes answers', []);
 const healPending = gauge('tessera_heal_queue_pending', 'Object versions waiting to be healed', []);
 const healDone = gauge('tessera_heal_versions_checked', 'Object versions the heal queue has processed since the gateway started', []);
+const shardsRebuilt = gauge('tessera_heal_shards_rebuilt', 'Missing or corrupt shards the heal queue rebuilt since the gateway started', []);
 const rebalancePending = gauge('tessera_rebalance_pending', 'Estimated object versions the running rebalance pass has still to visit', []);
 const rebalanceBytes = gauge('tessera_rebalance_moved_bytes', 'Shard bytes moved by the current or last rebalance pass', []);
 const backupSnapshots = gauge('tessera_backup_snapshots', 'Snapshots kept, per backed-up disk', ['bucket', 'disk']);
@@ -68,6 +69,7 @@ export function setClusterGauges(status: ClusterStatus): void {
   if (status.heal) {
     healPending.set(status.heal.pending);
     healDone.set(status.heal.done);
+    shardsRebuilt.set(status.heal.shardsRebuilt);
   }
   if (status.rebalance) {
     rebalancePending.set(status.rebalance.pending);

@@ -68,7 +68,7 @@ export interface ClusterStatus {
   /** Up nodes that answer, against the write quorum. */
   writeQuorumReachable: boolean;
   /** Undefined when the status was built without a gateway (no heal queue or rebalancer here). */
-  heal?: Progress;
+  heal?: Progress & { shardsRebuilt: number; recordsRebuilt: number };
   rebalance?: Progress & { running: boolean; bytesMoved: number };
   backups: DiskBackups[];
 }
@@ -190,7 +190,11 @@ export class StatusTracker {
     const rebalancePending = pass ? Math.max(0, objects - scanned) : 0;
     const running = rebalancePending > 0;
     return {
-      heal: progressOf(heal.pending, healDone, heal.totals.failed, this.healRate.add(healDone, now)),
+      heal: {
+        ...progressOf(heal.pending, healDone, heal.totals.failed, this.healRate.add(healDone, now)),
+        shardsRebuilt: heal.totals.healedShards,
+        recordsRebuilt: heal.totals.healedRecords,
+      },
       rebalance: {
         ...progressOf(rebalancePending, pass?.moved ?? 0, pass?.failed ?? 0, this.rebalanceRate.add(scanned, now)),
         running,

@@ -158,7 +158,7 @@ async function loadHealth() {
       el('td', {}, n.weight), el('td', {}, n.address), el('td', {}, bytes(n.usedBytes)), el('td', {}, bytes(n.freeBytes)),
       el('td', {}, n.shardCount ?? '–'), el('td', {}, age(n.lastHeartbeatMs)))),
   );
-  drawProgress($('heal'), status.heal, 'versions');
+  drawProgress($('heal'), status.heal, 'versions', status.heal ? `${status.heal.shardsRebuilt} shards rebuilt` : '');
   drawProgress($('rebalance'), status.rebalance, 'versions', status.rebalance ? `${bytes(status.rebalance.bytesMoved)} moved` : '');
 }
 
