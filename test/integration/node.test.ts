@@ -1,7 +1,8 @@
 // The real `tessera node` process over gRPC: shard streams with ranges, bit rot, missing shards,
 // a full disk, refused strangers, a kill in the middle of a write, and the metadata calls.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -172,4 +173,27 @@ t.test('the background scrubber removes orphans and logs without the secret', as
   t.notOk(allFiles(dataDir).some((f) => f.endsWith('.tmp')), 'temp file removed');
   t.match(node.output(), /scrub finished/);
   t.notMatch(node.output(), TEST_SECRET, 'the secret never reaches the log');
+});
+
+t.test('a really full disk (a small tmpfs): RESOURCE_EXHAUSTED, no leftovers, node keeps serving', async (t) => {
+  const mountPoint = join(root, 'tiny-fs');
+  mkdirSync(mountPoint);
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mountPoint]);
+  if (mounted.status !== 0) {
+    t.comment('skipped: cannot mount a tmpfs here (needs root)');
+    return;
+  }
+  let node: NodeProcess | undefined;
+  t.teardown(async () => {
+    await node?.stop('SIGKILL');
+    spawnSync('umount', ['-l', mountPoint]);
+  });
+  node = await spawnStorageNode('tiny', join(mountPoint, 'tiny'));
+  await t.rejects(putShard(node, { dataId: 'huge', shardIndex: 0, blockSize: BLOCK }, randomBytes(4 * 1024 * 1024)),
+    { code: grpc.status.RESOURCE_EXHAUSTED });
+  t.same(allFiles(join(mountPoint, 'tiny', 'tmp')), [], 'no temp file');
+  t.same(allFiles(join(mountPoint, 'tiny', 'shards')), [], 'no shard file');
+  const small = randomBytes(100_000);
+  await putShard(node, { dataId: 'small', shardIndex: 0, blockSize: BLOCK }, small);
+  t.ok((await getShard(node, { dataId: 'small', shardIndex: 0 })).equals(small), 'still serving');
 });
