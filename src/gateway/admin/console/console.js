@@ -343,8 +343,10 @@ function drawTimelines() {
   const xOf = (ms) => 10 + ((ms - start) / span) * (width - 20);
   target.replaceChildren(...backups.map((disk) => {
     const chosen = [...disk.snapshots].reverse().find((s) => s.timeMs <= at);
-    const svg = el('svg:svg', { viewBox: `0 0 ${width} 40`, class: 'timeline' },
+    const svg = el('svg:svg', { viewBox: `0 0 ${width} 52`, class: 'timeline' },
       el('svg:line', { x1: 10, y1: 20, x2: width - 10, y2: 20, class: 'axis' }),
+      el('svg:text', { x: 10, y: 48, class: 'tick' }, new Date(start).toLocaleString()),
+      el('svg:text', { x: width - 10, y: 48, class: 'tick end' }, new Date(end).toLocaleString()),
       el('svg:line', { x1: xOf(at), y1: 4, x2: xOf(at), y2: 36, class: 'cursor' }),
       ...disk.snapshots.map((s) => el('svg:circle', { cx: xOf(s.timeMs), cy: 20, r: s === chosen ? 7 : 4, class: s === chosen ? 'snap chosen' : 'snap' },
         el('svg:title', {}, `${s.id} · ${new Date(s.timeMs).toISOString()}`))));
