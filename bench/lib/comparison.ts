@@ -160,11 +160,12 @@ export function ratioTable(runs: TargetRun[], scenarios: ComparedScenario[], met
   return [header, ...rows];
 }
 
-export function comparisonMarkdown(folder: ReportFolder, runs: TargetRun[], scenarios: ComparedScenario[], checks: TargetCheck[], command: string): string {
+export function comparisonMarkdown(folder: ReportFolder, runs: TargetRun[], scenarios: ComparedScenario[], checks: TargetCheck[], command: string, machine: { before: string; after: string }): string {
   const table = ratioTable(runs, scenarios);
   const md: string[] = [
     '# Tessera side by side', '',
     `Command: \`${command}\``, '',
+    `Machine: ${machine.before} at the start; ${machine.after.replace(/.*, /, '')} at the end.`, '',
     'Headline figure per scenario; in brackets the ratio to the null server (the HTTP ceiling of Node on this machine). `!` marks a phase with errors.', '',
     markdownGrid(table), '',
     'The same per CPU-second of the server\'s processes (ops, MB or keys per CPU-second): steadier than rates on a shared machine whose load drifts.', '',

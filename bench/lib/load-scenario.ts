@@ -5,7 +5,7 @@ import { flag, parseArgs, type ParsedArgs } from '../../src/cli/args.js';
 import { connect, CONNECTION_HELP, type Connection } from './connection.js';
 import { OP_KINDS, type OpKind } from './load-types.js';
 import { cleanup, runPhase, type PhaseSpec } from './phase.js';
-import { markdownPhases, phaseCharts, reportFolder, terminalTable, type Headline } from './report.js';
+import { machineNote, markdownPhases, phaseCharts, reportFolder, terminalTable, type Headline } from './report.js';
 import { formatSizeSpec, parseDuration, parseSize, parseSizeSpec, type SizeSpec } from './units.js';
 
 interface ScenarioDefaults {
@@ -117,7 +117,7 @@ export async function runLoadScenario(scenario: string, argv: string[]): Promise
     const folder = reportFolder(scenario, flag(args, 'out'));
     folder.write('results.json', JSON.stringify({ seed, endpoint: connection.target.endpoint, phases: [result] }, null, 2));
     const charts = phaseCharts(folder, scenario, result.title, [result], (_, o) => o.op);
-    folder.write('report.md', `# Bench: ${result.title} against ${connection.name}\n\n${markdownPhases([result])}\n${charts}`);
+    folder.write('report.md', `# Bench: ${result.title} against ${connection.name}\n\nMachine: ${machineNote()}\n\n${markdownPhases([result])}\n${charts}`);
     process.stdout.write(`\nreport: ${folder.dir}/report.md\n`);
     if (!args.flags.has('no-cleanup')) await cleanup(connection, written, seed);
     return result.ops.some((o) => o.errors > 0) ? 3 : 0;

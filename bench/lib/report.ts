@@ -1,6 +1,7 @@
 // Turning measurements into the three outputs: a terminal table, results.json, and a Markdown
 // report with SVG charts, in one folder under bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult } from './load.js';
@@ -159,6 +160,12 @@ export function markdownPhases(phases: PhaseResult[]): string {
   const samples = phases.flatMap((p) => p.ops.flatMap((o) => Object.entries(o.errorSamples).map(([code, m]) => `- ${p.target} ${p.title} ${o.op} \`${code}\`: ${m}`)));
   return `${ops}\n\nServer processes (peak RSS sampled during the phase, VmHWM over the process's life, CPU as % of one core) and the bench client:\n\n${processes}\n` +
     (samples.length ? `\nFirst error of each kind:\n\n${samples.join('\n')}\n` : '');
+}
+
+/** The machine and how busy it is: on a shared box, figures only mean something next to this. */
+export function machineNote(): string {
+  const cores = cpus();
+  return `${cores.length} x ${cores[0]?.model.trim() ?? 'unknown CPU'}, 1-minute load average ${loadavg()[0]!.toFixed(1)}`;
 }
 
 /** Rewrites `\r` progress in place on a terminal; silent when stdout is not a TTY. */

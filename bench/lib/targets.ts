@@ -142,7 +142,7 @@ export async function startTarget(name: string, options: TargetOptions): Promise
       process.off('SIGTERM', stopAllOnSignal);
     }
     await stopProcesses(child, processes());
-    rmSync(options.cpuProfile ? dataDir : workDir, { recursive: true, force: true });
+    rmSync(profileFlags.length ? dataDir : workDir, { recursive: true, force: true });
   };
   running.add(stop);
   try {

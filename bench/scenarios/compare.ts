@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { flag, parseArgs } from '../../src/cli/args.js';
 import { checkTargets, comparisonMarkdown, perServerCpuSecond, ratioTable, runTargets, type ComparedScenario } from '../lib/comparison.js';
 import { BOOLEAN_FLAGS, newRunId } from '../lib/load-scenario.js';
-import { reportFolder, textGrid } from '../lib/report.js';
+import { machineNote, reportFolder, textGrid } from '../lib/report.js';
 import { TARGET_NAMES } from '../lib/targets.js';
 
 const SCENARIOS: ComparedScenario[] = [
@@ -40,7 +40,9 @@ export async function run(argv: string[]): Promise<number> {
   const scenarios = wanted ? SCENARIOS.filter((s) => wanted.includes(s.id)) : SCENARIOS;
   const seed = flag(args, 'seed') ?? randomBytes(8).toString('hex');
   const runId = newRunId();
+  const before = machineNote();
   const runs = await runTargets(targets, scenarios, args, seed, runId);
+  const machine = { before, after: machineNote() };
 
   const checks = checkTargets(runs);
   process.stdout.write(`\n${textGrid(ratioTable(runs, scenarios), 2)}\n\nper CPU-second of the server's processes:\n${textGrid(ratioTable(runs, scenarios, perServerCpuSecond), 2)}\n\n`);
@@ -48,8 +50,8 @@ export async function run(argv: string[]): Promise<number> {
 
   const folder = reportFolder('compare', flag(args, 'out'));
   const json = runs.map((r) => ({ target: r.target, failure: r.failure, phases: Object.fromEntries(r.phases), profiles: r.profiles }));
-  folder.write('results.json', JSON.stringify({ seed, scenarios, checks, runs: json }, null, 2));
-  folder.write('report.md', comparisonMarkdown(folder, runs, scenarios, checks, `npm run bench -- compare ${argv.join(' ')}`.trim()));
+  folder.write('results.json', JSON.stringify({ seed, machine, scenarios, checks, runs: json }, null, 2));
+  folder.write('report.md', comparisonMarkdown(folder, runs, scenarios, checks, `npm run bench -- compare ${argv.join(' ')}`.trim(), machine));
   process.stdout.write(`\nreport: ${folder.dir}/report.md\n`);
   return 0;
 }

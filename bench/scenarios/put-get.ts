@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { flag, parseArgs } from '../../src/cli/args.js';
 import { profilesMarkdown, runTargets, type ComparedScenario, type TargetRun } from '../lib/comparison.js';
 import { BOOLEAN_FLAGS, newRunId } from '../lib/load-scenario.js';
-import { headlineValue, markdownGrid, markdownPhases, phaseCharts, reportFolder, textGrid, type PhaseResult } from '../lib/report.js';
+import { headlineValue, machineNote, markdownGrid, markdownPhases, phaseCharts, reportFolder, textGrid, type PhaseResult } from '../lib/report.js';
 import { formatNumber, formatSize } from '../lib/units.js';
 
 const SCENARIOS: ComparedScenario[] = [
@@ -57,7 +57,9 @@ export async function run(argv: string[]): Promise<number> {
   const wanted = flag(args, 'scenarios')?.split(',');
   const scenarios = wanted ? SCENARIOS.filter((s) => wanted.includes(s.id)) : SCENARIOS;
   const seed = flag(args, 'seed') ?? randomBytes(8).toString('hex');
+  const before = machineNote();
   const [result] = await runTargets([target], scenarios, args, seed, newRunId());
+  const machine = { before, after: machineNote() };
   if (!result || result.failure) { process.stderr.write(`${result.failure}\n`); return 1; }
 
   const phases = scenarios.flatMap((s) => result.phases.get(s.id) ?? []);
@@ -71,9 +73,10 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(`\n${textGrid([header, ...rows])}\n\n${verdict}\n`);
 
   const folder = reportFolder('put-get', flag(args, 'out'));
-  folder.write('results.json', JSON.stringify({ seed, target: result.target, phases: Object.fromEntries(result.phases), profiles: result.profiles }, null, 2));
+  folder.write('results.json', JSON.stringify({ seed, machine, target: result.target, phases: Object.fromEntries(result.phases), profiles: result.profiles }, null, 2));
   const md = [
     `# put-get against ${result.target}`, '', `Command: \`npm run bench -- put-get ${argv.join(' ')}\``.replace(/ `$/, '`'), '',
+    `Machine: ${machine.before} at the start; ${machine.after.replace(/.*, /, '')} at the end.`, '',
     markdownGrid([header, ...rows]), '',
     verdict.split('\n').map((l) => `- ${l}`).join('\n'), '',
     markdownPhases(phases), phaseCharts(folder, 'put-get', 'put-get', phases, (p, o) => `${p.scenario} ${o.op}`), '',
