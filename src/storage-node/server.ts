@@ -149,27 +149,25 @@ class NodeService {
     return serviceError(status);
   }
 
+  /** Runs `work` and answers with its result or its failure as a status (sync throws included). */
+  private answer<Res>(method: string, work: () => Promise<Res>, callback: grpc.sendUnaryData<Res>): void {
+    Promise.resolve().then(work).then(
+      (result) => callback(null, result),
+      (err: unknown) => callback(this.reportFailure(method, err)),
+    );
+  }
+
   private unary<Req, Res>(handle: (request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-    return (call, callback) => {
-      Promise.resolve(call.request).then(handle).then(
-        (result) => callback(null, result),
-        (err: unknown) => callback(this.reportFailure(call.getPath(), err)),
-      );
-    };
+    return (call, callback) => this.answer(call.getPath(), () => handle(call.request), callback);
   }
 
   private clientStream<Req, Res>(handle: (call: grpc.ServerReadableStream<Req, Res>) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> {
-    return (call, callback) => {
-      Promise.resolve(call).then(handle).then(
-        (result) => callback(null, result),
-        (err: unknown) => callback(this.reportFailure(call.getPath(), err)),
-      );
-    };
+    return (call, callback) => this.answer(call.getPath(), () => handle(call), callback);
   }
 
   private serverStream<Req, Res>(handle: (call: grpc.ServerWritableStream<Req, Res>) => Promise<void>): grpc.handleServerStreamingCall<Req, Res> {
     return (call) => {
-      Promise.resolve(call).then(handle).then(
+      Promise.resolve().then(() => handle(call)).then(
         () => call.end(),
         (err: unknown) => { if (!call.cancelled) call.emit('error', this.reportFailure(call.getPath(), err)); },
       );
