@@ -181,6 +181,7 @@ export class ShardStore {
       return new ShardReader(file, await readTrailer(file, size, shardName(ref)), shardName(ref), size);
     } catch (err) {
       await file.close();
+      if (err instanceof StoreError && err.kind === 'Corrupt') shardMetrics.corrupt();
       throw err;
     }
   }
@@ -214,7 +215,10 @@ export class ShardStore {
     try {
       for (let block = 0; block < reader.blockCount; block++) {
         const data = await reader.readBlock(block, buffer);
-        if (!reader.blockIsIntact(block, data)) return { shard: ref, state: 'CORRUPT', bytes: reader.fileBytes, badBlock: block };
+        if (!reader.blockIsIntact(block, data)) {
+          shardMetrics.corrupt();
+          return { shard: ref, state: 'CORRUPT', bytes: reader.fileBytes, badBlock: block };
+        }
         await onBlockRead(data.length);
       }
       return { shard: ref, state: 'OK', bytes: reader.fileBytes, badBlock: 0 };

@@ -3,7 +3,7 @@
 // line overriding it, S3 traffic, node metrics counting the shards written, `tessera admin
 // status` from the file's admin section, and a misspelt setting refused with a suggestion.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -100,6 +100,31 @@ t.test('each node serves its own metrics on --metrics-listen', async (t) => {
     shardsWritten += Number(/^tessera_node_shard_writes_total (\d+)/m.exec(text)?.[1] ?? 0);
   }
   t.equal(shardsWritten, 3, 'the 300 KiB object was written as 2+1 shards, one per node');
+});
+
+async function nodeMetric(node: { metrics: string }, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://${node.metrics}/_tessera/metrics`)).text();
+  const value = new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1];
+  return value === undefined ? undefined : Number(value);
+}
+
+/** Every file under `dir`, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? filesUnder(join(dir, entry.name)) : [join(dir, entry.name)]);
+}
+
+t.test('a scrub finding a rotten block shows in that node\'s metrics', async (t) => {
+  const victim = nodes[0]!;
+  const shard = filesUnder(join(dir, victim.id, 'shards')).find((path) => statSync(path).size > 100 * 1024);
+  if (!shard) throw new Error('no shard file of the 300 KiB object on a1');
+  const fd = openSync(shard, 'r+');
+  writeSync(fd, Buffer.from([0xff, 0x00, 0xff]), 0, 3, 1000); // inside the first data block
+  closeSync(fd);
+  const scrub = await runTessera(['admin', '--config', gatewayConfig, 'scrub'], env);
+  t.match(scrub.stdout, /^a1: \d+ shards checked, 1 corrupt/m, 'scrub reports it');
+  t.equal(await nodeMetric(victim, 'tessera_node_corrupt_blocks_total'), 1, 'a1 counted one corrupt block');
+  t.equal(await nodeMetric(nodes[1]!, 'tessera_node_corrupt_blocks_total'), 0, 'b1 none');
 });
 
 t.test('tessera admin status reads the admin section of the same file', async (t) => {
