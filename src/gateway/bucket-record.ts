@@ -28,6 +28,8 @@ export interface BucketRecord {
   cors?: unknown;
   lifecycle?: unknown;
   tagging?: Record<string, string>;
+  /** Default server-side encryption of new objects (PutBucketEncryption, ops/encryption.ts). */
+  encryption?: 'AES256';
 }
 
 /** Where a new write to `key` goes: a fresh version in versioned buckets, the null version otherwise. */

@@ -17,6 +17,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { ByteRange, ObjectVersion } from '../replication/types.js';
+import type { BucketRecord } from './bucket-record.js';
 import { header, type S3Context } from './context.js';
 import { S3Error } from './errors.js';
 import { attributesOf, withAttributes } from './ops/attributes.js';
@@ -243,11 +244,11 @@ export interface EncryptedBody {
   etag(storedMd5Hex: string): string;
 }
 
-/** The encryption a write asks for (SSE-C or SSE-S3 headers), or undefined for none. */
-export function encryptionForWrite(ctx: S3Context, masterKeys: MasterKeys | undefined): NewEncryption | undefined {
-  const requested = header(ctx.request, 'x-amz-server-side-encryption');
+/** The encryption a write asks for (SSE-C or SSE-S3 headers, else the bucket's default), or undefined for none. */
+export function encryptionForWrite(ctx: S3Context, masterKeys: MasterKeys | undefined, bucket: Pick<BucketRecord, 'encryption'>): NewEncryption | undefined {
+  const explicit = header(ctx.request, 'x-amz-server-side-encryption');
   const customer = customerKeyOf(ctx, CUSTOMER_PREFIX);
-  if (requested !== undefined && customer !== undefined) {
+  if (explicit !== undefined && customer !== undefined) {
     throw invalid('Server Side Encryption with Customer provided key is incompatible with the encryption method specified', 'x-amz-server-side-encryption');
   }
   const nonce = randomBytes(8);
@@ -256,6 +257,7 @@ export function encryptionForWrite(ctx: S3Context, masterKeys: MasterKeys | unde
     const stored: StoredEncryption = { mode: 'SSE-C', nonce: nonce.toString('base64'), keySalt: salt.toString('base64'), keyHmac: customerKeyHmac(customer.key, salt).toString('base64') };
     return newEncryption(stored, customer.key, responseHeaders(stored, customer));
   }
+  const requested = explicit ?? bucket.encryption;
   if (requested === undefined) return undefined;
   if (requested.startsWith('aws:kms')) throw new S3Error('NotImplemented', { message: 'SSE-KMS is not supported; use AES256 (SSE-S3) or SSE-C.' });
   if (requested !== SSE_ALGORITHM) throw invalid('The encryption method specified is not supported', 'x-amz-server-side-encryption');

@@ -8,8 +8,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand,
-  HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand,
+  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketEncryptionCommand,
+  GetBucketEncryptionCommand, GetObjectCommand, HeadObjectCommand, PutBucketEncryptionCommand, PutObjectCommand, S3Client, UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { startCluster } from '../lib/cluster.js';
@@ -133,6 +133,26 @@ t.test('multipart SSE-S3 (@aws-sdk/client-s3): a range across parts decrypts', a
   t.ok(ranged.body.equals(whole.subarray(boundary - 1000, boundary + 1000)), 'range across the part boundary');
   t.ok((await getBytes({ Bucket: 'sse', Key: 'mp' })).body.equals(whole), 'whole object');
   t.notOk(plaintextOnDisk(parts[1]!), 'parts are not on disk in plaintext');
+});
+
+t.test('bucket default encryption (@aws-sdk/client-s3): writes without SSE headers are encrypted', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sse-default' }));
+  await t.rejects(s3.send(new GetBucketEncryptionCommand({ Bucket: 'sse-default' })), { name: 'ServerSideEncryptionConfigurationNotFoundError' });
+  await s3.send(new PutBucketEncryptionCommand({
+    Bucket: 'sse-default', ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+  }));
+  const config = await s3.send(new GetBucketEncryptionCommand({ Bucket: 'sse-default' }));
+  t.equal(config.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm, 'AES256');
+  const body = randomBytes(150_000);
+  const put = await s3.send(new PutObjectCommand({ Bucket: 'sse-default', Key: 'by-default', Body: body }));
+  t.equal(put.ServerSideEncryption, 'AES256', 'the bucket default applies');
+  t.ok((await getBytes({ Bucket: 'sse-default', Key: 'by-default' })).body.equals(body));
+  t.notOk(plaintextOnDisk(body), 'not on disk in plaintext');
+  await s3.send(new PutObjectCommand({ Bucket: 'sse-default', Key: 'customer', Body: body, ...sseC(customerKey) }));
+  t.ok((await getBytes({ Bucket: 'sse-default', Key: 'customer', ...sseC(customerKey) })).body.equals(body), 'SSE-C headers override the default');
+  await s3.send(new DeleteBucketEncryptionCommand({ Bucket: 'sse-default' }));
+  const after = await s3.send(new PutObjectCommand({ Bucket: 'sse-default', Key: 'after', Body: 'plain' }));
+  t.equal(after.ServerSideEncryption, undefined, 'no default after DeleteBucketEncryption');
 });
 
 t.test('boto3: SSE-S3 and SSE-C round trips, multipart SSE-C', async (t) => {

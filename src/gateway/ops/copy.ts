@@ -83,7 +83,7 @@ async function copyObject(ctx: S3Context): Promise<void> {
     throw new S3Error('InvalidRequest', { message: `The specified copy source is larger than the maximum allowable size for a copy source: ${MAX_OBJECT_BYTES}` });
   }
   const sourceDecryption = decryptionFor(ctx, ctx.config.sseMasterKeys, source.version, { copySource: true });
-  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys);
+  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys, bucket);
   const changesSomething = encryption !== undefined || directive(ctx, 'x-amz-metadata-directive') === 'REPLACE'
     || header(ctx.request, 'x-amz-storage-class') !== undefined || header(ctx.request, 'x-amz-website-redirect-location') !== undefined;
   if (isSameObject(ctx, bucket, key, source) && !changesSomething) {

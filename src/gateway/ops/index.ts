@@ -8,6 +8,7 @@ import { operations as list } from './list.js';
 import { operations as put } from './put.js';
 import { operations as acl } from './acl.js';
 import { operations as copy } from './copy.js';
+import { operations as encryption } from './encryption.js';
 import { operations as cors } from './cors.js';
 import { operations as lifecycle } from './lifecycle.js';
 import { operations as multipart } from './multipart.js';
@@ -31,4 +32,5 @@ export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...policy,
   ...cors,
   ...lifecycle,
+  ...encryption,
 ];

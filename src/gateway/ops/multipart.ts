@@ -61,7 +61,7 @@ async function createMultipartUpload(ctx: S3Context): Promise<void> {
   if (algorithmHeader !== undefined && algorithm === undefined) {
     throw new S3Error('InvalidRequest', { message: 'Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]' });
   }
-  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys);
+  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys, bucket);
   const fields = withAttributes(versionFieldsFromHeaders(ctx, bucket), {
     checksumAlgorithm: algorithm,
     initiator: { id: ctx.principal.userId, displayName: ctx.principal.displayName },

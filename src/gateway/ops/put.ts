@@ -147,7 +147,7 @@ async function putObject(ctx: S3Context): Promise<void> {
   requireContentLength(ctx);
   const fields = versionFieldsFromHeaders(ctx, bucket);
   const conditions = writeConditionsOf(ctx);
-  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys);
+  const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys, bucket);
   const body = ctx.body.stream(MAX_OBJECT_BYTES);
   const version = await writeVersion(ctx, writeTargetFor(bucket, key), body, withEncryption(fields, encryption), conditions, encryption?.encrypt(body));
   void ctx.reply.headers({
