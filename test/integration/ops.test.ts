@@ -151,6 +151,18 @@ t.test('the backup agent leaves its outcome for node_exporter', async (t) => {
   t.ok(sample(text, 'tessera_backup_last_success_timestamp_seconds', labels)! * 1000 > Date.now() - 10 * 60_000, 'when');
 });
 
+t.test('console sign-in takes JSON only and stops guessing after ten failures', async (t) => {
+  const login = (secretAccessKey: string, contentType = 'application/json') => fetch(`${gateway.endpoint}/_tessera/console/login`, {
+    method: 'POST', headers: { 'content-type': contentType }, body: JSON.stringify({ accessKeyId: cluster.accessKeyId, secretAccessKey }),
+  });
+  t.equal((await login(cluster.secretAccessKey, 'text/plain')).status, 415, 'a cross-site form body is refused');
+  const right = await login(cluster.secretAccessKey);
+  t.equal(right.status, 200);
+  t.match(right.headers.get('set-cookie'), /^tessera_console=[\w-]{43}; Path=\/_tessera\/console; HttpOnly; SameSite=Strict/);
+  for (let i = 0; i < 10; i++) t.equal((await login(`guess-${i}`)).status, 403, `guess ${i + 1} refused`);
+  t.equal((await login(cluster.secretAccessKey)).status, 429, 'then even the right secret waits');
+});
+
 t.test('logs are JSON lines with the S3 request id and no secret', async (t) => {
   const lines = gateway.logs().map((line) => JSON.parse(line) as Record<string, unknown>);
   const requestId = put.$metadata.requestId!;

@@ -11,6 +11,9 @@ export const SESSION_COOKIE = 'tessera_console';
 export const CONSOLE_HEADER = 'x-tessera-console';
 const IDLE_MS = 60 * 60_000;
 const MAX_SESSIONS = 10_000;
+/** Failed sign-ins allowed per client address per window, against guessing secrets. */
+const MAX_FAILURES = 10;
+const FAILURE_WINDOW_MS = 60_000;
 
 interface Session {
   principal: Principal;
@@ -19,15 +22,25 @@ interface Session {
 
 export class ConsoleSessions {
   private readonly sessions = new Map<string, Session>();
+  private readonly failures = new Map<string, { count: number; resetAt: number }>();
 
   constructor(private readonly keys: AccessKeyProvider, private readonly secureCookie: boolean) {}
 
+  /** True while `client` has failed to sign in too often lately. */
+  throttled(client: string): boolean {
+    const entry = this.failures.get(client);
+    return entry !== undefined && entry.resetAt > Date.now() && entry.count >= MAX_FAILURES;
+  }
+
   /** A session id for valid credentials, undefined otherwise (same answer for unknown key and wrong secret). */
-  async login(accessKeyId: string, secretAccessKey: string): Promise<string | undefined> {
+  async login(client: string, accessKeyId: string, secretAccessKey: string): Promise<string | undefined> {
     const key = await this.keys.lookup(accessKeyId);
     const given = Buffer.from(secretAccessKey);
     const expected = Buffer.from(key?.secretAccessKey ?? '');
-    if (!key || given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    if (!key || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      this.recordFailure(client);
+      return undefined;
+    }
     this.dropExpired();
     if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
     const id = randomBytes(32).toString('base64url');
@@ -53,6 +66,14 @@ export class ConsoleSessions {
     const value = id ?? '';
     const lifetime = id ? `Max-Age=${IDLE_MS / 1000}` : 'Max-Age=0';
     return `${SESSION_COOKIE}=${value}; Path=/_tessera/console; HttpOnly; SameSite=Strict; ${lifetime}${this.secureCookie ? '; Secure' : ''}`;
+  }
+
+  private recordFailure(client: string): void {
+    const now = Date.now();
+    if (this.failures.size > MAX_SESSIONS) this.failures.clear();
+    const entry = this.failures.get(client);
+    if (!entry || entry.resetAt <= now) this.failures.set(client, { count: 1, resetAt: now + FAILURE_WINDOW_MS });
+    else entry.count++;
   }
 
   private dropExpired(): void {

@@ -94,9 +94,12 @@ function mountConsole(app: FastifyInstance, deps: AdminDependencies, tracker: St
   app.get(`${CONSOLE_PREFIX}/assets/:name`, async (request, reply) => sendAsset(reply, assets, (request.params as { name: string }).name));
 
   app.post(`${CONSOLE_PREFIX}/login`, async (request, reply) => {
+    // JSON only: a cross-site form cannot send it without the browser asking this origin first.
+    if (!request.headers['content-type']?.startsWith('application/json')) return reply.code(415).send({ error: 'send JSON' });
+    if (sessions.throttled(request.ip)) return reply.code(429).send({ error: 'too many failed sign-ins; wait a minute' });
     const { accessKeyId, secretAccessKey } = await readJson(request);
     const id = typeof accessKeyId === 'string' && typeof secretAccessKey === 'string'
-      ? await sessions.login(accessKeyId, secretAccessKey) : undefined;
+      ? await sessions.login(request.ip, accessKeyId, secretAccessKey) : undefined;
     if (!id) return reply.code(403).send({ error: 'the access key or secret is wrong' });
     return reply.header('set-cookie', sessions.cookie(id)).send({ accessKeyId });
   });

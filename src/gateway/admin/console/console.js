@@ -92,7 +92,10 @@ $('login-form').addEventListener('submit', async (event) => {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ accessKeyId: form.get('accessKeyId'), secretAccessKey: form.get('secretAccessKey') }),
   });
-  if (!response.ok) { $('login-error').textContent = 'The access key or secret is wrong.'; return; }
+  if (!response.ok) {
+    $('login-error').textContent = response.status === 429 ? 'Too many failed sign-ins: wait a minute.' : 'The access key or secret is wrong.';
+    return;
+  }
   event.target.reset();
   $('login-error').textContent = '';
   await showApp((await response.json()).accessKeyId);
