@@ -72,6 +72,9 @@ export class ClusterClient implements ObjectStore {
     const fields = await this.finalizeOrDiscard(written, finalize);
     const version = this.newVersion(target, fields, [written.segment]);
     await this.commitVersion(version, written.inlineShards ? [written.inlineShards] : [], [written]);
+    // A node that failed its shard (full disk, stalled stream) may still have taken the record,
+    // so commitVersion saw no failure: queue the version so the missing shard is rebuilt.
+    if (written.durableOn.length < nodes.length) this.heal.enqueue(target.bucket, target.key, version.versionId);
     return version;
   }
 
@@ -366,8 +369,24 @@ export class ClusterClient implements ObjectStore {
   async abortUpload(bucket: string, key: string, uploadId: string): Promise<void> {
     const upload = await this.getUpload(bucket, key, uploadId);
     if (!upload) throw new StoreError('NotFound', `no upload ${uploadId}`);
-    await this.discardSegments(upload.parts ?? []);
+    // A complete that crashed before dropping the upload may have stitched its parts into a
+    // version already: those parts are that version's data now and must stay.
+    const inUse = await this.dataIdsOfKey(bucket, key);
+    await this.discardSegments((upload.parts ?? []).filter((p) => !inUse.has(p.dataId!)));
     await this.onPlacementQuorum('abort upload', bucket, key, (client) => client.deleteUpload({ bucket, key, uploadId }));
+  }
+
+  /** The data ids every stored version of a key refers to. */
+  private async dataIdsOfKey(bucket: string, key: string): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for (let startAfterVersion = ''; ;) {
+      const page = await this.list(bucket, { prefix: key, startAfter: startAfterVersion ? key : '', startAfterVersion, allVersions: true, limit: 1000 });
+      const versions = page.items.flatMap((item) => (item.version?.key === key ? [item.version] : []));
+      for (const segment of versions.flatMap((v) => v.segments ?? [])) ids.add(segment.dataId!);
+      // Versions of one key come together; an item of another key means they are all seen.
+      if (!page.truncated || versions.length < page.items.length) return ids;
+      startAfterVersion = versions.at(-1)!.versionId;
+    }
   }
 
   private async onPlacementQuorum(what: string, bucket: string, key: string,

@@ -70,7 +70,8 @@ export async function startNodes(count: number, ec: string): Promise<TestNodes> 
   };
 }
 
-function walk(dir: string): string[] {
+/** Every file below `dir` (none if it does not exist); files removed while walking are skipped. */
+export function walk(dir: string): string[] {
   let entries: string[];
   try {
     entries = readdirSync(dir);
@@ -79,7 +80,11 @@ function walk(dir: string): string[] {
   }
   return entries.flatMap((name) => {
     const path = join(dir, name);
-    return statSync(path).isDirectory() ? walk(path) : [path];
+    try {
+      return statSync(path).isDirectory() ? walk(path) : [path];
+    } catch {
+      return [];
+    }
   });
 }
 

@@ -9,6 +9,7 @@ import { flag, hasFlag, type ParsedArgs, parseArgs, requireFlag } from '../args.
 import { readClusterFile } from '../launch.js';
 import { runKeyCommand } from '../admin-keys.js';
 import { runStatus, STATUS_HELP } from '../status.js';
+import { parseDuration } from './node.js';
 
 const HELP = `usage: tessera admin [--data DIR | --seeds HOST:PORT,...] <command>
   map                                      print the cluster map (JSON)
@@ -19,7 +20,9 @@ const HELP = `usage: tessera admin [--data DIR | --seeds HOST:PORT,...] <command
 ${STATUS_HELP}
   rebalance [--rate MB/s]                  move data to where the current map places it
   heal                                     rebuild every missing or corrupt shard and record
-  scrub [--remove-orphans]                 verify every shard on every node
+  scrub [--remove-orphans] [--orphan-grace DURATION]
+                                           verify every shard on every node; orphans are
+                                           unreferenced shards older than the grace (default 1h)
 The cluster secret comes from DIR/cluster.json or TESSERA_CLUSTER_SECRET.
 `;
 
@@ -39,7 +42,7 @@ export async function run(argv: string[]): Promise<number> {
       case 'node': return await changeNode(store, sub, args);
       case 'rebalance': return await runRebalance(store, args);
       case 'heal': return await runHeal(store);
-      case 'scrub': return await runScrub(store, hasFlag(args, 'remove-orphans'));
+      case 'scrub': return await runScrub(store, hasFlag(args, 'remove-orphans'), parseDuration(flag(args, 'orphan-grace') ?? '1h'));
       default:
         process.stderr.write(`tessera admin: unknown command '${command}'\n${HELP}`);
         return 2;
@@ -114,9 +117,9 @@ async function runHeal(store: ClusterClient): Promise<number> {
   return result.report.failed ? 1 : 0;
 }
 
-async function runScrub(store: ClusterClient, removeOrphans: boolean): Promise<number> {
+async function runScrub(store: ClusterClient, removeOrphans: boolean, orphanGraceMs: number): Promise<number> {
   const ids = store.cluster.memberIds();
-  const { ok, failed } = await store.cluster.fanOut(ids, (client) => client.scrub({ orphanGraceMs: 3_600_000, removeOrphans }));
+  const { ok, failed } = await store.cluster.fanOut(ids, (client) => client.scrub({ orphanGraceMs, removeOrphans }));
   let problems = failed.size;
   for (const [id, report] of ok) {
     problems += (report.corrupt?.length ?? 0) + (report.missing?.length ?? 0);

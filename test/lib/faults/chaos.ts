@@ -1,0 +1,155 @@
+// One fault run end to end: the workload and the nemesis run together for a while; then every
+// fault is undone, the cluster is healed, and the checker proves what the clients were promised.
+// The CI test and the soak command both run this, for seconds or for minutes.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { checkErrors, checkListing, RegisterChecker, type Violation } from './checker.js';
+import type { FaultCluster } from './fault-cluster.js';
+import { History, type ReadOp } from './history.js';
+import { Nemesis, type NemesisOptions, type NemesisReport } from './nemesis.js';
+import { Random } from './random.js';
+import { FaultS3Client } from './s3.js';
+import { readKey, Workload, type WorkloadOptions } from './workload.js';
+
+export interface ChaosOptions {
+  seed: number;
+  durationMs: number;
+  workload: Omit<WorkloadOptions, 'bucket'>;
+  nemesis: NemesisOptions;
+  log?: (line: string) => void;
+}
+
+export interface ChaosSummary {
+  seed: number;
+  operations: number;
+  faultsInjected: number;
+  faults: NemesisReport['faults'];
+  acknowledgedWrites: number;
+  /** Acknowledged writes whose effect the settled state was checked against. */
+  acknowledgedWritesChecked: number;
+  lost: number;
+  corruptReads: number;
+  violations: Violation[];
+  healFailures: string[];
+  /** Wall time of each heal pass between rounds of faults. */
+  roundHealMs: number[];
+  /** Wall time of the full heal after the nemesis stopped. */
+  finalHealMs: number;
+  /** A second heal pass found nothing left to rebuild, and a scrub found nothing missing or corrupt. */
+  redundancyRestored: boolean;
+  /** Every object read back intact with `parityShards` nodes down after healing. */
+  survivesParityLoss: boolean;
+  errorsByStatus: Record<string, number>;
+}
+
+const BUCKET = 'faults';
+
+export async function runChaos(cluster: FaultCluster, options: ChaosOptions): Promise<ChaosSummary> {
+  const log = options.log ?? (() => undefined);
+  const random = new Random(options.seed);
+  const client = new FaultS3Client(cluster.endpoint, cluster, cluster.region, 20_000, options.workload.workers + 2);
+  const history = new History();
+  try {
+    await untilOk(() => client.createBucket(BUCKET).then((r) => r.status === 200 || r.status === 409));
+    const workload = new Workload(client, history, { ...options.workload, bucket: BUCKET }, random.fork(1));
+    const nemesis = new Nemesis(cluster, random.fork(2), { ...options.nemesis, log });
+    workload.start();
+    nemesis.start();
+    await sleep(options.durationMs);
+    await nemesis.stop();
+    await workload.stop();
+    log(`workload stopped after ${workload.operations} operations; healing`);
+
+    await cluster.restoreAll();
+    const healStarted = Date.now();
+    await untilOk(async () => (await cluster.admin(['heal'])).code === 0);
+    const finalHealMs = Date.now() - healStarted;
+    const redundancyRestored = await nothingLeftToHeal(cluster, log);
+
+    const checker = new RegisterChecker(history);
+    const finalReads = await readAll(client, history);
+    const violations = [
+      ...checker.checkReads(),
+      ...checker.checkFinal(finalReads),
+      ...checkListing(history, finalReads, await client.listObjects(BUCKET)),
+      ...checkErrors(history),
+    ];
+    const survivesParityLoss = await readsWithNodesDown(cluster, client, history, finalReads, random, options.nemesis.maxVictims);
+
+    const acknowledged = history.writes.filter((w) => w.outcome === 'ok');
+    return {
+      seed: options.seed,
+      operations: workload.operations,
+      faultsInjected: nemesis.faultCount,
+      faults: nemesis.report.faults,
+      acknowledgedWrites: acknowledged.length,
+      acknowledgedWritesChecked: acknowledged.filter((w) => finalReads.some((r) => r.key === w.key && r.value !== undefined)).length,
+      lost: violations.filter((v) => v.kind === 'lost-write' || v.kind === 'deleted-came-back').length,
+      corruptReads: violations.filter((v) => v.kind === 'corrupt-read').length,
+      violations,
+      healFailures: nemesis.report.healFailures,
+      roundHealMs: nemesis.report.healMs,
+      finalHealMs,
+      redundancyRestored,
+      survivesParityLoss,
+      errorsByStatus: countStatuses(history),
+    };
+  } finally {
+    await client.close();
+  }
+}
+
+/** Retry `attempt` (up to ~a minute) until it reports success. */
+async function untilOk(attempt: () => Promise<boolean>): Promise<void> {
+  for (let tries = 1; ; tries++) {
+    if (await attempt().catch(() => false)) return;
+    if (tries === 30) throw new Error('the cluster did not recover within a minute');
+    await sleep(2_000);
+  }
+}
+
+/** A second full heal rebuilds nothing and a scrub of every node finds no missing or corrupt shard. */
+async function nothingLeftToHeal(cluster: FaultCluster, log: (line: string) => void): Promise<boolean> {
+  const heal = await cluster.admin(['heal']);
+  const done = /heal done: (\{.*\})/.exec(heal.stdout)?.[1];
+  const report = done ? JSON.parse(done) as { healedShards: number; healedRecords: number; failed: number } : undefined;
+  const scrub = await cluster.admin(['scrub']);
+  const restored = heal.code === 0 && report?.healedShards === 0 && report.healedRecords === 0 && scrub.code === 0;
+  if (!restored) log(`redundancy not restored:\n${heal.stdout}${heal.stderr}\n${scrub.stdout}${scrub.stderr}`);
+  return restored;
+}
+
+/** The settled value of every key ever written (503s retried: nodes may still be rejoining). */
+async function readAll(client: FaultS3Client, history: History): Promise<ReadOp[]> {
+  const reads: ReadOp[] = [];
+  for (const key of history.keys) {
+    let read = await readKey(client, history, BUCKET, key);
+    for (let attempt = 0; read.value === undefined && !read.corrupt && attempt < 10; attempt++) {
+      await sleep(1_000);
+      read = await readKey(client, history, BUCKET, key);
+    }
+    reads.push(read);
+  }
+  return reads;
+}
+
+/** With `count` seeded nodes killed, every key still reads back exactly its settled value. */
+async function readsWithNodesDown(cluster: FaultCluster, client: FaultS3Client, history: History, settled: ReadOp[],
+  random: Random, count: number): Promise<boolean> {
+  const down = [...cluster.nodeIds].sort(() => random.next() - 0.5).slice(0, count);
+  for (const id of down) await cluster.killNode(id);
+  try {
+    for (const expected of settled) {
+      const read = await readKey(client, history, BUCKET, expected.key);
+      if (read.value !== expected.value) return false;
+    }
+    return true;
+  } finally {
+    await cluster.restoreAll();
+  }
+}
+
+function countStatuses(history: History): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const op of [...history.writes, ...history.reads, ...history.lists]) counts[op.status] = (counts[op.status] ?? 0) + 1;
+  return counts;
+}
