@@ -1,6 +1,6 @@
-// Configuration for long-running deployments: every flag of the server commands can also come
-// from a file (`--config tessera.yaml`, YAML or JSON, or TESSERA_CONFIG) and from the environment
-// (`TESSERA_<FLAG>`, e.g. TESSERA_METRICS_LISTEN for --metrics-listen). The command line wins
+// Configuration for long-running deployments: every flag of the server and backup commands can
+// also come from a file (`--config tessera.yaml`, YAML or JSON, or TESSERA_CONFIG) and from the
+// environment (`TESSERA_<FLAG>`, e.g. TESSERA_METRICS_LISTEN for --metrics-listen). The command line wins
 // over the environment, which wins over the file. The file is validated against the flags each
 // command takes, so a typo fails at start with the line to fix, not silently.
 //
@@ -18,6 +18,9 @@ const GATEWAY_COMMON: Record<string, Kind> = {
   'metrics-token': 'string', 'sse-master-key-file': 'string',
 };
 
+/** Where a backup repository is (every backup command). */
+const REPOSITORY: Record<string, Kind> = { bucket: 'string', endpoint: 'string', profile: 'string', region: 'string', 'key-file': 'string' };
+
 /** The flags each command takes that make sense in a file or the environment. */
 export const SETTINGS: Record<string, Record<string, Kind>> = {
   node: {
@@ -29,6 +32,16 @@ export const SETTINGS: Record<string, Record<string, Kind>> = {
   start: { ...GATEWAY_COMMON, data: 'string' },
   cluster: { ...GATEWAY_COMMON, data: 'string', nodes: 'number', ec: 'string' },
   admin: { data: 'string', seeds: 'list', endpoint: 'string', token: 'string' },
+  backup: {
+    ...REPOSITORY, 'lock-days': 'number', 'chunk-size': 'number', 'pack-size': 'number', uploads: 'number', reads: 'number',
+    'metrics-file': 'string',
+  },
+  restore: REPOSITORY,
+  'serve-nbd': REPOSITORY,
+  snapshots: REPOSITORY,
+  prune: REPOSITORY,
+  gc: REPOSITORY,
+  verify: REPOSITORY,
 };
 
 export class ConfigError extends Error {}
