@@ -6,7 +6,8 @@ import { StoreError } from '../common/errors.js';
 import { pb } from '../common/node-service.js';
 import { GroupCommitter, type Db, type Tx } from './group-commit.js';
 import {
-  Space, encodeU64Pair, hlcOfInverted, invertedHlc, objectKey, partKey, prefixKey, keysUnder, namesStartingWith, readU64, recordKey, singletonKey, spaceEnd,
+  Space, encodeU64Pair, hlcOfInverted, invertedHlc, keysUnder, namesStartingWith, objectKey, partKey, prefixKey,
+  readU64, recordKey, singletonKey, spaceEnd,
 } from './meta-keys.js';
 
 export const TOMBSTONE_TTL_MS = 7 * 24 * 3600_000;
@@ -36,18 +37,27 @@ function segmentsDropped(before: readonly DataSegment[], after: readonly DataSeg
   return before.filter((s) => !s.inline && !kept.has(s.dataId));
 }
 
+/**
+ * Whether an incoming write replaces a stored one: a newer hlc wins; on equal clocks (a retry, or
+ * two writers that happened to stamp alike) the greater encoding wins, so that every node keeps
+ * the same one whatever order the writes arrive in.
+ */
+function incomingWins(storedHlc: number, storedBytes: Buffer, hlc: number, bytes: Buffer): boolean {
+  return hlc > storedHlc || (hlc === storedHlc && Buffer.compare(bytes, storedBytes) >= 0);
+}
+
 function requireNames(what: string, values: Record<string, string | null | undefined>): void {
   for (const [name, value] of Object.entries(values)) {
     if (!value) throw new StoreError('InvalidArgument', `${what}: ${name} is required`);
   }
 }
 
-/** A copy without inline shard bytes, for answers that did not ask for them. */
+/** Drops inline shard bytes (in place: callers pass a version they just decoded). */
 export function withoutInline(version: ObjectVersion): ObjectVersion {
-  if (!version.segments.some((s) => s.inlineShard?.length)) return version;
-  const copy = pb.ObjectVersion.decode(encode(pb.ObjectVersion, version));
-  for (const segment of copy.segments) segment.inlineShard = new Uint8Array(0);
-  return copy;
+  for (const segment of version.segments) {
+    if (segment.inlineShard?.length) segment.inlineShard = new Uint8Array(0);
+  }
+  return version;
 }
 
 export class MetaStore {
@@ -107,21 +117,17 @@ export class MetaStore {
     if (tombstone && readU64(tombstone) >= hlc) return false;
     const indexKey = recordKey(Space.VersionIndex, bucket, key, versionId);
     const stored = tx.get(indexKey);
-    if (stored && hlcOfInverted(stored) > hlc) return false;
-    const replaced = stored && this.takeVersion(tx, objectKey(bucket, key, stored, versionId));
+    const storedKey = stored && objectKey(bucket, key, stored, versionId);
+    const storedBytes = storedKey && tx.get(storedKey);
+    const bytes = encode(pb.ObjectVersion, version);
+    if (stored && storedBytes && !incomingWins(hlcOfInverted(stored), storedBytes, hlc, bytes)) return false;
+    if (storedKey) tx.del(storedKey);
     const inverted = invertedHlc(hlc);
-    tx.put(objectKey(bucket, key, inverted, versionId), encode(pb.ObjectVersion, version));
+    tx.put(objectKey(bucket, key, inverted, versionId), bytes);
     tx.put(indexKey, inverted);
-    if (replaced) this.releaseAfterCommit(tx, segmentsDropped(replaced.segments, version.segments));
+    if (storedBytes) this.releaseAfterCommit(tx, segmentsDropped(pb.ObjectVersion.decode(storedBytes).segments, version.segments));
     else tx.afterCommit(() => { this.versionCount++; });
     return true;
-  }
-
-  /** Deletes a stored version record and returns what it held. */
-  private takeVersion(tx: Tx, recordKeyBytes: Buffer): ObjectVersion | undefined {
-    const bytes = tx.get(recordKeyBytes);
-    tx.del(recordKeyBytes);
-    return bytes && pb.ObjectVersion.decode(bytes);
   }
 
   private releaseAfterCommit(tx: Tx, segments: DataSegment[]): void {
@@ -145,10 +151,12 @@ export class MetaStore {
     const storedHlc = stored ? hlcOfInverted(stored) : 0;
     const deleteHlc = hlc || storedHlc;
     if (stored && storedHlc <= deleteHlc) {
-      const removed = this.takeVersion(tx, objectKey(bucket, key, stored, versionId));
+      const storedKey = objectKey(bucket, key, stored, versionId);
+      const removed = tx.get(storedKey);
+      tx.del(storedKey);
       tx.del(indexKey);
       tx.afterCommit(() => { this.versionCount--; });
-      this.releaseAfterCommit(tx, segmentsDropped(removed?.segments ?? [], []));
+      if (removed) this.releaseAfterCommit(tx, segmentsDropped(pb.ObjectVersion.decode(removed).segments, []));
     }
     const tombstoneKey = recordKey(Space.Tombstone, bucket, key, versionId);
     const tombstone = tx.get(tombstoneKey);
@@ -273,8 +281,9 @@ export class MetaStore {
         requireNames('record', { namespace: record.namespace, key: record.key });
         const keyBytes = recordKey(Space.Record, record.namespace!, record.key!);
         const stored = tx.get(keyBytes);
-        if (stored && pb.Record.decode(stored).hlc > (record.hlc ?? 0)) continue;
-        tx.put(keyBytes, encode(pb.Record, record));
+        const bytes = encode(pb.Record, record);
+        if (stored && !incomingWins(pb.Record.decode(stored).hlc, stored, record.hlc ?? 0, bytes)) continue;
+        tx.put(keyBytes, bytes);
       }
     });
   }

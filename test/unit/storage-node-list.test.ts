@@ -24,6 +24,13 @@ class Model {
   readonly versions = new Map<string, Map<string, ModelVersion>>();
   private readonly tombstones = new Map<string, number>();
 
+  constructor(private readonly bucket: string) {}
+
+  /** Equal clocks: the greater encoding wins, as on the node. */
+  private encoded(key: string, version: ModelVersion): Buffer {
+    return Buffer.from(pb.ObjectVersion.encode({ bucket: this.bucket, key, ...version }).finish());
+  }
+
   apply(op: Op): void {
     const slots = this.versions.get(op.key) ?? new Map<string, ModelVersion>();
     this.versions.set(op.key, slots);
@@ -32,6 +39,7 @@ class Model {
     const tombstone = this.tombstones.get(`${op.key}\0${id}`) ?? -1;
     if (op.put) {
       if (tombstone >= op.version.hlc || (stored && stored.hlc > op.version.hlc)) return;
+      if (stored && stored.hlc === op.version.hlc && Buffer.compare(this.encoded(op.key, op.version), this.encoded(op.key, stored)) < 0) return;
       slots.set(id, op.version);
       return;
     }
@@ -111,7 +119,7 @@ t.test('node listing matches the model', async (t) => {
     fc.asyncProperty(fc.array(op, { maxLength: 30 }), fc.array(query, { minLength: 1, maxLength: 4 }), fc.integer({ min: 0, max: 6 }),
       async (ops, queries, limit) => {
         const bucket = `bucket${run++}`; // a fresh bucket per run: one database serves every run
-        const model = new Model();
+        const model = new Model(bucket);
         ops.forEach((o) => model.apply(o));
         // Sent concurrently, so they share group-committed batches, in the same order as the model.
         await Promise.all(ops.map((o) => (o.put

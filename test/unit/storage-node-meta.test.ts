@@ -40,6 +40,19 @@ t.test('the null version is one slot: newer replaces and frees shards, older is 
   t.same(released, ['d-k-100'], 'and frees nothing it still uses');
 });
 
+t.test('equal clocks: every arrival order keeps the same winner', async (t) => {
+  const one = pb.ObjectVersion.create({ bucket: 'b', key: 'k', versionId: 'null', hlc: 7, etag: '"aaa"' });
+  const two = pb.ObjectVersion.create({ bucket: 'b', key: 'k', versionId: 'null', hlc: 7, etag: '"bbb"' });
+  const { store: first } = await openStore(t);
+  const { store: second } = await openStore(t);
+  await first.putVersions([one]);
+  await first.putVersions([two]);
+  await second.putVersions([two]);
+  t.same(await second.putVersions([one]), [false]);
+  t.equal((await first.getVersion(ref('k')))?.etag, (await second.getVersion(ref('k')))?.etag);
+  t.same(await first.putVersions([two]), [true], 'a retry of the winner is applied');
+});
+
 t.test('named versions coexist; the newest (even a delete marker) answers an empty version id', async (t) => {
   const { store } = await openStore(t);
   await store.putVersions([version('k', 'v1', 10), version('k', 'v2', 20)]);
