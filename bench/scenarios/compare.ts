@@ -44,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   const runs = await runTargets(targets, scenarios, args, seed, runId);
   const machine = { before, after: machineNote() };
 
-  const checks = checkTargets(runs);
+  const checks = checkTargets(runs, scenarios);
   process.stdout.write(`\n${textGrid(ratioTable(runs, scenarios), 2)}\n\nper CPU-second of the server's processes:\n${textGrid(ratioTable(runs, scenarios, perServerCpuSecond), 2)}\n\n`);
   for (const c of checks) process.stdout.write(`${c.met === undefined ? 'NOT MEASURED' : c.met ? 'MET   ' : 'MISSED'}  ${c.claim}: ${c.detail}\n`);
 
