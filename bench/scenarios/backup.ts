@@ -7,7 +7,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
@@ -117,6 +117,8 @@ export async function run(argv: string[]): Promise<number> {
     if (spawnSync('which', [tool]).status !== 0) throw new Error(`${tool} is not installed (apt-get install restic borgbackup fdisk e2fsprogs qemu-utils)`);
   }
 
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  const loadBefore = loadavg()[0]!;
   const work = mkdtempSync(join(tmpdir(), 'tessera-bench-backup-'));
   const store = await startTarget(storeName, { nodes: 6, ec: '4+2', cpuProfile: false });
   const s3 = new S3Client({ endpoint: store.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: store.credentials });
@@ -149,7 +151,7 @@ export async function run(argv: string[]): Promise<number> {
     const borgRepo = join(work, 'borg');
     const borgEnv = { BORG_REPO: borgRepo, BORG_PASSPHRASE: 'bench', BORG_BASE_DIR: join(work, 'borg-home'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
     execFileSync('restic', ['init', '-q'], { env: { ...process.env, ...resticEnv } });
-    execFileSync('borg', ['init', '-e', 'repokey-blake2'], { env: { ...process.env, ...borgEnv } });
+    execFileSync('borg', ['init', '-e', 'repokey-blake2'], { env: { ...process.env, ...borgEnv }, stdio: 'pipe' });
 
     const snapshots: Record<Tool, string[]> = { tessera: [], restic: [], borg: [] };
     const shas: string[] = [];
@@ -206,10 +208,12 @@ export async function run(argv: string[]): Promise<number> {
     rmSync(work, { recursive: true, force: true });
   }
 
-  const report = renderReport(runs, diskMiB * MiB, { diskMiB, dataMiB, days, store: storeName });
+  // This box is shared: the load average tells how much the wall-clock figures are to be trusted.
+  const load = `${loadBefore.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`;
+  const report = renderReport(runs, diskMiB * MiB, { diskMiB, dataMiB, days, store: storeName, load });
   process.stdout.write(report.markdown);
   const folder = reportFolder('backup', flag(args, 'out'));
-  folder.write('backup.json', `${JSON.stringify({ config: { diskMiB, dataMiB, days, store: storeName }, runs, targets: report.targets }, null, 2)}\n`);
+  folder.write('backup.json', `${JSON.stringify({ config: { diskMiB, dataMiB, days, store: storeName, load }, runs, targets: report.targets }, null, 2)}\n`);
   folder.write('backup.md', report.markdown);
   process.stderr.write(`results in ${folder.dir}\n`);
   return 0;

@@ -49,14 +49,20 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
 async function backupLocked(repo: Repository, request: BackupRequest): Promise<Snapshot> {
   const started = Date.now();
   const snapshotId = newId(new Date(started));
-  const [snapshots, pending, index] = await Promise.all([repo.listSnapshots(request.disk), repo.readGcPending(), repo.loadIndex()]);
-  const parent = snapshots.at(-1);
-  const condemned = new Set(pending.packs);
-  if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
-
-  const source = await (request.open ?? openSource)({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap });
+  // The source opens (qemu tools, QMP) while the repository's index loads.
+  const opening = repo.listSnapshots(request.disk).then(async (snapshots) => {
+    const parent = snapshots.at(-1);
+    return { parent, source: await (request.open ?? openSource)({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap }) };
+  });
+  const [opened, loaded] = await Promise.allSettled([opening, Promise.all([repo.readGcPending(), repo.loadIndex()])]);
+  if (opened.status === 'rejected') throw opened.reason;
+  const { parent, source } = opened.value;
   let succeeded = false;
   try {
+    if (loaded.status === 'rejected') throw loaded.reason;
+    const [pending, index] = loaded.value;
+    const condemned = new Set(pending.packs);
+    if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
     if (source.fullReadReason) request.onNotice?.(`full read: ${source.fullReadReason}`);
     const retainUntil = request.lockDays ? new Date(started + request.lockDays * 86_400_000) : undefined;
     const parentIds = parent && parent.chunkSize === repo.config.chunkSize && parent.diskSize === source.client.size

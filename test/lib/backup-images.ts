@@ -2,7 +2,7 @@
 // (mkfs.ext4 -d fills it without mounting), changed afterwards with qemu-io like a guest would.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Copies real files (docs, licences, libraries) into `dir` until about `bytes` are there. */
@@ -19,7 +19,7 @@ export function fillWithRealFiles(dir: string, bytes: number, sources = ['/usr/s
       try { entries = readdirSync(path).sort(); } catch { return true; }
       for (const entry of entries) if (!visit(join(path, entry))) return false;
     } else if (stat.isFile() && stat.size > 0 && stat.size < 4 * 1024 * 1024) {
-      try { cpSync(path, join(dir, `${n++}-${path.split('/').pop()}`)); total += stat.size; } catch { /* unreadable */ }
+      try { copyFileSync(path, join(dir, `${n++}-${path.split('/').pop()}`)); total += stat.size; } catch { /* unreadable */ }
     }
     return true;
   };
