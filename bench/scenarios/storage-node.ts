@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -172,7 +172,10 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`list: ${flat.entries} keys at ${flat.keysPerSecond} keys/s; with delimiter ${rolled.entries} prefixes`);
 
     mkdirSync(dirname(RESULTS_FILE), { recursive: true });
-    writeFileSync(RESULTS_FILE, JSON.stringify({ date: new Date().toISOString(), meta, shards, list }, null, 2));
+    // The machine's load says how far the wall-clock rates can be trusted; node CPU per unit less so.
+    const loadAverage = Number(loadavg()[0]!.toFixed(1));
+    console.log(`load average during the run: ${loadAverage}`);
+    writeFileSync(RESULTS_FILE, JSON.stringify({ date: new Date().toISOString(), loadAverage, meta, shards, list }, null, 2));
     return 0;
   } finally {
     client.close();
