@@ -14,7 +14,7 @@ import { readKey, recordWrite } from '../lib/faults/workload.js';
 
 const MiB = 1024 * 1024;
 const BUCKET = 'crash';
-const ROUNDS = 4;
+const ROUNDS = 3;
 const PUTS_PER_ROUND = 4;
 const COMPLETES_PER_ROUND = 3;
 

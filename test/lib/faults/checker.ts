@@ -47,12 +47,17 @@ export class RegisterChecker {
    */
   checkValue(key: string, value: string | null, invokedAt: number, completedAt: number, settled = false): Violation | undefined {
     const allowed = this.allowed(key, invokedAt, completedAt);
-    if (allowed.some((w) => w.value === value)) return undefined;
+    if (allowed.some((w) => this.sameContent(w.value, value))) return undefined;
     const what = value === null ? 'absent' : `value ${value}`;
     const expected = allowed.map((w) => w.value ?? 'absent').join(' | ');
     if (!settled) return { kind: 'stale-read', key, detail: `read ${what}, allowed: ${expected}` };
     const kind = value !== null && allowed.every((w) => w.value === null) ? 'deleted-came-back' : 'lost-write';
     return { kind, key, detail: `final state ${what}, allowed: ${expected}` };
+  }
+
+  /** Values with equal bytes (e.g. two empty objects) are indistinguishable to a reader, and equally right. */
+  private sameContent(a: string | null, b: string | null): boolean {
+    return a === b || (a !== null && b !== null && this.history.values.get(a)?.sha256 === this.history.values.get(b)?.sha256);
   }
 
   /** Every read of the run: no wrong bytes, nothing older than an acknowledged write allows. */
