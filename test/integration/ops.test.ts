@@ -118,6 +118,7 @@ t.test('cluster status: nodes, erasure, objects, backups per disk', async (t) =>
   t.same(status.heal && { pending: status.heal.pending, failed: status.heal.failed }, { pending: 0, failed: 0 });
   t.same(status.backups.map((b) => [b.bucket, b.disk, b.snapshots.length]), [['vm-backups', 'web-1', 2]], 'both snapshots of the disk');
   t.ok(snapshotIds![0]! < snapshotIds![1]!, 'oldest first');
+  t.ok(status.usageHistory.length >= 1 && status.usageHistory.every((s) => s.capacityBytes > 0), 'usage history is sampled');
 });
 
 t.test('tessera admin status: a table for people, JSON for scripts', async (t) => {

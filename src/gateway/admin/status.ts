@@ -49,6 +49,13 @@ export interface DiskBackups {
   snapshots: SnapshotSummary[];
 }
 
+/** Cluster disk usage at one moment (the gateway samples it once a minute). */
+export interface UsageSample {
+  ms: number;
+  usedBytes: number;
+  capacityBytes: number;
+}
+
 export interface ClusterStatus {
   generatedMs: number;
   mapEpoch: number;
@@ -71,12 +78,16 @@ export interface ClusterStatus {
   heal?: Progress & { shardsRebuilt: number; recordsRebuilt: number };
   rebalance?: Progress & { running: boolean; bytesMoved: number };
   backups: DiskBackups[];
+  /** Raw usage over the last hours, oldest first (empty without a gateway). */
+  usageHistory: UsageSample[];
 }
 
 const STATE_NAMES: Record<number, NodeStateName> = { [pb.NodeState.UP]: 'up', [pb.NodeState.DRAINING]: 'draining', [pb.NodeState.OUT]: 'out' };
 const RATE_WINDOW_MS = 60_000;
 const BACKUP_CACHE_MS = 10_000;
 const MAX_SNAPSHOTS_PER_BUCKET = 10_000;
+const USAGE_SAMPLE_MS = 60_000;
+const USAGE_HISTORY_SAMPLES = 6 * 60;
 
 /** Counts sampled over time, for a rate and an ETA. */
 class RateSampler {
@@ -97,17 +108,19 @@ function progressOf(pending: number, done: number, failed: number, rate: number 
 }
 
 /**
- * Builds ClusterStatus from a cluster client, remembering heartbeats and progress between calls.
- * With `background`, it probes the nodes every few seconds so heartbeats and gauges stay fresh.
+ * Builds ClusterStatus from a cluster client, remembering heartbeats, progress and usage between
+ * calls. `inGateway`: the process runs the heal queue and rebalancer and lives long enough for
+ * rates and history; `startProbing` keeps heartbeats and gauges fresh between requests.
  */
 export class StatusTracker {
   private readonly heartbeats = new Map<string, number>();
+  private readonly usageHistory: UsageSample[] = [];
   private readonly healRate = new RateSampler();
   private readonly rebalanceRate = new RateSampler();
   private backups: { at: number; value: Promise<DiskBackups[]> } | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly store: ClusterClient, private readonly withQueues: boolean) {}
+  constructor(private readonly store: ClusterClient, private readonly inGateway: boolean) {}
 
   startProbing(intervalMs = 5_000): void {
     this.timer = setInterval(() => void this.probe().catch(() => undefined), intervalMs);
@@ -123,7 +136,16 @@ export class StatusTracker {
     const answered = await this.store.cluster.probe();
     const now = Date.now();
     for (const id of answered.keys()) this.heartbeats.set(id, now);
+    this.sampleUsage(now, answered);
     return answered;
+  }
+
+  private sampleUsage(now: number, health: Map<string, pb.HealthResult>): void {
+    const last = this.usageHistory[this.usageHistory.length - 1];
+    if (!this.inGateway || !health.size || (last && now - last.ms < USAGE_SAMPLE_MS)) return;
+    const sum = (field: 'usedBytes' | 'capacityBytes') => [...health.values()].reduce((total, h) => total + Number(h[field] ?? 0), 0);
+    this.usageHistory.push({ ms: now, usedBytes: sum('usedBytes'), capacityBytes: sum('capacityBytes') });
+    if (this.usageHistory.length > USAGE_HISTORY_SAMPLES) this.usageHistory.shift();
   }
 
   /** Ready to take writes: at least a write quorum of up nodes answers. */
@@ -155,8 +177,9 @@ export class StatusTracker {
         freeBytes: sum('freeBytes'),
       },
       writeQuorumReachable: quorumReachable(map, health),
-      ...(this.withQueues ? this.queues(now, Math.round(sum('objectCount') / width)) : {}),
+      ...(this.inGateway ? this.queues(now, Math.round(sum('objectCount') / width)) : {}),
       backups,
+      usageHistory: [...this.usageHistory],
     };
   }
 

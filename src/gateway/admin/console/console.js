@@ -208,9 +208,28 @@ function drawCapacity(status) {
   const { rawUsedBytes, capacityBytes, freeBytes } = status.totals;
   $('capacity').replaceChildren(
     el('p', {}, `Raw ${bytes(rawUsedBytes)} used, ${bytes(freeBytes)} free`),
+    usageChart(status.usageHistory),
     ...(capacityBytes ? [bar(rawUsedBytes / capacityBytes, `cluster ${((rawUsedBytes / capacityBytes) * 100).toFixed(1)}% used`)] : []),
     ...rows,
   );
+}
+
+/** Raw bytes used over the last hours (one sample a minute, kept by the gateway). */
+function usageChart(history) {
+  if (history.length < 2) return el('p', { class: 'muted' }, 'Usage history: collecting (one sample a minute)…');
+  const width = 600;
+  const height = 110;
+  const top = Math.max(...history.map((s) => s.usedBytes), 1) * 1.25;
+  const first = history[0].ms;
+  const span = Math.max(history.at(-1).ms - first, 1);
+  const point = (s) => `${(10 + ((s.ms - first) / span) * (width - 20)).toFixed(1)},${(height - 20 - (s.usedBytes / top) * (height - 30)).toFixed(1)}`;
+  const line = history.map(point).join(' ');
+  return el('svg:svg', { viewBox: `0 0 ${width} ${height}`, class: 'usage-chart', role: 'img', 'aria-label': 'raw bytes used over time' },
+    el('svg:polygon', { points: `10,${height - 20} ${line} ${width - 10},${height - 20}`, class: 'usage-area' }),
+    el('svg:polyline', { points: line, class: 'usage-line' }),
+    el('svg:text', { x: 10, y: 12, class: 'tick' }, `${bytes(Math.round(top))}`),
+    el('svg:text', { x: 10, y: height - 4, class: 'tick' }, new Date(first).toLocaleTimeString()),
+    el('svg:text', { x: width - 10, y: height - 4, class: 'tick end' }, new Date(history.at(-1).ms).toLocaleTimeString()));
 }
 
 function drawProgress(target, progress, unit, extra = '') {
