@@ -24,6 +24,9 @@ export interface CallStatus {
 }
 
 export function statusOf(err: unknown): CallStatus {
+  if ((err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return { code: grpc.status.CANCELLED, details: 'the caller went away mid-stream', unexpected: false };
+  }
   const typed = fileError(err, 'file');
   if (isStoreError(typed)) return { code: codeOfKind[typed.kind], details: typed.message, unexpected: typed.kind === 'Internal' };
   const message = err instanceof Error ? err.message : String(err);
