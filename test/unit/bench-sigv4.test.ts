@@ -1,29 +1,9 @@
 // The bench's lean SigV4 signer must produce exactly the signature the AWS SDK's signer does.
-import { createHash, createHmac } from 'node:crypto';
 import t from 'tap';
 import fc from 'fast-check';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { Hash, SourceData } from '@smithy/types';
 import { encodePath, SigV4Signer, UNSIGNED_PAYLOAD } from '../../bench/lib/sigv4.js';
-
-/** The hash constructor @smithy/signature-v4 expects, over node:crypto. */
-class NodeSha256 implements Hash {
-  private readonly hash;
-  constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
-  }
-}
-
-function bytes(data: SourceData): string | Uint8Array {
-  if (typeof data === 'string') return data;
-  return ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
-}
+import { NodeSha256 } from '../../bench/lib/smithy-hash.js';
 
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 
