@@ -72,6 +72,12 @@ t.test('SSE-S3 (@aws-sdk/client-s3): encrypted at rest, plaintext back, ranges, 
     const ranged = await getBytes({ Bucket: 'sse', Key: 's3-large', Range: `bytes=${start}-${end}` });
     t.ok(ranged.body.equals(large.subarray(start, end + 1)), `range ${start}-${end} decrypts from an unaligned offset`);
   }
+  const badDigest = await signedSend(cluster.endpoint, cluster, {
+    method: 'PUT', path: '/sse/rejected', body: large, headers: { 'x-amz-server-side-encryption': 'AES256', 'content-md5': createHash('md5').update('other').digest('base64') },
+  });
+  t.same([badDigest.status, errorCode(badDigest)], [400, 'BadDigest'], 'body verification still fails an encrypted write');
+  const afterRejection = await signedSend(cluster.endpoint, cluster, { method: 'HEAD', path: '/sse/rejected' });
+  t.equal(afterRejection.status, 404, 'and nothing was stored');
   await s3.send(new PutObjectCommand({ Bucket: 'sse', Key: 'plain', Body: control }));
   t.ok(plaintextOnDisk(control), 'control: an unencrypted object is found on disk by the scan');
   t.notOk(plaintextOnDisk(large), 'the large SSE-S3 object is not on disk in plaintext');
