@@ -64,7 +64,8 @@ export async function loadOrCreateClusterFile(dataDir: string, nodes: number, ec
 
 /** Start one `tessera node` process; resolves once it listens. */
 export function spawnNode(dataDir: string, node: ClusterFile['nodes'][number], secret: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [mainScript, 'node', '--id', node.id, '--data', join(dataDir, node.id), '--listen', node.address],
+  // The launcher's own Node flags (e.g. --cpu-prof) reach the nodes too.
+  const child = spawn(process.execPath, [...process.execArgv, mainScript, 'node', '--id', node.id, '--data', join(dataDir, node.id), '--listen', node.address],
     { env: { ...process.env, TESSERA_CLUSTER_SECRET: secret }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let output = '';
