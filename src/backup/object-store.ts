@@ -134,6 +134,7 @@ function toStoreError(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
   if (err instanceof S3ServiceException) {
     const status = err.$metadata.httpStatusCode;
+    if (err.name === 'NoSuchBucket') return new StoreError('InvalidArgument', `bucket ${what.split('/')[0]} does not exist`);
     if (err.name === 'NoSuchKey' || err.name === 'NotFound' || status === 404) return new StoreError('NotFound', `${what}: not found`);
     if (status === 403) return new StoreError('Unauthenticated', `${what}: access denied (${err.name})`);
     return new StoreError('Unavailable', `${what}: ${err.name}: ${err.message}`);

@@ -19,7 +19,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(report)}\n`);
     } else {
       for (const p of report.problems) process.stdout.write(`${p.kind.padEnd(8)} ${p.disk}/${p.snapshot}: ${p.what}\n`);
-      process.stdout.write(`${report.snapshots} snapshots, ${report.blobsChecked} chunks (${formatBytes(report.bytesChecked)}) checked: ` +
+      process.stdout.write(`${report.snapshots} snapshots, ${report.blobsChecked} chunks (${formatBytes(report.bytesChecked)} stored) checked: ` +
         `${report.problems.length === 0 ? 'all present and intact' : `${report.problems.length} problems`}\n`);
     }
     return report.problems.length === 0 ? 0 : 1;
