@@ -2,7 +2,9 @@
 // a full disk, refused strangers, a kill in the middle of a write, and the metadata calls.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -196,4 +198,17 @@ t.test('a really full disk (a small tmpfs): RESOURCE_EXHAUSTED, no leftovers, no
   const small = randomBytes(100_000);
   await putShard(node, { dataId: 'small', shardIndex: 0, blockSize: BLOCK }, small);
   t.ok((await getShard(node, { dataId: 'small', shardIndex: 0 })).equals(small), 'still serving');
+});
+
+t.test('pid file while running; SIGTERM stops cleanly and the data dir can be reopened', async (t) => {
+  const dataDir = join(root, 'lifecycle');
+  const node = await spawnStorageNode('lifecycle', dataDir);
+  t.equal(readFileSync(join(dataDir, 'node.pid'), 'utf8').trim(), String(node.child.pid));
+  t.equal(statSync(dataDir).mode & 0o777, 0o700, 'data dir is private');
+  await node.call('PutRecords', { records: [{ namespace: 'n', key: 'k', value: Buffer.from('v'), hlc: 1 }] });
+  await node.stop('SIGTERM');
+  t.equal(node.child.exitCode, 0, 'clean exit');
+  t.notOk(existsSync(join(dataDir, 'node.pid')), 'pid file removed');
+  const again = await startNode(t, 'lifecycle');
+  t.equal(Buffer.from((await again.call<pb.Record>('GetRecord', { namespace: 'n', key: 'k' })).value).toString(), 'v', 'data survived');
 });
