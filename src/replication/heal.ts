@@ -126,7 +126,10 @@ export async function rewriteShards(store: ClusterClient, segment: DataSegment, 
   if (failed) throw failed.failed ?? new StoreError('Unavailable', `shard rewrite on ${failed.nodeId} failed`);
 }
 
-/** Walk every version in the cluster and heal it; `onProgress` sees each step. */
+/**
+ * Walk every version and every part of uploads in progress in the cluster and heal them;
+ * `onProgress` sees each step.
+ */
 export async function scanAndHeal(store: ClusterClient, onProgress: (p: ScanProgress) => void = () => undefined): Promise<ScanProgress> {
   const progress: ScanProgress = { scanned: 0, report: { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 } };
   for await (const version of allVersions(store)) {
@@ -136,7 +139,32 @@ export async function scanAndHeal(store: ClusterClient, onProgress: (p: ScanProg
     });
     onProgress(progress);
   }
+  for await (const part of allUploadParts(store)) {
+    progress.scanned++;
+    const healed = await healSegment(store, part).catch(() => -1);
+    if (healed < 0) progress.report.failed++;
+    else progress.report.healedShards += healed;
+    onProgress(progress);
+  }
   return progress;
+}
+
+/** The parts of every multipart upload in progress. */
+async function* allUploadParts(store: ClusterClient, pageSize = 500): AsyncGenerator<DataSegment> {
+  for (const bucket of await store.listBucketNames()) {
+    let keyMarker = '';
+    let uploadIdMarker = '';
+    for (;;) {
+      const uploads = await store.listUploads(bucket, { keyMarker, uploadIdMarker, limit: pageSize });
+      for (const upload of uploads.slice(0, pageSize)) {
+        const record = await store.getUpload(bucket, upload.key!, upload.uploadId!);
+        yield* record?.parts ?? [];
+      }
+      if (uploads.length <= pageSize) break;
+      keyMarker = uploads[pageSize - 1]!.key!;
+      uploadIdMarker = uploads[pageSize - 1]!.uploadId!;
+    }
+  }
 }
 
 /** Every version of every object in every bucket, from all member nodes. */

@@ -72,6 +72,21 @@ t.test('6 nodes at 4+2', async (t) => {
     await expectFullRedundancy(t, nodes, bucket, objects);
   });
 
+  await t.test('heal also rebuilds the parts of multipart uploads in progress', async (t) => {
+    const upload = { bucket, key: 'in-progress', uploadId: 'upload-1' };
+    await nodes.store.createUpload(upload);
+    nodes.kill('n6');
+    const part = await nodes.store.writePart(upload, 1, patternStream(2 * 1024 * 1024, 11), () => ({}));
+    await nodes.start('n6');
+    const result = await scanAndHeal(nodes.store);
+    t.equal(result.report.failed, 0);
+    for (const [index, id] of part.nodes!.entries()) {
+      const res = await nodes.store.cluster.client(id).verifyShards([{ dataId: part.dataId, shardIndex: index }]);
+      t.equal(res.shards[0]?.state, pb.ShardStatus.State.OK, `part shard ${index} on ${id}`);
+    }
+    await nodes.store.abortUpload(upload.bucket, upload.key, upload.uploadId);
+  });
+
   await t.test('a corrupted shard still reads correctly, is reported and healed', async (t) => {
     const version = (await nodes.store.getVersion(bucket, 'obj-3145745'))!;
     const segment = version.segments![0]!;
