@@ -50,13 +50,16 @@ export interface ServedImage {
   stop(): Promise<void>;
 }
 
-/** Serves an image file with qemu-nbd on a private unix socket until stop(). */
+/**
+ * Serves an image file with qemu-nbd on a private unix socket until stop(). Without --persistent,
+ * qemu-nbd exits when its client disconnects, so it does not outlive an agent that was killed.
+ */
 export async function serveImage(path: string, options: QemuNbdOptions): Promise<ServedImage> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-nbd-'));
   const socketPath = join(dir, 'nbd.sock');
   const exportName = options.exportName ?? 'disk';
   const args = [
-    `--format=${options.format}`, `--socket=${socketPath}`, `--export-name=${exportName}`, '--shared=8', '--persistent',
+    `--format=${options.format}`, `--socket=${socketPath}`, `--export-name=${exportName}`, '--shared=8',
     '--discard=unmap',
     ...(options.readOnly ? ['--read-only'] : ['--detect-zeroes=unmap']),
     ...(options.bitmap ? [`--bitmap=${options.bitmap}`] : []),
