@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import type { ObjectStore } from '../replication/types.js';
-import type { Principal } from './auth/keys.js';
+import type { AccessKeyProvider, Principal } from './auth/keys.js';
 import type { RequestBody } from './body.js';
 import type { BucketRecord, BucketRegistry } from './bucket-record.js';
 import { S3Error } from './errors.js';
@@ -31,6 +31,8 @@ export interface S3Context {
   readonly address: Address;
   readonly operation: OperationSpec;
   readonly principal: Principal;
+  /** Access keys, for operations that authenticate inside the body (POST Object forms). */
+  readonly keys: AccessKeyProvider;
   readonly body: RequestBody;
 }
 

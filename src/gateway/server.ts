@@ -187,6 +187,7 @@ async function handleS3Request(request: FastifyRequest, reply: FastifyReply, ser
       address,
       operation,
       principal,
+      keys: services.keys,
       body,
     };
     if (operation.action !== undefined) await authorize(ctx, principal, operation.action, resourceOf(address.bucket, address.key));

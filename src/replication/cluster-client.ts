@@ -113,7 +113,8 @@ export class ClusterClient implements ObjectStore {
       const fresh = await this.getVersion(version.bucket, version.key, version.versionId);
       shards = fresh && this.inline.get(fresh);
     }
-    await this.commitVersion(version, shards ?? [], []);
+    // Same hlc (the version keeps its place among the key's versions), a newer revision: nodes take it.
+    await this.commitVersion({ ...version, revision: this.clock.now() }, shards ?? [], []);
   }
 
   /**
@@ -493,7 +494,8 @@ function quorumError(what: string, result: FanOutResult<unknown>, needed: number
 function pickNewest(versions: pb.IObjectVersion[]): pb.IObjectVersion | undefined {
   let newest: pb.IObjectVersion | undefined;
   for (const v of versions) {
-    if (!newest || Number(v.hlc) > Number(newest.hlc) || (v.hlc === newest.hlc && String(v.versionId) > String(newest.versionId))) newest = v;
+    if (!newest || Number(v.hlc) > Number(newest.hlc) || (v.hlc === newest.hlc && String(v.versionId) > String(newest.versionId))
+      || (v.hlc === newest.hlc && v.versionId === newest.versionId && Number(v.revision ?? 0) > Number(newest.revision ?? 0))) newest = v;
   }
   return newest;
 }

@@ -52,6 +52,16 @@ function requireNames(what: string, values: Record<string, string | null | undef
   }
 }
 
+/** As incomingWins, but a metadata update (same hlc, higher revision: tags, retention, ACL) wins first. */
+function versionWins(storedHlc: number, storedBytes: Buffer, version: ObjectVersion, bytes: Buffer): boolean {
+  if (version.hlc === storedHlc) {
+    const storedRevision = Number(pb.ObjectVersion.decode(storedBytes).revision ?? 0);
+    const revision = Number(version.revision ?? 0);
+    if (revision !== storedRevision) return revision > storedRevision;
+  }
+  return incomingWins(storedHlc, storedBytes, version.hlc, bytes);
+}
+
 /** Drops inline shard bytes (in place: callers pass a version they just decoded). */
 export function withoutInline(version: ObjectVersion): ObjectVersion {
   for (const segment of version.segments) {
@@ -120,7 +130,7 @@ export class MetaStore {
     const storedKey = stored && objectKey(bucket, key, stored, versionId);
     const storedBytes = storedKey && tx.get(storedKey);
     const bytes = encode(pb.ObjectVersion, version);
-    if (stored && storedBytes && !incomingWins(hlcOfInverted(stored), storedBytes, hlc, bytes)) return false;
+    if (stored && storedBytes && !versionWins(hlcOfInverted(stored), storedBytes, version, bytes)) return false;
     if (storedKey) tx.del(storedKey);
     const inverted = invertedHlc(hlc);
     tx.put(objectKey(bucket, key, inverted, versionId), bytes);

@@ -2,6 +2,7 @@
 // access keys from `tessera admin key` with per-bucket grants, canned and explicit ACLs,
 // bucket policies (public read, explicit Deny beating Allow, conditions) and policy status.
 import { execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
 import {
   CreateBucketCommand, DeleteBucketPolicyCommand, DeleteObjectCommand, GetBucketAclCommand, GetBucketPolicyCommand, GetBucketPolicyStatusCommand,
@@ -155,4 +156,60 @@ print(json.dumps(anon.get_object(Bucket='${Bucket}', Key='public/a.txt')['Body']
   await settle();
   t.equal((await anonymous(`/${Bucket}/public/a.txt`)).status, 403, 'private again without the policy');
   t.same(await s3Failure(s3.send(new GetBucketPolicyStatusCommand({ Bucket }))), { code: 'NoSuchBucketPolicy', status: 404 });
+});
+
+t.test('browser POST uploads: boto3 presigned posts (SigV4), SigV2 policies, conditions, redirects', async (t) => {
+  const Bucket = 'uploads-by-form';
+  await s3.send(new CreateBucketCommand({ Bucket }));
+  const presign = async (key: string, conditions: unknown[], fields: Record<string, string> = {}) => JSON.parse((await execFileAsync('python3', ['-c', `
+import boto3, json, sys
+from botocore.config import Config
+s3 = boto3.client('s3', config=Config(signature_version='s3v4'))
+print(json.dumps(s3.generate_presigned_post('${Bucket}', sys.argv[1], Fields=json.loads(sys.argv[3]), Conditions=json.loads(sys.argv[2]), ExpiresIn=600)))
+`, key, JSON.stringify(conditions), JSON.stringify(fields)], { env: cluster.clientEnv })).stdout) as { url: string; fields: Record<string, string> };
+  const post = (fields: Record<string, string>, file: string, filename = 'photo.jpg') => {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
+    form.append('file', new Blob([file]), filename);
+    return fetch(`${cluster.endpoint}/${Bucket}`, { method: 'POST', body: form, redirect: 'manual' });
+  };
+
+  const signed = await presign('photos/${filename}', [['starts-with', '$key', 'photos/'], ['content-length-range', 1, 100], { 'Content-Type': 'image/jpeg' }, { success_action_status: '201' }],
+    { 'Content-Type': 'image/jpeg', success_action_status: '201' });
+  const created = await post(signed.fields, 'jpeg bytes');
+  const createdXml = await created.text();
+  t.equal(created.status, 201, createdXml);
+  t.match(createdXml, /<Key>photos\/photo\.jpg<\/Key>/);
+  const stored = await s3.send(new GetObjectCommand({ Bucket, Key: 'photos/photo.jpg' }));
+  t.same([stored.ContentType, await stored.Body!.transformToString()], ['image/jpeg', 'jpeg bytes']);
+
+  const tooBig = await post(signed.fields, 'x'.repeat(101));
+  t.same([tooBig.status, /<Code>(\w+)</.exec(await tooBig.text())?.[1]], [400, 'EntityTooLarge'], 'content-length-range');
+  const wrongType = await post({ ...signed.fields, 'Content-Type': 'text/html' }, 'x');
+  t.same([wrongType.status, /<Code>(\w+)</.exec(await wrongType.text())?.[1]], [403, 'AccessDenied'], 'a field the policy does not allow');
+  const forged = await post({ ...signed.fields, 'x-amz-signature': '0'.repeat(64) }, 'x');
+  t.same([forged.status, /<Code>(\w+)</.exec(await forged.text())?.[1]], [403, 'SignatureDoesNotMatch']);
+  const extra = await post({ ...signed.fields, 'x-amz-meta-sneaky': 'yes' }, 'x');
+  t.same([extra.status, /<Code>(\w+)</.exec(await extra.text())?.[1]], [403, 'AccessDenied'], 'fields outside the policy');
+  const anonymousForm = await post({ key: 'anon.txt' }, 'x');
+  t.same([anonymousForm.status, /<Code>(\w+)</.exec(await anonymousForm.text())?.[1]], [403, 'AccessDenied'], 'no signature: anonymous, refused on a private bucket');
+  const noKey = await post(Object.fromEntries(Object.entries(signed.fields).filter(([k]) => k !== 'key')), 'x');
+  t.same([noKey.status, /<Code>(\w+)</.exec(await noKey.text())?.[1]], [400, 'InvalidArgument']);
+
+  // SigV2: the signature is HMAC-SHA1 of the base64 policy; success_action_redirect gets a 303.
+  const policy = Buffer.from(JSON.stringify({ expiration: new Date(Date.now() + 600_000).toISOString(), conditions: [
+    { bucket: Bucket }, ['starts-with', '$key', 'v2/'], ['starts-with', '$success_action_redirect', 'https://app.example.com/'], ['eq', '$acl', 'public-read']] })).toString('base64');
+  const v2Fields = { key: 'v2/doc.txt', AWSAccessKeyId: cluster.accessKeyId, policy, acl: 'public-read',
+    signature: createHmac('sha1', cluster.secretAccessKey).update(policy).digest('base64'), success_action_redirect: 'https://app.example.com/done' };
+  const redirected = await post(v2Fields, 'v2 body');
+  t.equal(redirected.status, 303);
+  const location = new URL(redirected.headers.get('location')!);
+  t.same([location.origin + location.pathname, location.searchParams.get('key'), location.searchParams.get('bucket')], ['https://app.example.com/done', 'v2/doc.txt', Bucket]);
+  t.equal(await (await anonymous(`/${Bucket}/v2/doc.txt`)).text(), 'v2 body', 'acl field applied');
+
+  const expiredPolicy = Buffer.from(JSON.stringify({ expiration: '2020-01-01T00:00:00Z', conditions: [{ bucket: Bucket }] })).toString('base64');
+  const expired = await post({ key: 'late.txt', AWSAccessKeyId: cluster.accessKeyId, policy: expiredPolicy, signature: createHmac('sha1', cluster.secretAccessKey).update(expiredPolicy).digest('base64') }, 'x');
+  t.same([expired.status, /<Code>(\w+)</.exec(await expired.text())?.[1]], [403, 'AccessDenied'], 'expired policy');
+  const notForm = await signedSend(cluster.endpoint, root, { method: 'POST', path: `/${Bucket}`, body: 'plain', headers: { 'content-type': 'text/plain' } });
+  t.same([notForm.status, errorCode(notForm)], [400, 'MalformedPOSTRequest']);
 });

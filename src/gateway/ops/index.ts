@@ -14,6 +14,7 @@ import { operations as lifecycle } from './lifecycle.js';
 import { operations as multipart } from './multipart.js';
 import { operations as objectLock } from './object-lock.js';
 import { operations as policy } from './policy.js';
+import { operations as postObject } from './post-object.js';
 import { operations as tagging } from './tagging.js';
 import { operations as versioning } from './versioning.js';
 
@@ -33,4 +34,5 @@ export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...cors,
   ...lifecycle,
   ...encryption,
+  ...postObject,
 ];
