@@ -2,12 +2,13 @@
 // processes at 4+2 while a seeded nemesis kills, pauses, partitions and fills nodes, corrupts and
 // deletes shard files and kill -9s the gateway. Then: no acknowledged write lost, no wrong bytes,
 // listings match, errors only of the allowed kinds, and heal restores full redundancy.
-// The seed comes from TESSERA_FAULT_SEED when set, so a failing run can be replayed.
+// The seed is fixed (1) so CI runs the same fault schedule; set TESSERA_FAULT_SEED to try others
+// (npm run soak picks a fresh one each run).
 import t from 'tap';
 import { runChaos } from '../lib/faults/chaos.js';
 import { FaultCluster } from '../lib/faults/fault-cluster.js';
 
-const seed = Number(process.env.TESSERA_FAULT_SEED ?? Date.now() % 1_000_000);
+const seed = Number(process.env.TESSERA_FAULT_SEED ?? 1);
 const cluster = await FaultCluster.start({ nodes: 6, dataShards: 4, parityShards: 2 });
 t.teardown(() => cluster.stop());
 t.comment(`seed ${seed}; nodes ${cluster.usesNamespaces ? 'in network namespaces' : 'on loopback (no netns: SIGSTOP stands in for partitions)'}`);

@@ -18,7 +18,7 @@ const ROUNDS = 3;
 const PUTS_PER_ROUND = 4;
 const COMPLETES_PER_ROUND = 3;
 
-const seed = Number(process.env.TESSERA_FAULT_SEED ?? Date.now() % 1_000_000);
+const seed = Number(process.env.TESSERA_FAULT_SEED ?? 7);
 const random = new Random(seed);
 const cluster = await FaultCluster.start({ nodes: 6, dataShards: 4, parityShards: 2 });
 t.teardown(() => cluster.stop());

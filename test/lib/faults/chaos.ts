@@ -2,6 +2,8 @@
 // fault is undone, the cluster is healed, and the checker proves what the clients were promised.
 // The CI test and the soak command both run this, for seconds or for minutes.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pb } from '../../../src/common/node-service.js';
+import { allVersions, healVersion } from '../../../src/replication/heal.js';
 import { checkErrors, checkListing, RegisterChecker, type Violation } from './checker.js';
 import type { FaultCluster } from './fault-cluster.js';
 import { History, type ReadOp } from './history.js';
@@ -34,7 +36,7 @@ export interface ChaosSummary {
   roundHealMs: number[];
   /** Wall time of the full heal after the nemesis stopped. */
   finalHealMs: number;
-  /** A second heal pass found nothing left to rebuild, and a scrub found nothing missing or corrupt. */
+  /** A second heal pass found nothing left to rebuild, and every shard of every version verifies. */
   redundancyRestored: boolean;
   /** Every object read back intact with `parityShards` nodes down after healing. */
   survivesParityLoss: boolean;
@@ -61,7 +63,7 @@ export async function runChaos(cluster: FaultCluster, options: ChaosOptions): Pr
 
     await cluster.restoreAll();
     const healStarted = Date.now();
-    await untilOk(async () => (await cluster.admin(['heal'])).code === 0);
+    const healFailures = [...nemesis.report.healFailures, ...await finalHeal(cluster, log)];
     const finalHealMs = Date.now() - healStarted;
     const redundancyRestored = await nothingLeftToHeal(cluster, log);
 
@@ -86,7 +88,7 @@ export async function runChaos(cluster: FaultCluster, options: ChaosOptions): Pr
       lost: violations.filter((v) => v.kind === 'lost-write' || v.kind === 'deleted-came-back').length,
       corruptReads: violations.filter((v) => v.kind === 'corrupt-read').length,
       violations,
-      healFailures: nemesis.report.healFailures,
+      healFailures,
       roundHealMs: nemesis.report.healMs,
       finalHealMs,
       redundancyRestored,
@@ -107,15 +109,68 @@ async function untilOk(attempt: () => Promise<boolean>): Promise<void> {
   }
 }
 
-/** A second full heal rebuilds nothing and a scrub of every node finds no missing or corrupt shard. */
+/** Heal until a pass succeeds (a few tries: restarted nodes rejoin); else what failed and why. */
+async function finalHeal(cluster: FaultCluster, log: (line: string) => void): Promise<string[]> {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const heal = await cluster.admin(['heal']);
+    if (heal.code === 0) return [];
+    log(`final heal attempt ${attempt} failed: ${heal.stdout.trim().split('\n').at(-1)} ${heal.stderr.trim().slice(0, 500)}`);
+    await sleep(2_000);
+  }
+  return (await unhealableVersions(cluster)).map((problem) => `final heal: ${problem}`);
+}
+
+/** Versions that one heal attempt cannot complete, with the reason (for the report). */
+async function unhealableVersions(cluster: FaultCluster): Promise<string[]> {
+  const store = await cluster.connectStore();
+  const problems: string[] = [];
+  const report = { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 };
+  try {
+    for await (const v of allVersions(store)) {
+      const outcome = await healVersion(store, v.bucket, v.key, v.versionId, report).then((ok) => (ok ? '' : 'a holder is unreachable'), (err: Error) => err.message);
+      if (outcome) problems.push(`${v.bucket}/${v.key} version ${v.versionId}: ${outcome}`);
+    }
+  } finally {
+    await store.close();
+  }
+  return problems.length ? problems : ['heal failed, but every version healed when tried one by one'];
+}
+
+/**
+ * Full redundancy, checked below the S3 API: a second full heal rebuilds nothing, and every
+ * shard of every stored version is on its node and verifies. (A scrub would also count parts of
+ * uploads never completed, which are not objects and which heal leaves alone.)
+ */
 async function nothingLeftToHeal(cluster: FaultCluster, log: (line: string) => void): Promise<boolean> {
   const heal = await cluster.admin(['heal']);
   const done = /heal done: (\{.*\})/.exec(heal.stdout)?.[1];
   const report = done ? JSON.parse(done) as { healedShards: number; healedRecords: number; failed: number } : undefined;
-  const scrub = await cluster.admin(['scrub']);
-  const restored = heal.code === 0 && report?.healedShards === 0 && report.healedRecords === 0 && scrub.code === 0;
-  if (!restored) log(`redundancy not restored:\n${heal.stdout}${heal.stderr}\n${scrub.stdout}${scrub.stderr}`);
+  const problems = await unhealthyShards(cluster);
+  const restored = heal.code === 0 && report?.healedShards === 0 && report.healedRecords === 0 && problems.length === 0;
+  if (!restored) log(`redundancy not restored: ${heal.stdout.trim().split('\n').at(-1)} ${problems.slice(0, 20).join(', ')}`);
   return restored;
+}
+
+/** Shards of stored versions that are missing, corrupt or unreachable, as `dataId.index@node state`. */
+async function unhealthyShards(cluster: FaultCluster): Promise<string[]> {
+  const store = await cluster.connectStore();
+  const problems: string[] = [];
+  try {
+    for await (const version of allVersions(store)) {
+      for (const segment of (version.segments ?? []).filter((s) => !s.inline)) {
+        const nodes = segment.nodes ?? [];
+        const result = await store.cluster.fanOut(nodes, (client, id) =>
+          client.verifyShards([{ dataId: segment.dataId, shardIndex: nodes.indexOf(id) }]));
+        nodes.forEach((id, index) => {
+          const state = result.ok.get(id)?.shards?.[0]?.state;
+          if (state !== pb.ShardStatus.State.OK) problems.push(`${segment.dataId}.${index}@${id} ${state == null ? 'unreachable' : pb.ShardStatus.State[state]}`);
+        });
+      }
+    }
+  } finally {
+    await store.close();
+  }
+  return problems;
 }
 
 /** The settled value of every key ever written (503s retried: nodes may still be rejoining). */
