@@ -68,7 +68,7 @@ export async function runChaos(cluster: FaultCluster, options: ChaosOptions): Pr
     const redundancyRestored = await nothingLeftToHeal(cluster, log);
 
     const checker = new RegisterChecker(history);
-    const finalReads = await readAll(client, history);
+    const finalReads = await readSettled(client, history, BUCKET, history.keys);
     const violations = [
       ...checker.checkReads(),
       ...checker.checkFinal(finalReads),
@@ -110,7 +110,7 @@ async function untilOk(attempt: () => Promise<boolean>): Promise<void> {
 }
 
 /** Heal until a pass succeeds (a few tries: restarted nodes rejoin); else what failed and why. */
-async function finalHeal(cluster: FaultCluster, log: (line: string) => void): Promise<string[]> {
+export async function finalHeal(cluster: FaultCluster, log: (line: string) => void = () => undefined): Promise<string[]> {
   for (let attempt = 1; attempt <= 5; attempt++) {
     const heal = await cluster.admin(['heal']);
     if (heal.code === 0) return [];
@@ -173,14 +173,14 @@ async function unhealthyShards(cluster: FaultCluster): Promise<string[]> {
   return problems;
 }
 
-/** The settled value of every key ever written (503s retried: nodes may still be rejoining). */
-async function readAll(client: FaultS3Client, history: History): Promise<ReadOp[]> {
+/** The settled value of each key (503s retried: nodes may still be rejoining). */
+export async function readSettled(client: FaultS3Client, history: History, bucket: string, keys: string[]): Promise<ReadOp[]> {
   const reads: ReadOp[] = [];
-  for (const key of history.keys) {
-    let read = await readKey(client, history, BUCKET, key);
+  for (const key of keys) {
+    let read = await readKey(client, history, bucket, key);
     for (let attempt = 0; read.value === undefined && !read.corrupt && attempt < 10; attempt++) {
       await sleep(1_000);
-      read = await readKey(client, history, BUCKET, key);
+      read = await readKey(client, history, bucket, key);
     }
     reads.push(read);
   }
