@@ -74,13 +74,17 @@ export class BulkShardWriter implements ShardSink {
     });
   }
 
+  /** End the stream; a node that does not confirm within the idle limit (paused, cut off) failed. */
   async finish(): Promise<pb.IShardWriteResult | undefined> {
     if (!this.failed) this.socket.write(frameHeader(0));
+    const timer = setTimeout(() => this.fail(new StoreError('Unavailable',
+      `node ${this.nodeId}: no shard confirmation`, { nodeId: this.nodeId })), this.idleMs);
     try {
       return await this.result;
     } catch {
       return undefined;
     } finally {
+      clearTimeout(timer);
       this.socket.end();
     }
   }

@@ -193,12 +193,19 @@ class GrpcShardWriter implements ShardSink {
     clearTimeout(timer);
   }
 
+  /** End the stream; a node that does not confirm within the idle limit (paused, cut off) failed. */
   async finish(): Promise<pb.IShardWriteResult | undefined> {
     if (!this.failed) this.call.end();
+    const timer = setTimeout(() => {
+      this.failed ??= new StoreError('Unavailable', `node ${this.nodeId}: no shard confirmation`, { nodeId: this.nodeId });
+      this.call.cancel();
+    }, STREAM_IDLE_MS);
     try {
       return await this.result;
     } catch {
       return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
