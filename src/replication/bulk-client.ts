@@ -28,6 +28,23 @@ function asStoreError(err: unknown, nodeId: string): StoreError {
     : new StoreError('Unavailable', `node ${nodeId}: bulk channel: ${(err as Error).message}`, { nodeId });
 }
 
+/** The node's confirmation of a finished shard; undefined if it failed or stayed silent `ms` (then `onSilence` runs). */
+export async function awaitConfirmation(result: Promise<pb.IShardWriteResult>, ms: number,
+  onSilence: () => void): Promise<pb.IShardWriteResult | undefined> {
+  const timer = setTimeout(onSilence, ms);
+  try {
+    return await result;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function silentNode(nodeId: string): StoreError {
+  return new StoreError('Unavailable', `node ${nodeId}: no shard confirmation`, { nodeId });
+}
+
 export class BulkShardWriter implements ShardSink {
   private readonly socket: Socket;
   readonly result: Promise<pb.IShardWriteResult>;
@@ -77,16 +94,9 @@ export class BulkShardWriter implements ShardSink {
   /** End the stream; a node that does not confirm within the idle limit (paused, cut off) failed. */
   async finish(): Promise<pb.IShardWriteResult | undefined> {
     if (!this.failed) this.socket.write(frameHeader(0));
-    const timer = setTimeout(() => this.fail(new StoreError('Unavailable',
-      `node ${this.nodeId}: no shard confirmation`, { nodeId: this.nodeId })), this.idleMs);
-    try {
-      return await this.result;
-    } catch {
-      return undefined;
-    } finally {
-      clearTimeout(timer);
-      this.socket.end();
-    }
+    const result = await awaitConfirmation(this.result, this.idleMs, () => this.fail(silentNode(this.nodeId)));
+    this.socket.end();
+    return result;
   }
 
   abort(): void {

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../common/cluster-auth.js';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import { bulkChannelOptions, pb, storageNodeService as svc } from '../common/node-service.js';
-import { BulkShardWriter, openBulkReader } from './bulk-client.js';
+import { awaitConfirmation, BulkShardWriter, openBulkReader, silentNode } from './bulk-client.js';
 
 const UNARY_DEADLINE_MS = 8_000;
 /** Blocks queued per shard stream before the writer waits. */
@@ -196,17 +196,10 @@ class GrpcShardWriter implements ShardSink {
   /** End the stream; a node that does not confirm within the idle limit (paused, cut off) failed. */
   async finish(): Promise<pb.IShardWriteResult | undefined> {
     if (!this.failed) this.call.end();
-    const timer = setTimeout(() => {
-      this.failed ??= new StoreError('Unavailable', `node ${this.nodeId}: no shard confirmation`, { nodeId: this.nodeId });
+    return awaitConfirmation(this.result, STREAM_IDLE_MS, () => {
+      this.failed ??= silentNode(this.nodeId);
       this.call.cancel();
-    }, STREAM_IDLE_MS);
-    try {
-      return await this.result;
-    } catch {
-      return undefined;
-    } finally {
-      clearTimeout(timer);
-    }
+    });
   }
 
   abort(): void {
