@@ -43,6 +43,7 @@ export const storageNodeService = {
   PutMeta: method('PutMeta', pb.PutMetaRequest, pb.PutMetaResult),
   GetMeta: method('GetMeta', pb.GetMetaRequest, pb.GetMetaResult),
   DeleteMeta: method('DeleteMeta', pb.DeleteMetaRequest, pb.Ack),
+  ResolveMeta: method('ResolveMeta', pb.ResolveMetaRequest, pb.Ack),
   List: method('List', pb.ListRequest, pb.ListPage, false, true),
   PutUpload: method('PutUpload', pb.UploadRecord, pb.Ack),
   GetUpload: method('GetUpload', pb.UploadKey, pb.UploadRecord),
@@ -75,3 +76,15 @@ export const bulkChannelOptions: grpc.ChannelOptions = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
 };
+
+/** Names one revertible metadata write: a put by its version's (hlc, revision), a delete by (hlc, 0). */
+export interface WriteStamp {
+  hlc: number;
+  revision: number;
+}
+
+/** How long a unary node call may take before the caller gives up (and reverts a revertible write). */
+export const UNARY_DEADLINE_MS = 8_000;
+
+/** Clock difference between hosts that a node allows for when it judges how old a write is. */
+export const MAX_CLOCK_SKEW_MS = 5_000;

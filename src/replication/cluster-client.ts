@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { StoreError } from '../common/errors.js';
 import { HybridClock, hlcToMillis } from '../common/hlc.js';
-import { pb } from '../common/node-service.js';
+import { pb, type WriteStamp } from '../common/node-service.js';
 import { Cluster, type FanOutResult } from './cluster.js';
 import { HealQueue } from './heal.js';
 import { type Layout, layoutOf, makeLayout, readQuorum, writeQuorum } from './layout.js';
@@ -125,15 +125,26 @@ export class ClusterClient implements ObjectStore {
     const layout = this.defaultLayout();
     const nodes = this.placement(version.bucket, version.key, layout);
     const quorum = writeQuorum(layout.dataShards, layout.parityShards);
-    const result = await this.cluster.fanOut(nodes, (client, id) => client.putMeta([recordFor(version, inline, id)]));
+    const ref = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+    const stamp = { hlc: version.hlc, revision: Number(version.revision ?? 0) };
+    const result = await this.cluster.fanOut(nodes, (client, id) => client.putMeta([recordFor(version, inline, id)], true));
     if (result.ok.size >= quorum) {
       if (result.failed.size) this.heal.enqueue(version.bucket, version.key, version.versionId);
+      const keepers = [...result.ok].filter(([, res]) => res.keptPrevious?.[0]).map(([id]) => id);
+      this.resolveInBackground(keepers, ref, stamp);
       return;
     }
-    await this.cluster.fanOut([...result.ok.keys()], (client) =>
-      client.deleteMeta([{ bucket: version.bucket, key: version.key, versionId: version.versionId }], this.clock.now()));
+    await this.cluster.fanOut(nodes, (client) => client.resolveMeta(ref, stamp, false));
     await this.discardSegments(written.map((w) => w.segment));
     throw quorumError('metadata write', result, quorum);
+  }
+
+  /**
+   * Tells nodes that a revertible write reached its quorum, so they drop what it replaced. Not
+   * awaited: the write is already safe, and a node that misses this drops it after KEPT_TTL.
+   */
+  private resolveInBackground(ids: string[], ref: pb.IObjectKey[], stamp: WriteStamp): void {
+    if (ids.length) void this.cluster.fanOut(ids, (client) => client.resolveMeta(ref, stamp, true));
   }
 
   /** Nodes currently holding a record of this version (for rebalancing). */
@@ -146,7 +157,8 @@ export class ClusterClient implements ObjectStore {
   /** Store a version with new shard locations on its placement, then drop it from `dropFrom`. */
   async relocateVersion(version: ObjectVersion, segments: DataSegment[], dropFrom: string[]): Promise<void> {
     const inline = await this.completeInlineShards(version);
-    await this.commitVersion({ ...version, segments }, inline, []);
+    // A new revision: the version's shard locations changed, and its stamp is fresh for the nodes.
+    await this.commitVersion({ ...version, segments, revision: this.clock.now() }, inline, []);
     const key = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
     await this.cluster.fanOut(dropFrom, (client) => client.deleteMeta(key, this.clock.now()));
   }
@@ -196,14 +208,20 @@ export class ClusterClient implements ObjectStore {
     await this.cluster.fanOut([...byNode.keys()], (client, id) => client.deleteShards(byNode.get(id)!));
   }
 
+  /** Purges a version on a write quorum; short of one, the nodes that purged it put it back. */
   async deleteVersion(bucket: string, key: string, versionId: string): Promise<void> {
     const existing = await this.getVersion(bucket, key, versionId);
     const layout = this.defaultLayout();
     const nodes = this.placement(bucket, key, layout);
     const quorum = writeQuorum(layout.dataShards, layout.parityShards);
-    const result = await this.cluster.fanOut(nodes, (client) =>
-      client.deleteMeta([{ bucket, key, versionId }], this.clock.now()));
-    if (result.ok.size < quorum) throw quorumError('delete', result, quorum);
+    const ref = [{ bucket, key, versionId }];
+    const stamp = { hlc: this.clock.now(), revision: 0 };
+    const result = await this.cluster.fanOut(nodes, (client) => client.deleteMeta(ref, stamp.hlc, true));
+    if (result.ok.size < quorum) {
+      await this.cluster.fanOut(nodes, (client) => client.resolveMeta(ref, stamp, false));
+      throw quorumError('delete', result, quorum);
+    }
+    this.resolveInBackground([...result.ok.keys()], ref, stamp);
     if (existing) await this.discardSegments(existing.segments ?? []);
   }
 

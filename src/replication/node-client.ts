@@ -3,10 +3,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../common/cluster-auth.js';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
-import { bulkChannelOptions, pb, storageNodeService as svc } from '../common/node-service.js';
+import { bulkChannelOptions, pb, storageNodeService as svc, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { awaitConfirmation, BulkShardWriter, openBulkReader, silentNode } from './bulk-client.js';
 
-const UNARY_DEADLINE_MS = 8_000;
 /** Blocks queued per shard stream before the writer waits. */
 const MAX_IN_FLIGHT = 2;
 /** A stream that makes no progress for this long is treated as a dead node. */
@@ -54,9 +53,12 @@ export class NodeClient {
     });
   }
 
-  putMeta(versions: pb.IObjectVersion[]) { return this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions })); }
+  putMeta(versions: pb.IObjectVersion[], revertible = false) { return this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible })); }
   getMeta(keys: pb.IObjectKey[], withInline: boolean) { return this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline })); }
-  deleteMeta(keys: pb.IObjectKey[], hlc: number) { return this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create({ keys, hlc })); }
+  deleteMeta(keys: pb.IObjectKey[], hlc: number, revertible = false) { return this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create({ keys, hlc, revertible })); }
+  resolveMeta(keys: pb.IObjectKey[], stamp: WriteStamp, commit: boolean) {
+    return this.unary(svc.ResolveMeta, pb.ResolveMetaRequest.create({ keys, hlc: stamp.hlc, revision: stamp.revision, commit }));
+  }
   deleteShards(shards: pb.IShardRef[]) { return this.unary(svc.DeleteShards, pb.ShardRefs.create({ shards })); }
   verifyShards(shards: pb.IShardRef[]) { return this.unary(svc.VerifyShards, pb.ShardRefs.create({ shards }), 120_000); }
   putUpload(record: pb.IUploadRecord) { return this.unary(svc.PutUpload, pb.UploadRecord.create(record)); }

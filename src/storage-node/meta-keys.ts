@@ -5,6 +5,8 @@
 //   o 0 bucket 0 key 0 <~hlc u64 BE> versionId     -> ObjectVersion   (newest first per key)
 //   v 0 bucket 0 key 0 versionId                   -> <~hlc u64 BE>   (finds a version's record)
 //   t 0 bucket 0 key 0 versionId                   -> <hlc u64><deleted at ms u64> (tombstone)
+//   k 0 bucket 0 key 0 versionId                   -> KeptRecord (what a revertible write replaced)
+//   x 0 bucket 0 key 0 versionId                   -> <hlc u64><revision u64><at ms u64> (reverted write)
 //   u 0 bucket 0 key 0 uploadId                    -> UploadRecord without parts
 //   d 0 bucket 0 key 0 uploadId                    -> <0 u64><deleted at ms u64> (ended upload)
 //   p 0 bucket 0 key 0 uploadId 0 <part u32 BE>    -> <hlc u64><DataSegment>
@@ -19,6 +21,8 @@ export enum Space {
   Object = 'o',
   VersionIndex = 'v',
   Tombstone = 't',
+  Kept = 'k',
+  Reverted = 'x',
   Upload = 'u',
   EndedUpload = 'd',
   Part = 'p',

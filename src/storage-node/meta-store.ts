@@ -3,14 +3,20 @@
 // so each rule below is a read-check-write that sees all earlier writes, batched or not.
 import { Level } from 'level';
 import { StoreError } from '../common/errors.js';
-import { pb } from '../common/node-service.js';
+import { hlcToMillis } from '../common/hlc.js';
+import { MAX_CLOCK_SKEW_MS, pb, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { GroupCommitter, type Db, type Tx } from './group-commit.js';
 import {
   Space, encodeU64Pair, hlcOfInverted, invertedHlc, keysUnder, namesStartingWith, objectKey, partKey, prefixKey,
-  readU64, recordKey, singletonKey, spaceEnd,
+  readU64, recordKey, singletonKey, spaceEnd, splitKey,
 } from './meta-keys.js';
 
 export const TOMBSTONE_TTL_MS = 7 * 24 * 3600_000;
+/**
+ * A kept record outlives its write's resolution by this much at most: the writer settles or
+ * reverts within one request, so an entry this old lost its writer (a crash) and counts as settled.
+ */
+export const KEPT_TTL_MS = 10 * 60_000;
 
 export type ObjectVersion = pb.ObjectVersion;
 export type DataSegment = pb.IDataSegment;
@@ -24,6 +30,74 @@ export interface VersionRef {
   bucket: string;
   key: string;
   versionId: string;
+}
+
+export interface PutResult {
+  /** Per version: false where a newer version (or a tombstone) already won. */
+  applied: boolean[];
+  /** Per version: a replaced record is kept until ResolveMeta (revertible writes only). */
+  keptPrevious: boolean[];
+}
+
+/**
+ * What a revertible write replaced or purged. `tombstone` is undefined when the write left the
+ * tombstone alone (a put), null when there was none before (a delete), else its previous value.
+ */
+interface KeptRecord {
+  stamp: WriteStamp;
+  keptAt: number;
+  tombstone: Buffer | null | undefined;
+  record: Buffer | undefined;
+}
+
+const TOMBSTONE_UNTOUCHED = 0;
+const TOMBSTONE_ABSENT = 1;
+const TOMBSTONE_SAVED = 2;
+
+function encodeKept(kept: KeptRecord): Buffer {
+  const head = Buffer.alloc(25);
+  head.writeBigUInt64BE(BigInt(kept.stamp.hlc), 0);
+  head.writeBigUInt64BE(BigInt(kept.stamp.revision), 8);
+  head.writeBigUInt64BE(BigInt(kept.keptAt), 16);
+  head[24] = kept.tombstone === undefined ? TOMBSTONE_UNTOUCHED : kept.tombstone === null ? TOMBSTONE_ABSENT : TOMBSTONE_SAVED;
+  return Buffer.concat([head, kept.tombstone ?? Buffer.alloc(0), kept.record ?? Buffer.alloc(0)]);
+}
+
+function decodeKept(bytes: Buffer): KeptRecord {
+  const mode = bytes[24];
+  const tombstoneEnd = mode === TOMBSTONE_SAVED ? 41 : 25;
+  return {
+    stamp: { hlc: readU64(bytes, 0), revision: readU64(bytes, 8) },
+    keptAt: readU64(bytes, 16),
+    tombstone: mode === TOMBSTONE_UNTOUCHED ? undefined : mode === TOMBSTONE_ABSENT ? null : bytes.subarray(25, 41),
+    record: bytes.length > tombstoneEnd ? bytes.subarray(tombstoneEnd) : undefined,
+  };
+}
+
+function sameStamp(a: WriteStamp, b: WriteStamp): boolean {
+  return a.hlc === b.hlc && a.revision === b.revision;
+}
+
+function stampOf(version: ObjectVersion): WriteStamp {
+  return { hlc: version.hlc, revision: Number(version.revision ?? 0) };
+}
+
+/**
+ * A revertible write that arrives after its writer gave up on it (a request held up by a cut
+ * link and delivered when it healed) must not apply: the writer may have reverted it everywhere
+ * else, and this node would be left alone with a write that never reached its quorum.
+ */
+function refuseLateWrite(stamps: readonly WriteStamp[], now: number): void {
+  for (const { hlc, revision } of stamps) {
+    const age = now - hlcToMillis(Math.max(hlc, revision));
+    if (age > UNARY_DEADLINE_MS + MAX_CLOCK_SKEW_MS) {
+      throw new StoreError('Unavailable', `write stamped ${Math.round(age / 1000)} s ago arrived after its deadline`);
+    }
+  }
+}
+
+function segmentsOf(bytes: Buffer | undefined): DataSegment[] {
+  return bytes ? pb.ObjectVersion.decode(bytes).segments : [];
 }
 
 function encode<T>(cls: { encode(message: T): { finish(): Uint8Array } }, message: T): Buffer {
@@ -111,33 +185,79 @@ export class MetaStore {
 
   // ------------------------------------------------------------ object versions
 
-  /** Stores each version unless a newer one (or a tombstone) already won; true where applied. */
-  putVersions(versions: readonly ObjectVersion[]): Promise<boolean[]> {
+  /**
+   * Stores each version unless a newer one (or a tombstone) already won. A revertible write keeps
+   * the record it replaces (and its shards) until resolveWrites settles or reverts it.
+   */
+  async putVersions(versions: readonly ObjectVersion[], { revertible = false } = {}, now = Date.now()): Promise<PutResult> {
+    if (revertible) refuseLateWrite(versions.map(stampOf), now);
     return this.committer.run(async (tx) => {
-      const applied: boolean[] = [];
-      for (const version of versions) applied.push(this.putVersion(tx, version));
-      return applied;
+      const result: PutResult = { applied: [], keptPrevious: [] };
+      for (const version of versions) {
+        const outcome = this.putVersion(tx, version, revertible, now);
+        result.applied.push(outcome !== 'ignored');
+        result.keptPrevious.push(outcome === 'kept');
+      }
+      return result;
     });
   }
 
-  private putVersion(tx: Tx, version: ObjectVersion): boolean {
+  private putVersion(tx: Tx, version: ObjectVersion, revertible: boolean, now: number): 'ignored' | 'applied' | 'kept' {
     const { bucket, key, versionId, hlc } = version;
     requireNames('object version', { bucket, key, versionId });
+    const ref = { bucket, key, versionId };
+    if (this.wasReverted(tx, ref, stampOf(version))) return 'ignored';
     const tombstone = tx.get(recordKey(Space.Tombstone, bucket, key, versionId));
-    if (tombstone && readU64(tombstone) >= hlc) return false;
-    const indexKey = recordKey(Space.VersionIndex, bucket, key, versionId);
-    const stored = tx.get(indexKey);
-    const storedKey = stored && objectKey(bucket, key, stored, versionId);
-    const storedBytes = storedKey && tx.get(storedKey);
+    if (tombstone && readU64(tombstone) >= hlc) return 'ignored';
+    const storedBytes = this.storedRecord(tx, ref);
     const bytes = encode(pb.ObjectVersion, version);
-    if (stored && storedBytes && !versionWins(hlcOfInverted(stored), storedBytes, version, bytes)) return false;
-    if (storedKey) tx.del(storedKey);
+    if (storedBytes && !versionWins(storedBytes.hlc, storedBytes.bytes, version, bytes)) return 'ignored';
+    if (storedBytes) tx.del(storedBytes.key);
+    this.writeRecord(tx, ref, hlc, bytes);
+    if (!storedBytes) {
+      tx.afterCommit(() => { this.versionCount++; });
+      return 'applied';
+    }
+    if (revertible) {
+      this.keep(tx, ref, { stamp: stampOf(version), keptAt: now, tombstone: undefined, record: storedBytes.bytes }, version.segments);
+      return 'kept';
+    }
+    this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(storedBytes.bytes), version.segments));
+    return 'applied';
+  }
+
+  /** The version's current record, if any, with its key and hlc. */
+  private storedRecord(tx: Tx, { bucket, key, versionId }: VersionRef): { key: Buffer; hlc: number; bytes: Buffer } | undefined {
+    const inverted = tx.get(recordKey(Space.VersionIndex, bucket, key, versionId));
+    if (!inverted) return undefined;
+    const storedKey = objectKey(bucket, key, inverted, versionId);
+    const bytes = tx.get(storedKey);
+    return bytes && { key: storedKey, hlc: hlcOfInverted(inverted), bytes };
+  }
+
+  private writeRecord(tx: Tx, { bucket, key, versionId }: VersionRef, hlc: number, bytes: Buffer): void {
     const inverted = invertedHlc(hlc);
     tx.put(objectKey(bucket, key, inverted, versionId), bytes);
-    tx.put(indexKey, inverted);
-    if (storedBytes) this.releaseAfterCommit(tx, segmentsDropped(pb.ObjectVersion.decode(storedBytes).segments, version.segments));
-    else tx.afterCommit(() => { this.versionCount++; });
-    return true;
+    tx.put(recordKey(Space.VersionIndex, bucket, key, versionId), inverted);
+  }
+
+  /**
+   * Keeps what a revertible write replaced. An older write still unresolved loses its kept record
+   * (its shards go unless the current or newly kept record uses them): one level of undo per version.
+   */
+  private keep(tx: Tx, ref: VersionRef, kept: KeptRecord, currentSegments: readonly DataSegment[]): void {
+    const keptKey = recordKey(Space.Kept, ref.bucket, ref.key, ref.versionId);
+    const older = tx.get(keptKey);
+    if (older) {
+      const stillUsed = [...currentSegments, ...segmentsOf(kept.record)];
+      this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(decodeKept(older).record), stillUsed));
+    }
+    tx.put(keptKey, encodeKept(kept));
+  }
+
+  private wasReverted(tx: Tx, { bucket, key, versionId }: VersionRef, stamp: WriteStamp): boolean {
+    const marker = tx.get(recordKey(Space.Reverted, bucket, key, versionId));
+    return marker !== undefined && sameStamp({ hlc: readU64(marker, 0), revision: readU64(marker, 8) }, stamp);
   }
 
   private releaseAfterCommit(tx: Tx, segments: DataSegment[]): void {
@@ -148,43 +268,121 @@ export class MetaStore {
    * Purges exact versions stored at or before `hlc` (0: whatever is stored now) and leaves a
    * tombstone so a late write of the same version stays deleted. Their local shards go too.
    */
-  deleteVersions(refs: readonly VersionRef[], hlc: number, now = Date.now()): Promise<void> {
+  async deleteVersions(refs: readonly VersionRef[], hlc: number, { revertible = false } = {}, now = Date.now()): Promise<void> {
+    if (revertible) refuseLateWrite([{ hlc, revision: 0 }], now);
     return this.committer.run(async (tx) => {
-      for (const ref of refs) this.deleteVersion(tx, ref, hlc, now);
+      for (const ref of refs) this.deleteVersion(tx, ref, hlc, revertible, now);
     });
   }
 
-  private deleteVersion(tx: Tx, { bucket, key, versionId }: VersionRef, hlc: number, now: number): void {
+  private deleteVersion(tx: Tx, ref: VersionRef, hlc: number, revertible: boolean, now: number): void {
+    const { bucket, key, versionId } = ref;
     requireNames('delete', { bucket, key, versionId });
-    const indexKey = recordKey(Space.VersionIndex, bucket, key, versionId);
-    const stored = tx.get(indexKey);
-    const storedHlc = stored ? hlcOfInverted(stored) : 0;
-    const deleteHlc = hlc || storedHlc;
-    if (stored && storedHlc <= deleteHlc) {
-      const storedKey = objectKey(bucket, key, stored, versionId);
-      const removed = tx.get(storedKey);
-      tx.del(storedKey);
-      tx.del(indexKey);
+    const stamp = { hlc, revision: 0 };
+    if (revertible && this.wasReverted(tx, ref, stamp)) return;
+    const stored = this.storedRecord(tx, ref);
+    const deleteHlc = hlc || (stored?.hlc ?? 0);
+    let removed: Buffer | undefined;
+    if (stored && stored.hlc <= deleteHlc) {
+      removed = stored.bytes;
+      tx.del(stored.key);
+      tx.del(recordKey(Space.VersionIndex, bucket, key, versionId));
       tx.afterCommit(() => { this.versionCount--; });
-      if (removed) this.releaseAfterCommit(tx, segmentsDropped(pb.ObjectVersion.decode(removed).segments, []));
     }
     const tombstoneKey = recordKey(Space.Tombstone, bucket, key, versionId);
     const tombstone = tx.get(tombstoneKey);
+    if (revertible) this.keep(tx, ref, { stamp, keptAt: now, tombstone: tombstone ?? null, record: removed }, []);
+    else this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(removed), []));
     if (!tombstone || readU64(tombstone) < deleteHlc) tx.put(tombstoneKey, encodeU64Pair(deleteHlc, now));
   }
 
-  /** Drops tombstones older than the TTL: by then no late write of their version is in flight. */
+  /**
+   * The outcome of revertible writes. Settled (commit): drop what they kept. Reverted: undo them
+   * here — remove the record they wrote, restore what they replaced or purged — and refuse late
+   * copies of them, all without touching a newer write that has since won.
+   */
+  resolveWrites(refs: readonly VersionRef[], stamp: WriteStamp, commit: boolean, now = Date.now()): Promise<void> {
+    return this.committer.run(async (tx) => {
+      for (const ref of refs) {
+        requireNames('resolve', { bucket: ref.bucket, key: ref.key, versionId: ref.versionId });
+        if (commit) this.settle(tx, ref, stamp);
+        else this.revert(tx, ref, stamp, now);
+      }
+    });
+  }
+
+  /** The kept record of the write with this stamp (undefined: none, or another write's). */
+  private keptBy(tx: Tx, { bucket, key, versionId }: VersionRef, stamp: WriteStamp): KeptRecord | undefined {
+    const bytes = tx.get(recordKey(Space.Kept, bucket, key, versionId));
+    const kept = bytes && decodeKept(bytes);
+    return kept && sameStamp(kept.stamp, stamp) ? kept : undefined;
+  }
+
+  private settle(tx: Tx, ref: VersionRef, stamp: WriteStamp): void {
+    const kept = this.keptBy(tx, ref, stamp);
+    if (kept) this.dropKept(tx, ref, kept);
+  }
+
+  /** Forgets a kept record; its shards go unless the current record still uses them. */
+  private dropKept(tx: Tx, ref: VersionRef, kept: KeptRecord): void {
+    tx.del(recordKey(Space.Kept, ref.bucket, ref.key, ref.versionId));
+    this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(kept.record), segmentsOf(this.storedRecord(tx, ref)?.bytes)));
+  }
+
+  private revert(tx: Tx, ref: VersionRef, stamp: WriteStamp, now: number): void {
+    const { bucket, key, versionId } = ref;
+    const kept = this.keptBy(tx, ref, stamp);
+    const current = this.storedRecord(tx, ref);
+    const written = current && sameStamp(stampOf(pb.ObjectVersion.decode(current.bytes)), stamp) ? current : undefined;
+    if (written) {
+      tx.del(written.key);
+      tx.del(recordKey(Space.VersionIndex, bucket, key, versionId));
+      tx.afterCommit(() => { this.versionCount--; });
+      this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(written.bytes), segmentsOf(kept?.record)));
+    }
+    if (kept) {
+      tx.del(recordKey(Space.Kept, bucket, key, versionId));
+      if (kept.record && (written || !current)) {
+        this.writeRecord(tx, ref, pb.ObjectVersion.decode(kept.record).hlc, kept.record);
+        tx.afterCommit(() => { this.versionCount++; });
+      }
+      const tombstoneKey = recordKey(Space.Tombstone, bucket, key, versionId);
+      if (kept.tombstone === null) tx.del(tombstoneKey);
+      else if (kept.tombstone) tx.put(tombstoneKey, kept.tombstone);
+    }
+    const marker = Buffer.alloc(24);
+    marker.writeBigUInt64BE(BigInt(stamp.hlc), 0);
+    marker.writeBigUInt64BE(BigInt(stamp.revision), 8);
+    marker.writeBigUInt64BE(BigInt(now), 16);
+    tx.put(recordKey(Space.Reverted, bucket, key, versionId), marker);
+  }
+
+  /**
+   * Drops tombstones and revert markers older than the TTL (by then no late write of their version
+   * is in flight), and settles kept records whose writer never resolved them.
+   */
   async purgeExpiredTombstones(now = Date.now()): Promise<number> {
     const expired: Buffer[] = [];
-    for (const space of [Space.Tombstone, Space.EndedUpload]) {
+    const markers: Array<[Space, number]> = [[Space.Tombstone, 8], [Space.EndedUpload, 8], [Space.Reverted, 16]];
+    for (const [space, timeOffset] of markers) {
       for await (const [key, value] of this.db.iterator(this.spaceRange(space))) {
-        if (readU64(value, 8) + TOMBSTONE_TTL_MS < now) expired.push(key);
+        if (readU64(value, timeOffset) + TOMBSTONE_TTL_MS < now) expired.push(key);
       }
     }
-    if (expired.length > 0) {
-      await this.committer.run(async (tx) => { for (const key of expired) tx.del(key); });
+    const abandoned: Array<[VersionRef, KeptRecord]> = [];
+    for await (const [key, value] of this.db.iterator(this.spaceRange(Space.Kept))) {
+      const kept = decodeKept(value);
+      if (kept.keptAt + KEPT_TTL_MS >= now) continue;
+      const [bucket, objectName, versionId] = splitKey(key, 3).parts as [string, string, string];
+      abandoned.push([{ bucket, key: objectName, versionId }, kept]);
     }
-    return expired.length;
+    if (expired.length + abandoned.length > 0) {
+      await this.committer.run(async (tx) => {
+        for (const key of expired) tx.del(key);
+        for (const [ref, kept] of abandoned) this.settle(tx, ref, kept.stamp);
+      });
+    }
+    return expired.length + abandoned.length;
   }
 
   /** The version asked for, or the newest (possibly a delete marker) when version_id is empty. */
@@ -340,6 +538,9 @@ export class MetaStore {
   async *referencedSegments(): AsyncGenerator<DataSegment> {
     for await (const value of this.db.values(this.spaceRange(Space.Object))) {
       yield* pb.ObjectVersion.decode(value).segments;
+    }
+    for await (const value of this.db.values(this.spaceRange(Space.Kept))) {
+      yield* segmentsOf(decodeKept(value).record);
     }
     for await (const value of this.db.values(this.spaceRange(Space.Part))) {
       yield pb.DataSegment.decode(value.subarray(8));

@@ -115,12 +115,16 @@ class NodeService {
       GetShard: this.serverStream((call: grpc.ServerWritableStream<pb.IShardRead, pb.IShardChunk>) => this.getShard(call)),
       DeleteShards: this.unary((req: pb.IShardRefs) => this.deleteShards(req)),
       VerifyShards: this.unary((req: pb.IShardRefs) => this.verifyShards(req)),
-      PutMeta: this.unary(async (req: pb.IPutMetaRequest) => ({
-        applied: await this.meta.putVersions((req.versions ?? []).map((v) => pb.ObjectVersion.create(v))),
-      })),
+      PutMeta: this.unary((req: pb.IPutMetaRequest) =>
+        this.meta.putVersions((req.versions ?? []).map((v) => pb.ObjectVersion.create(v)), { revertible: req.revertible ?? false })),
       GetMeta: this.unary((req: pb.IGetMetaRequest) => this.getMeta(req)),
       DeleteMeta: this.unary(async (req: pb.IDeleteMetaRequest) => {
-        await this.meta.deleteVersions((req.keys ?? []).map(versionRefOf), req.hlc ?? 0);
+        await this.meta.deleteVersions((req.keys ?? []).map(versionRefOf), req.hlc ?? 0, { revertible: req.revertible ?? false });
+        return { ok: true };
+      }),
+      ResolveMeta: this.unary(async (req: pb.IResolveMetaRequest) => {
+        const stamp = { hlc: req.hlc ?? 0, revision: req.revision ?? 0 };
+        await this.meta.resolveWrites((req.keys ?? []).map(versionRefOf), stamp, req.commit ?? false);
         return { ok: true };
       }),
       List: this.serverStream((call: grpc.ServerWritableStream<pb.IListRequest, pb.IListPage>) => this.list(call)),

@@ -53,13 +53,7 @@ t.test('with three of six nodes gone only 503 comes back', async (t) => {
   await cluster.restoreAll();
 });
 
-// Known bug, found by this test: a refused (503) overwrite of a small object replaces the null
-// version's record on the nodes that were up and its rollback then deletes it there, so the
-// acknowledged value keeps its inline shards on fewer than k nodes and stays unreadable (503)
-// for good. Marked todo until the replication layer keeps the previous record on rollback.
-const rollbackBug = 'a refused overwrite of an inline object destroys the acknowledged value (rollback deletes the record)';
-
-t.test('back above quorum: everything stored before reads back, nothing half-done', { todo: rollbackBug }, async (t) => {
+t.test('back above quorum: everything stored before reads back, nothing half-done', async (t) => {
   t.same(await finalHeal(cluster), [], 'heal succeeds once the nodes have rejoined');
   const checker = new RegisterChecker(history);
   const settled = await readSettled(client, history, BUCKET, [...keys, 'new-key']);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { pb } from '../../src/common/node-service.js';
-import { MetaStore, TOMBSTONE_TTL_MS, type DataSegment } from '../../src/storage-node/meta-store.js';
+import { KEPT_TTL_MS, MetaStore, TOMBSTONE_TTL_MS, type DataSegment } from '../../src/storage-node/meta-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-meta-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -28,15 +28,15 @@ const ref = (key: string, versionId = '') => ({ bucket: 'b', key, versionId });
 
 t.test('the null version is one slot: newer replaces and frees shards, older is ignored', async (t) => {
   const { store, released } = await openStore(t);
-  t.same(await store.putVersions([version('k', 'null', 100)]), [true]);
-  t.same(await store.putVersions([version('k', 'null', 200)]), [true], 'newer null version replaces');
+  t.same((await store.putVersions([version('k', 'null', 100)])).applied, [true]);
+  t.same((await store.putVersions([version('k', 'null', 200)])).applied, [true], 'newer null version replaces');
   t.same(released, ['d-k-100'], "the replaced version's shards are released");
-  t.same(await store.putVersions([version('k', 'null', 150)]), [false], 'a late older one is ignored');
+  t.same((await store.putVersions([version('k', 'null', 150)])).applied, [false], 'a late older one is ignored');
   t.equal((await store.getVersion(ref('k')))?.hlc, 200);
   t.equal((await store.getVersion(ref('k', 'null')))?.hlc, 200);
   t.equal(store.objectVersionCount, 1);
 
-  t.same(await store.putVersions([version('k', 'null', 200)]), [true], 'a retry of the same write is applied');
+  t.same((await store.putVersions([version('k', 'null', 200)])).applied, [true], 'a retry of the same write is applied');
   t.same(released, ['d-k-100'], 'and frees nothing it still uses');
 });
 
@@ -48,9 +48,9 @@ t.test('equal clocks: every arrival order keeps the same winner', async (t) => {
   await first.putVersions([one]);
   await first.putVersions([two]);
   await second.putVersions([two]);
-  t.same(await second.putVersions([one]), [false]);
+  t.same((await second.putVersions([one])).applied, [false]);
   t.equal((await first.getVersion(ref('k')))?.etag, (await second.getVersion(ref('k')))?.etag);
-  t.same(await first.putVersions([two]), [true], 'a retry of the winner is applied');
+  t.same((await first.putVersions([two])).applied, [true], 'a retry of the winner is applied');
 });
 
 t.test('named versions coexist; the newest (even a delete marker) answers an empty version id', async (t) => {
@@ -72,18 +72,18 @@ t.test('deleting a version purges it, frees its shards and keeps late writes out
   await store.deleteVersions([ref('k', 'v1')], 50);
   t.equal(await store.getVersion(ref('k', 'v1')), undefined);
   t.same(released, ['d-k-10']);
-  t.same(await store.putVersions([version('k', 'v1', 10)]), [false], 'a late write of the purged version stays deleted');
-  t.same(await store.putVersions([version('k', 'v1', 60)]), [true], 'a write newer than the delete is applied');
+  t.same((await store.putVersions([version('k', 'v1', 10)])).applied, [false], 'a late write of the purged version stays deleted');
+  t.same((await store.putVersions([version('k', 'v1', 60)])).applied, [true], 'a write newer than the delete is applied');
 
   await store.deleteVersions([ref('k', 'null')], 5);
   t.equal((await store.getVersion(ref('k', 'null')))?.hlc, 20, 'a delete older than the stored version leaves it');
   await store.deleteVersions([ref('k', 'null')], 0);
   t.equal(await store.getVersion(ref('k', 'null')), undefined, 'hlc 0 deletes whatever is stored');
-  t.same(await store.putVersions([version('k', 'null', 20)]), [false], 'and its tombstone holds that hlc');
+  t.same((await store.putVersions([version('k', 'null', 20)])).applied, [false], 'and its tombstone holds that hlc');
 
   t.equal(await store.purgeExpiredTombstones(Date.now()), 0, 'fresh tombstones stay');
   t.equal(await store.purgeExpiredTombstones(Date.now() + TOMBSTONE_TTL_MS + 1000), 2, 'old ones go');
-  t.same(await store.putVersions([version('k', 'null', 20)]), [true]);
+  t.same((await store.putVersions([version('k', 'null', 20)])).applied, [true]);
 });
 
 t.test('concurrent writes of one key are group-committed and the newest wins', async (t) => {
@@ -98,7 +98,7 @@ t.test('concurrent writes of one key are group-committed and the newest wins', a
   // Evaluated in arrival order: a write is applied exactly when it is newer than all before it.
   let newest = 0;
   hlcs.forEach((hlc, i) => {
-    t.equal(results[i]![0], hlc >= newest, `write ${i} (hlc ${hlc})`);
+    t.equal(results[i]!.applied[0], hlc >= newest, `write ${i} (hlc ${hlc})`);
     newest = Math.max(newest, hlc);
   });
 });
@@ -167,4 +167,64 @@ t.test('names with NUL are refused', async (t) => {
   const { store } = await openStore(t);
   await t.rejects(store.putVersions([version('a\0b', 'null', 1)]), { name: 'StoreError(InvalidArgument)' });
   await t.rejects(store.putVersions([version('', 'null', 1)]), { name: 'StoreError(InvalidArgument)' });
+});
+
+// Revertible writes: what a write replaced or purged stays until the writer settles or reverts it.
+const HLC_PER_MS = 4096;
+const fresh = (offsetMs = 0) => (Date.now() + offsetMs) * HLC_PER_MS;
+
+t.test('a reverted overwrite brings the replaced value back, and a late copy of it stays out', async (t) => {
+  const { store, released } = await openStore(t);
+  const before = version('k', 'null', fresh(-1000), 'before');
+  const refused = version('k', 'null', fresh(), 'refused');
+  await store.putVersions([before]);
+  t.same(await store.putVersions([refused], { revertible: true }), { applied: [true], keptPrevious: [true] });
+  t.equal((await store.getVersion(ref('k', 'null')))?.segments[0]?.dataId, 'refused', 'the overwrite is visible until resolved');
+  t.same(released, [], "the replaced version's shards stay while it is kept");
+  await store.resolveWrites([ref('k', 'null')], { hlc: refused.hlc, revision: 0 }, false);
+  t.equal((await store.getVersion(ref('k', 'null')))?.segments[0]?.dataId, 'before', 'reverted: the value before is back');
+  t.same(released, ['refused'], "the reverted write's shards go");
+  t.same((await store.putVersions([refused], { revertible: true })).applied, [false], 'a late copy of the reverted write is refused');
+  t.equal(store.objectVersionCount, 1);
+});
+
+t.test('a settled overwrite frees what it replaced; an unresolved one is settled after the TTL', async (t) => {
+  const { store, released } = await openStore(t);
+  await store.putVersions([version('k', 'null', fresh(-2000), 'first')]);
+  const second = version('k', 'null', fresh(-1000), 'second');
+  await store.putVersions([second], { revertible: true });
+  await store.resolveWrites([ref('k', 'null')], { hlc: second.hlc + 1, revision: 0 }, true);
+  t.same(released, [], "settling another write's stamp changes nothing");
+  await store.resolveWrites([ref('k', 'null')], { hlc: second.hlc, revision: 0 }, true);
+  t.same(released, ['first'], 'settled: the replaced shards go');
+  await store.putVersions([version('k', 'null', fresh(), 'third')], { revertible: true });
+  t.equal(await store.purgeExpiredTombstones(Date.now() + KEPT_TTL_MS + 1000), 1, 'an abandoned kept record expires');
+  t.same(released, ['first', 'second']);
+  t.equal((await store.getVersion(ref('k', 'null')))?.segments[0]?.dataId, 'third');
+});
+
+t.test('a reverted delete restores the version and its tombstone state', async (t) => {
+  const { store, released } = await openStore(t);
+  const stored = version('k', 'v1', fresh(-1000), 'v1-data');
+  await store.putVersions([stored]);
+  const stamp = { hlc: fresh(), revision: 0 };
+  await store.deleteVersions([ref('k', 'v1')], stamp.hlc, { revertible: true });
+  t.equal(await store.getVersion(ref('k', 'v1')), undefined, 'deleted until resolved');
+  const kept: string[] = [];
+  for await (const segment of store.referencedSegments()) kept.push(segment.dataId!);
+  t.same(kept, ['v1-data'], 'the scrubber still sees the kept shards as referenced');
+  await store.resolveWrites([ref('k', 'v1')], stamp, false);
+  t.equal((await store.getVersion(ref('k', 'v1')))?.segments[0]?.dataId, 'v1-data', 'reverted: the version is back');
+  t.same((await store.putVersions([stored])).applied, [true], 'no tombstone is left to block a repair of it');
+  await store.deleteVersions([ref('k', 'v1')], stamp.hlc, { revertible: true });
+  t.ok(await store.getVersion(ref('k', 'v1')), 'a late copy of the reverted delete stays out');
+  t.same(released, []);
+});
+
+t.test('a revertible write that arrives after its deadline is refused', async (t) => {
+  const { store } = await openStore(t);
+  const late = version('k', 'null', fresh(-60_000));
+  await t.rejects(store.putVersions([late], { revertible: true }), { name: 'StoreError(Unavailable)' });
+  await t.rejects(store.deleteVersions([ref('k', 'null')], late.hlc, { revertible: true }), { name: 'StoreError(Unavailable)' });
+  t.same((await store.putVersions([late])).applied, [true], 'repairs of old versions are not revertible and apply');
 });

@@ -219,7 +219,7 @@ export class FaultCluster {
     await this.killGateway();
     for (const node of this.nodes.values()) await this.killNode(node.id);
     await this.destroyHosts();
-    rmSync(this.dataDir, { recursive: true, force: true });
+    if (!process.env.KEEP_FAULT_DIR) rmSync(this.dataDir, { recursive: true, force: true });
   }
 
   private async spawnReady(command: string, args: string[], ready: RegExp, logPath: string): Promise<ChildProcess> {
