@@ -3,7 +3,10 @@
 // 1-3 % change written through QEMU (qemu-nbd on the qcow2, so its persistent bitmaps are real);
 // each day every tool backs it up: Tessera from the qcow2 with its checkpoint bitmaps, restic and
 // borg from the raw image as they are used in the field. Then the latest and an older day are
-// restored. Reported: time, MB/s, bytes read, bytes stored, CPU seconds, and the issue's targets.
+// restored. Reported: time, MB/s, bytes read, bytes stored, CPU seconds (the tool's own and the
+// S3 store's), and the issue's targets. The tools take turns going first, so a load that changes
+// during a phase does not always hit the same one. Tessera and restic use the same S3 store
+// (Tessera all-in-one by default); borg has no S3 backend and writes a local repository.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -14,6 +17,7 @@ import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/cl
 import { parseArgs, flag, hasFlag } from '../../src/cli/args.js';
 import { NbdClient } from '../../src/backup/nbd/client.js';
 import { serveImage } from '../../src/backup/qemu-tools.js';
+import { ProcessSampler } from '../lib/proc-stats.js';
 import { reportFolder } from '../lib/report.js';
 import { startTarget } from '../lib/targets.js';
 import { fillWithRealFiles } from '../../test/lib/backup-images.js';
@@ -22,7 +26,8 @@ const MiB = 1024 * 1024;
 const PAGE = 4096;
 const tesseraMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 
-const USAGE = `usage: npm run bench -- backup [--disk-mib 1024] [--data-mib 560] [--days 3] [--store tessera|tessera-cluster|moto] [--out DIR]`;
+const USAGE = `usage: npm run bench -- backup [--disk-mib 4096] [--data-mib 55 % of the disk] [--days 3] [--store tessera|tessera-cluster|moto] [--out DIR]
+  (a quick run: --disk-mib 1024 --days 1)`;
 
 type Tool = 'tessera' | 'restic' | 'borg';
 const TOOLS: Tool[] = ['tessera', 'restic', 'borg'];
@@ -32,6 +37,8 @@ interface Run {
   phase: string;
   wallS: number;
   cpuS: number;
+  /** CPU of the S3 store's processes during the phase. */
+  storeCpuS: number;
   bytesRead: number;
   /** Repository size after the phase. */
   storedBytes: number;
@@ -109,7 +116,7 @@ async function changeDay(qcow2: string, diskBytes: number, bytes: number, corpus
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, ['help']);
   if (hasFlag(args, 'help')) { process.stdout.write(`${USAGE}\n`); return 0; }
-  const diskMiB = Number(flag(args, 'disk-mib') ?? 1024);
+  const diskMiB = Number(flag(args, 'disk-mib') ?? 4096);
   const dataMiB = Number(flag(args, 'data-mib') ?? Math.round(diskMiB * 0.55));
   const days = Number(flag(args, 'days') ?? 3);
   const storeName = flag(args, 'store') ?? 'tessera';
@@ -155,25 +162,48 @@ export async function run(argv: string[]): Promise<number> {
 
     const snapshots: Record<Tool, string[]> = { tessera: [], restic: [], borg: [] };
     const shas: string[] = [];
+    /** Runs one tool's command, measuring it and the store's processes (which restic shares). */
+    const measure = (command: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string) => {
+      const sampler = new ProcessSampler(store.processes());
+      sampler.start();
+      const result = timed(command, args, env, cwd);
+      const storeCpuS = sampler.stop().reduce((sum, p) => sum + p.cpuSeconds, 0);
+      return { ...result, storeCpuS };
+    };
+    let turn = 0;
+    /** The tools in a rotating order, one more step each phase. */
+    const inTurn = () => { turn++; return TOOLS.map((_, i) => TOOLS[(i + turn) % TOOLS.length]!); };
+
     const backupDay = async (day: number, changedBytes?: number) => {
       const phase = day === 0 ? 'full' : `day ${day}`;
       execFileSync('qemu-img', ['convert', '-q', '-f', 'qcow2', '-O', 'raw', qcow2, raw]);
       shas.push(await sha256File(raw));
       const rawSize = statSync(raw).size;
-      process.stderr.write(`${phase}: tessera...`);
-      const t = timed(process.execPath, [tesseraMain, 'backup', '--bucket', 'tessera-bench', '--disk', 'vm', '--encrypt', '--key-file', keyFile, '--json', qcow2], s3Env);
-      const summary = JSON.parse(t.stdout) as { snapshot: string; bytesRead: number };
-      snapshots.tessera.push(summary.snapshot);
-      runs.push({ tool: 'tessera', phase, wallS: t.wallS, cpuS: t.cpuS, bytesRead: summary.bytesRead, storedBytes: await bucketBytes('tessera-bench'), changedBytes });
-      process.stderr.write(' restic...');
-      const r = timed('restic', ['backup', '--json', '-q', '--host', 'bench', raw], resticEnv);
-      const resticSummary = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { message_type: string; snapshot_id?: string }).find((m) => m.message_type === 'summary');
-      snapshots.restic.push(resticSummary!.snapshot_id!);
-      runs.push({ tool: 'restic', phase, wallS: r.wallS, cpuS: r.cpuS, bytesRead: rawSize, storedBytes: await bucketBytes('restic-bench'), changedBytes });
-      process.stderr.write(' borg...\n');
-      const b = timed('borg', ['create', '--compression', 'zstd,3', `::day${day}`, 'disk.raw'], borgEnv, work);
-      snapshots.borg.push(`day${day}`);
-      runs.push({ tool: 'borg', phase, wallS: b.wallS, cpuS: b.cpuS, bytesRead: rawSize, storedBytes: duBytes(borgRepo), changedBytes });
+      const backups: Record<Tool, () => Promise<Run>> = {
+        tessera: async () => {
+          const t = measure(process.execPath, [tesseraMain, 'backup', '--bucket', 'tessera-bench', '--disk', 'vm', '--encrypt', '--key-file', keyFile, '--json', qcow2], s3Env);
+          const summary = JSON.parse(t.stdout) as { snapshot: string; bytesRead: number };
+          snapshots.tessera.push(summary.snapshot);
+          return { tool: 'tessera', phase, wallS: t.wallS, cpuS: t.cpuS, storeCpuS: t.storeCpuS, bytesRead: summary.bytesRead, storedBytes: await bucketBytes('tessera-bench'), changedBytes };
+        },
+        restic: async () => {
+          const r = measure('restic', ['backup', '--json', '-q', '--host', 'bench', raw], resticEnv);
+          const resticSummary = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { message_type: string; snapshot_id?: string }).find((m) => m.message_type === 'summary');
+          snapshots.restic.push(resticSummary!.snapshot_id!);
+          return { tool: 'restic', phase, wallS: r.wallS, cpuS: r.cpuS, storeCpuS: r.storeCpuS, bytesRead: rawSize, storedBytes: await bucketBytes('restic-bench'), changedBytes };
+        },
+        borg: async () => {
+          const b = timed('borg', ['create', '--compression', 'zstd,3', `::day${day}`, 'disk.raw'], borgEnv, work);
+          snapshots.borg.push(`day${day}`);
+          return { tool: 'borg', phase, wallS: b.wallS, cpuS: b.cpuS, storeCpuS: 0, bytesRead: rawSize, storedBytes: duBytes(borgRepo), changedBytes };
+        },
+      };
+      process.stderr.write(`${phase}:`);
+      for (const tool of inTurn()) {
+        process.stderr.write(` ${tool}...`);
+        runs.push(await backups[tool]());
+      }
+      process.stderr.write('\n');
     };
 
     await backupDay(0);
@@ -184,23 +214,22 @@ export async function run(argv: string[]): Promise<number> {
     }
     rmSync(raw, { force: true });
 
-    for (const [label, day] of [['restore latest', days], ['restore day 1', Math.min(1, days)]] as const) {
-      process.stderr.write(`${label}...\n`);
-      const out = join(work, 'restore');
-      mkdirSync(out, { recursive: true });
-      const target = join(out, 'disk.raw');
-      const t = timed(process.execPath, [tesseraMain, 'restore', '--bucket', 'tessera-bench', '--disk', 'vm', '--key-file', keyFile, '--snapshot', snapshots.tessera[day]!, '--to', target], s3Env);
-      runs.push({ tool: 'tessera', phase: label, wallS: t.wallS, cpuS: t.cpuS, bytesRead: 0, storedBytes: 0, verified: (await sha256File(target)) === shas[day] });
-      rmSync(out, { recursive: true, force: true });
-      mkdirSync(out, { recursive: true });
-      const r = timed('restic', ['restore', '-q', snapshots.restic[day]!, '--target', out], resticEnv);
-      const resticFile = findFile(out, 'disk.raw');
-      runs.push({ tool: 'restic', phase: label, wallS: r.wallS, cpuS: r.cpuS, bytesRead: 0, storedBytes: 0, verified: (await sha256File(resticFile)) === shas[day] });
-      rmSync(out, { recursive: true, force: true });
-      mkdirSync(out, { recursive: true });
-      const b = timed('borg', ['extract', `::${snapshots.borg[day]}`], borgEnv, out);
-      runs.push({ tool: 'borg', phase: label, wallS: b.wallS, cpuS: b.cpuS, bytesRead: 0, storedBytes: 0, verified: (await sha256File(join(out, 'disk.raw'))) === shas[day] });
-      rmSync(out, { recursive: true, force: true });
+    const out = join(work, 'restore');
+    for (const [phase, day] of [['restore latest', days], ['restore day 1', Math.min(1, days)]] as const) {
+      const restores: Record<Tool, () => { wallS: number; cpuS: number; storeCpuS: number; file: string }> = {
+        tessera: () => ({ ...measure(process.execPath, [tesseraMain, 'restore', '--bucket', 'tessera-bench', '--disk', 'vm', '--key-file', keyFile, '--snapshot', snapshots.tessera[day]!, '--to', join(out, 'disk.raw')], s3Env), file: join(out, 'disk.raw') }),
+        restic: () => ({ ...measure('restic', ['restore', '-q', snapshots.restic[day]!, '--target', out], resticEnv), file: findFile(out, 'disk.raw') }),
+        borg: () => ({ ...timed('borg', ['extract', `::${snapshots.borg[day]}`], borgEnv, out), storeCpuS: 0, file: join(out, 'disk.raw') }),
+      };
+      process.stderr.write(`${phase}:`);
+      for (const tool of inTurn()) {
+        process.stderr.write(` ${tool}...`);
+        mkdirSync(out, { recursive: true });
+        const r = restores[tool]();
+        runs.push({ tool, phase, wallS: r.wallS, cpuS: r.cpuS, storeCpuS: r.storeCpuS, bytesRead: 0, storedBytes: 0, verified: (await sha256File(r.file)) === shas[day] });
+        rmSync(out, { recursive: true, force: true });
+      }
+      process.stderr.write('\n');
     }
   } finally {
     s3.destroy();
@@ -250,10 +279,11 @@ function renderReport(runs: Run[], diskBytes: number, config: Record<string, unk
     return [
       r.phase, r.tool, r.wallS.toFixed(2), (diskBytes / 1e6 / Math.max(r.wallS, 0.01)).toFixed(0),
       restore ? '' : mb(r.bytesRead), r.changedBytes ? mb(r.changedBytes) : '', r.changedBytes ? (r.bytesRead / r.changedBytes).toFixed(2) : '',
-      restore ? '' : mb(r.storedBytes - storedBefore(r)), r.cpuS.toFixed(1), r.verified === undefined ? '' : r.verified ? 'yes' : 'NO',
+      restore ? '' : mb(r.storedBytes - storedBefore(r)), r.cpuS.toFixed(1), r.tool === 'borg' ? '' : r.storeCpuS.toFixed(1),
+      r.verified === undefined ? '' : r.verified ? 'yes' : 'NO',
     ];
   });
-  const header = ['phase', 'tool', 'seconds', 'disk MB/s', 'MB read', 'MB changed', 'read/changed', 'MB stored', 'CPU s', 'sha256 ok'];
+  const header = ['phase', 'tool', 'seconds', 'disk MB/s', 'MB read', 'MB changed', 'read/changed', 'MB stored', 'CPU s', 'store CPU s', 'sha256 ok'];
   const table = [`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 
   const get = (tool: Tool, phase: string) => runs.find((r) => r.tool === tool && r.phase === phase)!;
@@ -262,17 +292,25 @@ function renderReport(runs: Run[], diskBytes: number, config: Record<string, unk
   const stored = (tool: Tool) => sum(tool, (r) => r.storedBytes - storedBefore(r));
   const worstReadRatio = Math.max(...days.map((p) => get('tessera', p).bytesRead / get('tessera', p).changedBytes!));
   const incTimeRatio = sum('tessera', (r) => r.wallS) / sum('restic', (r) => r.wallS);
-  const restoreRatio = Math.min(...['restore latest', 'restore day 1'].map((p) => get('restic', p).wallS / get('tessera', p).wallS));
+  // CPU seconds of the tool and the store together: what the wall clock follows on a loaded box.
+  const cpu = (r: Run) => r.cpuS + r.storeCpuS;
+  const incCpuRatio = sum('tessera', cpu) / sum('restic', cpu);
+  const restores = ['restore latest', 'restore day 1'];
+  const restoreRatio = Math.min(...restores.map((p) => get('restic', p).wallS / get('tessera', p).wallS));
+  const restoreCpuRatio = Math.min(...restores.map((p) => cpu(get('restic', p)) / cpu(get('tessera', p))));
+  const full = { tessera: get('tessera', 'full'), restic: get('restic', 'full') };
   const targets: TargetCheck[] = [
     { target: 'incremental reads <= 2x the changed bytes', value: `worst day ${worstReadRatio.toFixed(2)}x`, met: worstReadRatio <= 2 },
-    { target: "incremental time <= 1/10 of restic's", value: `${(incTimeRatio * 100).toFixed(1)} % of restic's`, met: incTimeRatio <= 0.1 },
+    { target: "incremental time <= 1/10 of restic's", value: `${(incTimeRatio * 100).toFixed(1)} % of restic's (CPU incl. store: ${(incCpuRatio * 100).toFixed(1)} %)`, met: incTimeRatio <= 0.1 },
     { target: "stored bytes per day <= restic's", value: `${mb(stored('tessera') / days.length)} vs ${mb(stored('restic') / days.length)} MB/day`, met: stored('tessera') <= stored('restic') },
-    { target: "full backup faster than restic's", value: `${get('tessera', 'full').wallS.toFixed(1)} s vs ${get('restic', 'full').wallS.toFixed(1)} s`, met: get('tessera', 'full').wallS < get('restic', 'full').wallS },
-    { target: "restore >= 2x restic's speed", value: `${restoreRatio.toFixed(2)}x (worst of latest / day 1)`, met: restoreRatio >= 2 },
+    { target: "full backup faster than restic's", value: `${full.tessera.wallS.toFixed(1)} s vs ${full.restic.wallS.toFixed(1)} s (CPU incl. store: ${cpu(full.tessera).toFixed(1)} vs ${cpu(full.restic).toFixed(1)} s)`, met: full.tessera.wallS < full.restic.wallS },
+    { target: "restore >= 2x restic's speed", value: `${restoreRatio.toFixed(2)}x (worst of latest / day 1; by CPU incl. store ${restoreCpuRatio.toFixed(2)}x)`, met: restoreRatio >= 2 },
   ];
   const markdown = `# Backup benchmark\n\n${Object.entries(config).map(([k, v]) => `${k}: ${v}`).join(', ')}; ${new Date().toISOString()}\n\n` +
     `Tessera backs up the qcow2 (checkpoint bitmaps, encrypted, zstd); restic and borg (encrypted, zstd) back up the raw image.\n` +
-    `"MB read" for restic and borg is the raw image they read whole. "disk MB/s" = disk size / seconds.\n\n${table}\n\n` +
+    `"MB read" for restic and borg is the raw image they read whole. "disk MB/s" = disk size / seconds.\n` +
+    `"CPU s" is the tool's (with its children: qemu-img, qemu-nbd); "store CPU s" the S3 store's processes during the phase ` +
+    `(Tessera and restic use the same store; borg writes a local repository). The tools take turns going first.\n\n${table}\n\n` +
     `| target | measured | met |\n| --- | --- | --- |\n${targets.map((t) => `| ${t.target} | ${t.value} | ${t.met ? 'yes' : 'NO'} |`).join('\n')}\n`;
   return { markdown, targets };
 }

@@ -3,6 +3,7 @@
 // lacks (packed), then the index pages that changed, the index file and last the snapshot, which
 // therefore never becomes visible before everything it references is stored.
 import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.js';
+import { CodecPool } from './codec-pool.js';
 import { BlobType, ID_BYTES, Snapshot, ZERO_ID } from './format.js';
 import { PackWriter } from './pack.js';
 import { type BlobIndex, newId, type Repository } from './repository.js';
@@ -105,7 +106,8 @@ class BackupRun {
   private readonly chunkSize: number;
   private readonly chunkCount: number;
   private readonly ids: Buffer;
-  private readonly zeroChunk: Buffer;
+  /** Chunks this backup decided to store (their encoding may still be running). */
+  private readonly claimed = new Set<string>();
   private bytesToRead = 0;
 
   constructor(
@@ -120,7 +122,6 @@ class BackupRun {
     this.chunkSize = repo.config.chunkSize;
     this.chunkCount = Math.ceil(source.client.size / this.chunkSize);
     this.ids = Buffer.alloc(this.chunkCount * ID_BYTES);
-    this.zeroChunk = Buffer.alloc(this.chunkSize);
     this.writer = new PackWriter(repo.store, repo.codec, {
       targetSize: request.packSize ?? DEFAULTS.packSize,
       maxUploads: request.maxUploads ?? DEFAULTS.maxUploads,
@@ -134,19 +135,22 @@ class BackupRun {
     const zero = await this.zeroChunks(wanted);
     const runs = this.readRuns(wanted, zero);
     this.bytesToRead = runs.reduce((sum, r) => sum + r.length, 0);
+    const pool = CodecPool.forWork(this.repo.codec, this.bytesToRead);
     let next = 0;
     const worker = async () => {
       while (next < runs.length) {
         const run = runs[next++]!;
         const data = await this.source.client.read(run.offset, run.length);
         this.stats.bytesRead += run.length;
-        for (let at = 0; at < data.length; at += this.chunkSize) {
-          await this.storeChunk((run.offset + at) / this.chunkSize, data.subarray(at, at + this.chunkSize));
-        }
+        await this.storeChunks(pool, run.offset / this.chunkSize, data);
         this.request.onProgress?.({ bytesToRead: this.bytesToRead, bytesRead: this.stats.bytesRead, bytesUploaded: this.stats.bytesUploaded });
       }
     };
-    await Promise.all(Array.from({ length: this.request.readConcurrency ?? DEFAULTS.readConcurrency }, worker));
+    try {
+      await Promise.all(Array.from({ length: this.request.readConcurrency ?? DEFAULTS.readConcurrency }, worker));
+    } finally {
+      await pool.close();
+    }
     this.stats.allocatedBytes = this.countAllocated();
   }
 
@@ -221,17 +225,29 @@ class BackupRun {
     });
   }
 
-  private async storeChunk(i: number, data: Buffer): Promise<void> {
-    const isZero = data.equals(this.zeroChunk.subarray(0, data.length));
-    const id = isZero ? ZERO_ID : this.repo.codec.idOf(data);
-    this.recordChunk(i, id, data.length);
-    if (isZero) return;
-    if (this.stored(id)) {
-      this.stats.chunksReused++;
-      return;
+  /** Names the chunks of one read; encodes and packs those the store lacks. */
+  private async storeChunks(pool: CodecPool, first: number, data: Buffer): Promise<void> {
+    const ids = await pool.nameChunks(data, this.chunkSize);
+    const fresh: Array<{ id: Buffer; plain: Buffer }> = [];
+    for (let k = 0; k * this.chunkSize < data.length; k++) {
+      const id = ids.subarray(k * ID_BYTES, (k + 1) * ID_BYTES);
+      const plain = data.subarray(k * this.chunkSize, (k + 1) * this.chunkSize);
+      this.recordChunk(first + k, id, plain.length);
+      if (id.equals(ZERO_ID)) continue;
+      if (this.stored(id)) {
+        this.stats.chunksReused++;
+        continue;
+      }
+      // Claimed now, so a concurrent read of the same content reuses it instead of storing it twice.
+      this.claimed.add(id.toString('hex'));
+      this.stats.chunksNew++;
+      fresh.push({ id, plain });
     }
-    this.stats.chunksNew++;
-    await this.writer.add(id, BlobType.CHUNK, data);
+    if (fresh.length === 0) return;
+    const encoded = await pool.encode(fresh.map((f) => f.plain));
+    for (const [i, { id, plain }] of fresh.entries()) {
+      await this.writer.addStored({ id, type: BlobType.CHUNK, rawLength: plain.length, compressed: encoded[i]!.compressed }, encoded[i]!.stored);
+    }
   }
 
   private recordChunk(i: number, id: Buffer, length: number): void {
@@ -241,10 +257,11 @@ class BackupRun {
     id.copy(this.ids, at);
   }
 
-  /** In the store (outside packs gc condemned) or already written by this backup. */
+  /** In the store (outside packs gc condemned) or already being written by this backup. */
   private stored(id: Buffer): boolean {
     const location = this.index.get(id);
-    return (location !== undefined && !this.condemned.has(location.pack)) || this.writer.has(id.toString('hex'));
+    const hex = id.toString('hex');
+    return (location !== undefined && !this.condemned.has(location.pack)) || this.claimed.has(hex) || this.writer.has(hex);
   }
 
   private chunkLength(i: number): number {

@@ -17,11 +17,17 @@ export interface EncodedBlob {
   compressed: boolean;
 }
 
+/** The derived sub-keys; a worker thread rebuilds the same codec from them. */
+export interface CodecKeys {
+  enc: Buffer;
+  mac: Buffer;
+}
+
 export class BlobCodec {
   private readonly compressor = new Compressor();
   private readonly decompressor = new Decompressor();
 
-  private constructor(private readonly keys: { enc: Buffer; mac: Buffer } | undefined) {
+  private constructor(readonly keys: CodecKeys | undefined) {
     this.compressor.setParameters({ compressionLevel: COMPRESSION_LEVEL });
   }
 
@@ -29,10 +35,14 @@ export class BlobCodec {
     return new BlobCodec(undefined);
   }
 
+  static withKeys(keys: CodecKeys | undefined): BlobCodec {
+    return new BlobCodec(keys);
+  }
+
   /** Sub-keys for encryption and for chunk naming, derived from a key file's 256-bit secret. */
   static encrypted(secret: Buffer, salt: Uint8Array): BlobCodec {
     const derive = (info: string) => Buffer.from(hkdfSync('sha256', secret, salt, info, 32));
-    return new BlobCodec({ enc: derive('tessera-backup aes-256-gcm'), mac: derive('tessera-backup chunk-id') });
+    return BlobCodec.withKeys({ enc: derive('tessera-backup aes-256-gcm'), mac: derive('tessera-backup chunk-id') });
   }
 
   get encrypted(): boolean {
@@ -82,7 +92,9 @@ export class BlobCodec {
     const decipher = createDecipheriv('aes-256-gcm', this.keys.enc, sealed.subarray(0, NONCE_BYTES));
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     try {
-      return Buffer.concat([decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
+      const plain = decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));
+      decipher.final(); // GCM emits nothing more here; it checks the tag
+      return plain;
     } catch {
       throw new StoreError('Corrupt', 'sealed data failed authentication (wrong key or damaged object)');
     }

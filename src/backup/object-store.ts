@@ -6,6 +6,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { StoreError } from '../common/errors.js';
 
 export interface StoreOptions {
@@ -27,6 +28,10 @@ export interface PutOptions {
 }
 
 const DELETE_BATCH = 1000;
+
+interface SdkStream {
+  transformToByteArray(): Promise<Uint8Array>;
+}
 
 export class ObjectStore {
   constructor(private readonly client: S3Client, readonly bucket: string) {}
@@ -68,13 +73,13 @@ export class ObjectStore {
       Key: key,
       ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
     })));
-    return Buffer.from(await response.Body!.transformToByteArray());
+    return readBody(response.Body as Readable, response.ContentLength);
   }
 
   /** The last `length` bytes of an object (fewer if it is shorter). */
   async getTail(key: string, length: number): Promise<Buffer> {
     const response = await this.call(key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=-${length}` })));
-    return Buffer.from(await response.Body!.transformToByteArray());
+    return asBuffer(await response.Body!.transformToByteArray());
   }
 
   async tryGet(key: string): Promise<Buffer | undefined> {
@@ -128,6 +133,29 @@ export class ObjectStore {
       throw toStoreError(err, `${this.bucket}/${key}`);
     }
   }
+}
+
+/** A Buffer view of the bytes (Buffer.from(Uint8Array) would copy them). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Reads a response body of known length straight into one buffer of its own (no concatenation
+ * of the received pieces, and the buffer can be handed to a worker thread without a copy).
+ */
+async function readBody(body: Readable, length: number | undefined): Promise<Buffer> {
+  if (length === undefined) return asBuffer(await (body as unknown as SdkStream).transformToByteArray());
+  const out = Buffer.from(new ArrayBuffer(length));
+  let filled = 0;
+  for await (const piece of body) {
+    const bytes = piece as Buffer;
+    if (filled + bytes.length > length) throw new StoreError('Unavailable', `response body longer than its Content-Length ${length}`);
+    out.set(bytes, filled);
+    filled += bytes.length;
+  }
+  if (filled !== length) throw new StoreError('Unavailable', `response body ended after ${filled} of ${length} bytes`);
+  return out;
 }
 
 function toStoreError(err: unknown, what: string): StoreError {

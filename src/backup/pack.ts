@@ -102,7 +102,7 @@ export interface RangeRead {
   blobs: BlobLocation[];
 }
 
-const MAX_RANGE = 32 * 1024 * 1024;
+const MAX_RANGE = 4 * 1024 * 1024;
 const MAX_GAP = 256 * 1024;
 
 /** Groups blobs into few ranged GETs: neighbours in a pack (small gaps allowed) share one request. */

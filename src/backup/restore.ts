@@ -7,7 +7,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { ID_BYTES, type Snapshot, ZERO_ID } from './format.js';
 import { NbdClient } from './nbd/client.js';
 import { StoreError } from '../common/errors.js';
-import { blobInRange, planRangeReads, readRange } from './pack.js';
+import { CodecPool } from './codec-pool.js';
+import { planRangeReads, readRange } from './pack.js';
 import { forEachLimit, type Repository } from './repository.js';
 import { imageInfo, qemuImg, serveImage } from './qemu-tools.js';
 import { readChunkIds } from './tree.js';
@@ -32,7 +33,8 @@ export interface RestoreSummary {
 interface ImageTarget {
   existed: boolean;
   read(offset: number, length: number): Promise<Buffer>;
-  write(offset: number, data: Buffer): Promise<void>;
+  /** Writes the parts back to back from `offset` (one pwritev or NBD request). */
+  write(offset: number, parts: Buffer[]): Promise<void>;
   writeZeroes(offset: number, length: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -48,11 +50,14 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
   const ids = await readChunkIds(repo, index, snapshot);
   const target = await openTarget(request.to, request.format, snapshot.diskSize);
   const summary = { snapshot: snapshot.id, bytesWritten: 0, bytesFetched: 0, chunksUnchanged: 0, durationMs: 0 };
+  const count = ids.length / ID_BYTES;
+  const idAt = (i: number) => ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
+  const chunkLength = (i: number) => Math.min(snapshot.chunkSize, snapshot.diskSize - i * snapshot.chunkSize);
+  let dataChunks = 0;
+  for (let i = 0; i < count; i++) if (!idAt(i).equals(ZERO_ID)) dataChunks++;
+  const pool = CodecPool.forWork(repo.codec, target.existed ? snapshot.diskSize : dataChunks * snapshot.chunkSize);
   try {
-    const chunkLength = (i: number) => Math.min(snapshot.chunkSize, snapshot.diskSize - i * snapshot.chunkSize);
-    const idAt = (i: number) => ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
-    const count = ids.length / ID_BYTES;
-    const differs = target.existed ? await changedChunks(repo, target, ids, snapshot.chunkSize, chunkLength) : undefined;
+    const differs = target.existed ? await changedChunks(pool, target, ids, snapshot.chunkSize, chunkLength) : undefined;
     const positions = new Map<string, number[]>();
     for (let i = 0; i < count; i++) {
       if (differs && !differs[i]) { summary.chunksUnchanged++; continue; }
@@ -74,26 +79,23 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
     await forEachLimit(ranges, request.concurrency ?? 8, async (range) => {
       const body = await readRange(repo.store, range);
       summary.bytesFetched += body.length;
-      const writes: Array<{ chunk: number; data: Buffer }> = [];
-      for (const { entry } of range.blobs) {
-        const plain = repo.codec.decode(blobInRange(body, range, entry), entry.id, entry.compressed);
-        for (const chunk of positions.get(Buffer.from(entry.id).toString('hex'))!) writes.push({ chunk, data: plain });
-      }
+      const plains = await pool.decode(body, range.blobs.map(({ entry }) => ({ ...entry, offset: entry.offset - range.start })));
+      const writes = range.blobs.flatMap(({ entry }, i) => positions.get(Buffer.from(entry.id).toString('hex'))!.map((chunk) => ({ chunk, data: plains[i]! })));
       for (const run of adjacentRuns(writes)) {
-        await target.write(run.chunk * snapshot.chunkSize, run.data);
-        summary.bytesWritten += run.data.length;
+        await target.write(run.chunk * snapshot.chunkSize, run.parts);
+        summary.bytesWritten += run.parts.reduce((sum, p) => sum + p.length, 0);
       }
       request.onProgress?.(++done, ranges.length);
     });
   } finally {
-    await target.close();
+    await Promise.all([pool.close(), target.close()]);
   }
   summary.durationMs = Date.now() - started;
   return summary;
 }
 
-/** Merges writes of consecutive chunks into one write each (one syscall or NBD request per run). */
-function adjacentRuns(writes: Array<{ chunk: number; data: Buffer }>): Array<{ chunk: number; data: Buffer }> {
+/** Groups writes of consecutive chunks (one syscall or NBD request per run). */
+function adjacentRuns(writes: Array<{ chunk: number; data: Buffer }>): Array<{ chunk: number; parts: Buffer[] }> {
   writes.sort((a, b) => a.chunk - b.chunk);
   const runs: Array<{ chunk: number; parts: Buffer[] }> = [];
   for (const { chunk, data } of writes) {
@@ -101,24 +103,23 @@ function adjacentRuns(writes: Array<{ chunk: number; data: Buffer }>): Array<{ c
     if (last && last.chunk + last.parts.length === chunk && last.parts.length < MAX_RUN_CHUNKS) last.parts.push(data);
     else runs.push({ chunk, parts: [data] });
   }
-  return runs.map((r) => ({ chunk: r.chunk, data: r.parts.length === 1 ? r.parts[0]! : Buffer.concat(r.parts) }));
+  return runs;
 }
 
 /** Chunks of an existing image that differ from the snapshot (1 = differs). */
-async function changedChunks(repo: Repository, target: ImageTarget, ids: Buffer, chunkSize: number, chunkLength: (i: number) => number): Promise<Uint8Array> {
+async function changedChunks(pool: CodecPool, target: ImageTarget, ids: Buffer, chunkSize: number, chunkLength: (i: number) => number): Promise<Uint8Array> {
   const count = ids.length / ID_BYTES;
   const differs = new Uint8Array(count);
   const perRead = Math.max(1, Math.floor(COMPARE_READ / chunkSize));
   const starts = Array.from({ length: Math.ceil(count / perRead) }, (_, k) => k * perRead);
-  const zero = Buffer.alloc(chunkSize);
   await forEachLimit(starts, 4, async (first) => {
     const last = Math.min(count, first + perRead);
     const data = await target.read(first * chunkSize, (last - 1 - first) * chunkSize + chunkLength(last - 1));
+    const found = await pool.nameChunks(data, chunkSize);
+    const want = ids.subarray(first * ID_BYTES, last * ID_BYTES);
     for (let i = first; i < last; i++) {
-      const chunk = data.subarray((i - first) * chunkSize, (i - first) * chunkSize + chunkLength(i));
-      const want = ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
-      const same = want.equals(ZERO_ID) ? chunk.equals(zero.subarray(0, chunk.length)) : repo.codec.idOf(chunk).equals(want);
-      differs[i] = same ? 0 : 1;
+      const at = (i - first) * ID_BYTES;
+      differs[i] = found.subarray(at, at + ID_BYTES).equals(want.subarray(at, at + ID_BYTES)) ? 0 : 1;
     }
   });
   return differs;
@@ -141,7 +142,7 @@ async function openRawTarget(path: string, size: number): Promise<ImageTarget> {
       await file.read(buffer, 0, length, offset);
       return buffer;
     },
-    write: async (offset, data) => { await file.write(data, 0, data.length, offset); },
+    write: async (offset, parts) => { await file.writev(parts, offset); },
     writeZeroes: async (offset, length) => {
       for (let at = 0; at < length; at += zeroes.length) await file.write(zeroes, 0, Math.min(zeroes.length, length - at), offset + at);
     },
@@ -163,7 +164,7 @@ async function openQcow2Target(path: string, size: number): Promise<ImageTarget>
   return {
     existed,
     read: (offset, length) => client.read(offset, length),
-    write: (offset, data) => client.write(offset, data),
+    write: (offset, parts) => client.write(offset, parts.length === 1 ? parts[0]! : Buffer.concat(parts)),
     writeZeroes: (offset, length) => client.writeZeroes(offset, length),
     close: async () => {
       await client.flush();

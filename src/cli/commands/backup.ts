@@ -4,7 +4,6 @@ import { flag, hasFlag, parseArgs } from '../args.js';
 import { backup } from '../../backup/backup.js';
 import { formatBytes, openRepository, progressBar, REPO_FLAGS_HELP } from '../../backup/cli-support.js';
 import { openLiveSource } from '../../backup/live.js';
-import { writeBackupMetrics } from '../backup-metrics.js';
 
 const HELP = `usage: tessera backup --bucket B --disk NAME [options] SOURCE
 
@@ -65,7 +64,11 @@ export async function run(argv: string[]): Promise<number> {
     durationMs: snapshot.durationMs,
   };
   const metricsFile = flag(args, 'metrics-file');
-  if (metricsFile) await writeBackupMetrics(metricsFile, { ...summary, bucket: repo.store.bucket, timeMs: snapshot.timeMs });
+  if (metricsFile) {
+    // Loaded only when asked for: prom-client costs every backup's start-up time otherwise.
+    const { writeBackupMetrics } = await import('../backup-metrics.js');
+    await writeBackupMetrics(metricsFile, { ...summary, bucket: repo.store.bucket, timeMs: snapshot.timeMs });
+  }
   if (hasFlag(args, 'json')) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } else {

@@ -1,0 +1,117 @@
+// Runs codec batches (codec-tasks.ts) on worker threads, so hashing, zstd and AES use every core
+// while the main thread keeps NBD reads, writes and HTTP requests flowing. A pool of 0 threads
+// runs them inline: for small jobs (an incremental of a few MiB) starting threads costs more
+// than they save.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { StoreError, type StoreErrorKind } from '../common/errors.js';
+import type { BlobCodec, EncodedBlob } from './blob-codec.js';
+import { type CodecResult, type CodecTask, concatenate, pieces, runCodecTask, type StoredBlob } from './codec-tasks.js';
+
+/** Below this much work per job, threads are not worth starting. */
+const INLINE_BYTES = 48 * 1024 * 1024;
+const MAX_THREADS = 4;
+
+interface Job {
+  resolve: (result: CodecResult) => void;
+  reject: (err: Error) => void;
+}
+
+type Reply = { job: number; result: CodecResult } | { job: number; error: { kind?: StoreErrorKind; message: string } };
+
+class CodecThread {
+  private readonly worker: Worker;
+  private readonly jobs = new Map<number, Job>();
+  private nextJob = 0;
+
+  constructor(codec: BlobCodec) {
+    this.worker = new Worker(new URL('./codec-worker.js', import.meta.url), { workerData: { keys: codec.keys } });
+    this.worker.unref();
+    this.worker.on('message', (reply: Reply) => this.settle(reply));
+    this.worker.on('error', (err) => this.failAll(err));
+    this.worker.on('exit', () => this.failAll(new Error('codec worker exited')));
+  }
+
+  get load(): number {
+    return this.jobs.size;
+  }
+
+  run(task: CodecTask): Promise<CodecResult> {
+    const job = this.nextJob++;
+    if (this.jobs.size === 0) this.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.jobs.set(job, { resolve, reject });
+      // The input is a private copy (see CodecPool.own), so it can move to the worker.
+      this.worker.postMessage({ job, task }, [task.data.buffer as ArrayBuffer]);
+    });
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+
+  private settle(reply: Reply): void {
+    const job = this.jobs.get(reply.job)!;
+    this.jobs.delete(reply.job);
+    if (this.jobs.size === 0) this.worker.unref();
+    if ('result' in reply) job.resolve(reply.result);
+    else job.reject(reply.error.kind ? new StoreError(reply.error.kind, reply.error.message) : new Error(reply.error.message));
+  }
+
+  private failAll(err: Error): void {
+    for (const job of this.jobs.values()) job.reject(err);
+    this.jobs.clear();
+  }
+}
+
+export class CodecPool {
+  private constructor(private readonly codec: BlobCodec, private readonly threads: CodecThread[]) {}
+
+  /** A pool sized for `workBytes` of data: inline for small jobs, else one thread per core. */
+  static forWork(codec: BlobCodec, workBytes: number): CodecPool {
+    return CodecPool.withThreads(codec, workBytes < INLINE_BYTES ? 0 : Math.min(MAX_THREADS, availableParallelism()));
+  }
+
+  static withThreads(codec: BlobCodec, count: number): CodecPool {
+    return new CodecPool(codec, Array.from({ length: count }, () => new CodecThread(codec)));
+  }
+
+  /** Chunk ids of `data` cut into chunkSize pieces, ID_BYTES each; ZERO_ID for all-zero chunks. */
+  async nameChunks(data: Buffer, chunkSize: number): Promise<Buffer> {
+    const { data: ids } = await this.run({ op: 'name', data: this.own(data), chunkSize });
+    return Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength);
+  }
+
+  async encode(plains: Buffer[]): Promise<EncodedBlob[]> {
+    if (this.threads.length === 0) return plains.map((plain) => this.codec.encode(plain));
+    const result = await this.run({ op: 'encode', ...concatenate(plains) });
+    return pieces(result.data, result.lengths).map((stored, i) => ({ stored, compressed: result.compressed[i]! }));
+  }
+
+  /**
+   * Opens and verifies blobs stored in `body` (offsets relative to it); throws Corrupt on a
+   * mismatch. A body that owns its whole ArrayBuffer moves to the worker: do not use it afterwards.
+   */
+  async decode(body: Buffer, blobs: StoredBlob[]): Promise<Buffer[]> {
+    if (this.threads.length === 0) return blobs.map((b) => this.codec.decode(body.subarray(b.offset, b.offset + b.length), b.id, b.compressed));
+    const result = await this.run({ op: 'decode', data: this.own(body, true), blobs: blobs.map((b) => ({ ...b, id: Uint8Array.from(b.id) })) });
+    return pieces(result.data, result.lengths);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.threads.map((t) => t.terminate()));
+  }
+
+  private async run(task: CodecTask): Promise<CodecResult> {
+    if (this.threads.length === 0) return runCodecTask(this.codec, task);
+    const idle = this.threads.reduce((best, t) => (t.load < best.load ? t : best));
+    return idle.run(task);
+  }
+
+  /** Data handed to a thread: its ArrayBuffer is transferred, so it must be ours alone (else a copy). */
+  private own(data: Buffer, movable = false): Uint8Array {
+    if (this.threads.length === 0) return data;
+    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.byteLength > Buffer.poolSize;
+    return movable && whole ? data : new Uint8Array(data);
+  }
+}

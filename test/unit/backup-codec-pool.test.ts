@@ -1,0 +1,46 @@
+// The codec pool gives the same results on worker threads as inline: chunk ids (zero chunks as
+// ZERO_ID), encoded blobs that decode back, and a damaged blob reported as Corrupt.
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { StoreError } from '../../src/common/errors.js';
+import { BlobCodec } from '../../src/backup/blob-codec.js';
+import { CodecPool } from '../../src/backup/codec-pool.js';
+import { ID_BYTES, ZERO_ID } from '../../src/backup/format.js';
+
+const CHUNK = 64 * 1024;
+const codecs = { plain: BlobCodec.plain(), encrypted: BlobCodec.encrypted(randomBytes(32), randomBytes(32)) };
+
+// Random, zero and text chunks, and a short last chunk.
+const data = Buffer.concat([randomBytes(CHUNK), Buffer.alloc(CHUNK), Buffer.from('tessera '.repeat(CHUNK / 8)), randomBytes(1000)]);
+
+for (const [name, codec] of Object.entries(codecs)) {
+  for (const threads of [0, 2]) {
+    t.test(`${name} codec, ${threads} threads`, async (t) => {
+      const pool = CodecPool.withThreads(codec, threads);
+      t.teardown(() => pool.close());
+      const ids = await pool.nameChunks(data, CHUNK);
+      t.equal(ids.length, 4 * ID_BYTES);
+      const idAt = (i: number) => ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
+      t.ok(idAt(1).equals(ZERO_ID), 'the zero chunk is named ZERO_ID');
+      for (const i of [0, 2, 3]) t.ok(idAt(i).equals(codec.idOf(data.subarray(i * CHUNK, (i + 1) * CHUNK))), `chunk ${i} named by its hash`);
+      t.ok(data.subarray(0, 16).equals(data.subarray(0, 16)), 'the input stays usable');
+
+      const plains = [0, 2, 3].map((i) => data.subarray(i * CHUNK, (i + 1) * CHUNK));
+      const encoded = await pool.encode(plains);
+      t.same(encoded.map((e) => e.compressed), [false, true, false], 'text compresses, random data does not');
+      const body = Buffer.concat(encoded.map((e) => e.stored));
+      let offset = 0;
+      const blobs = encoded.map((e, k) => {
+        const blob = { offset, length: e.stored.length, id: codec.idOf(plains[k]!), compressed: e.compressed };
+        offset += e.stored.length;
+        return blob;
+      });
+      const decoded = await pool.decode(Buffer.from(body), blobs);
+      t.ok(decoded.every((plain, k) => plain.equals(plains[k]!)), 'decodes to the plaintexts');
+
+      const damaged = Buffer.from(body);
+      damaged[blobs[1]!.offset + blobs[1]!.length - 20]! ^= 1;
+      await t.rejects(pool.decode(damaged, blobs), new StoreError('Corrupt', ''), 'a damaged blob is Corrupt');
+    });
+  }
+}
