@@ -227,27 +227,50 @@ export class ClusterClient implements ObjectStore {
 
   // ------------------------------------------------------------------ reads
 
+  /**
+   * The version asked for (or the newest) as a read quorum of its placement nodes sees it. Only
+   * as many nodes are asked as a read needs: a read quorum, and k for an inline object's shards
+   * (data-shard nodes first, so no decoding); the others only when those fall short.
+   */
   async getVersion(bucket: string, key: string, versionId?: string): Promise<ObjectVersion | undefined> {
     const layout = this.defaultLayout();
     const nodes = this.placement(bucket, key, layout);
     const request = [{ bucket, key, versionId: versionId ?? '' }];
-    const result = await this.cluster.fanOut(nodes, (client) => client.getMeta(request, true));
     const needed = readQuorum(layout.dataShards, layout.parityShards);
-    if (result.ok.size < needed) throw quorumError('metadata read', result, needed);
+    const askedFirst = this.preferLikelyUp(nodes).slice(0, Math.max(needed, layout.dataShards));
+    const answers: FanOutResult<pb.GetMetaResult> = { ok: new Map(), failed: new Map() };
     const found = new Map<string, pb.IObjectVersion>();
-    for (const [id, res] of result.ok) {
-      const slot = res.results?.[0];
-      if (slot?.found && slot.version) found.set(id, slot.version);
-    }
+    const ask = async (ids: string[]) => {
+      const result = await this.cluster.fanOut(ids, (client) => client.getMeta(request, true));
+      for (const [id, error] of result.failed) answers.failed.set(id, error);
+      for (const [id, res] of result.ok) {
+        answers.ok.set(id, res);
+        const slot = res.results?.[0];
+        if (slot?.found && slot.version) found.set(id, slot.version);
+      }
+    };
+    await ask(askedFirst);
     let newest = pickNewest([...found.values()]);
+    if (answers.ok.size < needed || (newest && !inlineShardsComplete(newest, found))) {
+      await ask(nodes.filter((id) => !askedFirst.includes(id)));
+      newest = pickNewest([...found.values()]);
+    }
+    if (answers.ok.size < needed) throw quorumError('metadata read', answers, needed);
     if (!newest) newest = await this.findOffPlacement(nodes, request, found);
     if (!newest) return undefined;
-    const stale = nodes.filter((id) => result.failed.has(id) || !found.has(id) || found.get(id)?.hlc !== newest.hlc
-      || found.get(id)?.versionId !== newest.versionId);
+    // Nodes that failed or lack this version need healing; so do unasked ones that seem down.
+    const asked = (id: string) => answers.ok.has(id) || answers.failed.has(id);
+    const stale = nodes.filter((id) => (asked(id) ? !holds(found.get(id), newest) : !this.cluster.isLikelyUp(id)));
     if (stale.length) this.heal.enqueue(bucket, key, newest.versionId!);
     const version = stripInline(newest);
     this.inline.set(version, gatherInline(newest, found));
     return version;
+  }
+
+  /** Placement nodes, those seen up recently first (in placement order otherwise). */
+  private preferLikelyUp(nodes: string[]): string[] {
+    const up = nodes.filter((id) => this.cluster.isLikelyUp(id));
+    return up.length === nodes.length ? nodes : [...up, ...nodes.filter((id) => !up.includes(id))];
   }
 
   /**
@@ -537,11 +560,23 @@ function stripInline(version: pb.IObjectVersion): ObjectVersion {
   } as ObjectVersion;
 }
 
+/** Whether a node's record is this very version. */
+function holds(record: pb.IObjectVersion | undefined, version: pb.IObjectVersion): record is pb.IObjectVersion {
+  return record !== undefined && record.hlc === version.hlc && record.versionId === version.versionId;
+}
+
+/** Whether the records at hand carry enough inline shards (k per segment) to serve the version. */
+function inlineShardsComplete(version: pb.IObjectVersion, byNode: Map<string, pb.IObjectVersion>): boolean {
+  const gathered = gatherInline(version, byNode);
+  return (version.segments ?? []).every((segment, i) => !segment.inline || Number(segment.size ?? 0) === 0
+    || gathered[i]!.filter((shard) => shard !== null).length >= layoutOf(segment).dataShards);
+}
+
 /** Collect each node's inline shard of the chosen version, by segment and shard index. */
 function gatherInline(chosen: pb.IObjectVersion, byNode: Map<string, pb.IObjectVersion>): InlineShards {
   return (chosen.segments ?? []).map((segment, s) => (segment.nodes ?? []).map((id) => {
     const record = byNode.get(id);
-    if (!record || record.versionId !== chosen.versionId || record.hlc !== chosen.hlc) return null;
+    if (!holds(record, chosen)) return null;
     const shard = record.segments?.[s]?.inlineShard;
     return shard ? shard : null;
   }));

@@ -5,6 +5,7 @@ import { AUTH_METADATA_KEY, makeClusterToken } from '../common/cluster-auth.js';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import { bulkChannelOptions, pb, storageNodeService as svc, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { awaitConfirmation, BulkShardWriter, openBulkReader, silentNode } from './bulk-client.js';
+import { CallCoalescer } from './call-coalescer.js';
 
 /** Blocks queued per shard stream before the writer waits. */
 const MAX_IN_FLIGHT = 2;
@@ -30,10 +31,26 @@ export function toStoreError(err: unknown, nodeId: string): StoreError {
   return new StoreError(kind, `node ${nodeId}: ${e.details || e.message || String(err)}`, { nodeId });
 }
 
+/** A failure the node reported for the request itself (not for being unreachable). */
+function refusedByNode(err: unknown): boolean {
+  return err instanceof StoreError && err.kind !== 'Unavailable';
+}
+
 export class NodeClient {
   private readonly client: grpc.Client;
   /** The node's bulk shard channel, once Health has told us; until then shards go over gRPC. */
   bulkAddress = '';
+
+  /** Single-key metadata reads and single-version record writes, coalesced per flag value. */
+  private readonly metaReads = [false, true].map((withInline) => new CallCoalescer(
+    async (keys: pb.IObjectKey[]) => (await this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }))).results,
+    refusedByNode));
+  private readonly metaWrites = [false, true].map((revertible) => new CallCoalescer(
+    async (versions: pb.IObjectVersion[]) => {
+      const result = await this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible }));
+      return versions.map((_, i) => pb.PutMetaResult.create({ applied: [result.applied[i]!], keptPrevious: [result.keptPrevious[i]!] }));
+    },
+    refusedByNode));
 
   constructor(readonly nodeId: string, readonly address: string, private readonly secret: string) {
     this.client = new grpc.Client(address, grpc.credentials.createInsecure(), bulkChannelOptions);
@@ -53,8 +70,16 @@ export class NodeClient {
     });
   }
 
-  putMeta(versions: pb.IObjectVersion[], revertible = false) { return this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible })); }
-  getMeta(keys: pb.IObjectKey[], withInline: boolean) { return this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline })); }
+  /** Several versions are applied in one batch on the node; a single one shares a call with others. */
+  async putMeta(versions: pb.IObjectVersion[], revertible = false): Promise<pb.PutMetaResult> {
+    if (versions.length === 1) return this.metaWrites[Number(revertible)]!.call(versions[0]!);
+    return this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible }));
+  }
+
+  async getMeta(keys: pb.IObjectKey[], withInline: boolean): Promise<pb.GetMetaResult> {
+    if (keys.length === 1) return pb.GetMetaResult.create({ results: [await this.metaReads[Number(withInline)]!.call(keys[0]!)] });
+    return this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }));
+  }
   deleteMeta(keys: pb.IObjectKey[], hlc: number, revertible = false) { return this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create({ keys, hlc, revertible })); }
   resolveMeta(keys: pb.IObjectKey[], stamp: WriteStamp, commit: boolean) {
     return this.unary(svc.ResolveMeta, pb.ResolveMetaRequest.create({ keys, hlc: stamp.hlc, revision: stamp.revision, commit }));
