@@ -11,6 +11,7 @@
 //              <- status, message, then frames..., empty frame (or ERROR_FRAME, status, message)
 // ref:         u16 data-id length, data id, u16 shard index
 // frame:       u32 length, bytes (length 0 ends a stream). All integers big-endian.
+import type { Socket } from 'node:net';
 import { StoreError, type StoreErrorKind } from './errors.js';
 
 export const BULK_MAGIC = Buffer.from('TSB1');
@@ -56,6 +57,18 @@ export function frameHeader(length: number): Buffer {
   return out;
 }
 
+/**
+ * Queue one frame, header and payload in a single system call; `flushed` runs once the payload
+ * is handed to the kernel. False when the socket's buffer is over its high-water mark.
+ */
+export function writeFrame(socket: Socket, payload: Uint8Array, flushed?: () => void): boolean {
+  socket.cork();
+  socket.write(frameHeader(payload.length));
+  const belowHighWater = socket.write(payload, flushed);
+  socket.uncork();
+  return belowHighWater;
+}
+
 /** Reads exact byte counts and frames from a socket's chunk stream. */
 export class ByteReader {
   private pending: Buffer[] = [];
@@ -76,6 +89,21 @@ export class ByteReader {
     return all.subarray(0, n);
   }
 
+  /** Between 1 and n bytes: the start of what is buffered, else of the next chunk (never a copy). */
+  private async upTo(n: number): Promise<Buffer> {
+    if (this.buffered === 0) {
+      const next = await this.chunks.next();
+      if (next.done) throw new StoreError('Unavailable', 'bulk connection closed mid-message');
+      this.pending.push(next.value);
+      this.buffered += next.value.length;
+    }
+    const first = this.pending[0]!;
+    const piece = first.length <= n ? this.pending.shift()! : first.subarray(0, n);
+    if (first.length > n) this.pending[0] = first.subarray(n);
+    this.buffered -= piece.length;
+    return piece;
+  }
+
   async u8(): Promise<number> { return (await this.exact(1)).readUInt8(0); }
   async u16(): Promise<number> { return (await this.exact(2)).readUInt16BE(0); }
   async u32(): Promise<number> { return (await this.exact(4)).readUInt32BE(0); }
@@ -87,7 +115,11 @@ export class ByteReader {
     return { status, message: await this.text() };
   }
 
-  /** Frames of a stream until the empty frame; an error frame throws its status. */
+  /**
+   * The payload of a stream's frames until the empty frame, in the pieces the socket delivered
+   * (a frame is not gathered into one buffer: that copy and allocation per block kept the GC
+   * busy); an error frame throws its status.
+   */
   async *frames(nodeId: string): AsyncGenerator<Buffer> {
     for (;;) {
       const length = await this.u32();
@@ -97,7 +129,11 @@ export class ByteReader {
         throw errorFromStatus(status, message, nodeId);
       }
       if (length > MAX_FRAME) throw new StoreError('InvalidArgument', `bulk frame of ${length} bytes is too large`);
-      yield await this.exact(length);
+      for (let left = length; left > 0;) {
+        const piece = await this.upTo(left);
+        left -= piece.length;
+        yield piece;
+      }
     }
   }
 }

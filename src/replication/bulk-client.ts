@@ -2,11 +2,17 @@
 // connection per shard stream, raw frames written straight from the stripe buffers.
 import { connect, type Socket } from 'node:net';
 import {
-  BULK_MAGIC, ByteReader, encodeRef, errorFromStatus, frameHeader, OP_GET, OP_PUT, u64,
+  BULK_MAGIC, ByteReader, encodeRef, errorFromStatus, frameHeader, OP_GET, OP_PUT, u64, writeFrame,
 } from '../common/bulk-protocol.js';
 import { StoreError } from '../common/errors.js';
 import type { pb } from '../common/node-service.js';
 import type { ShardReader, ShardSink } from './node-client.js';
+
+/**
+ * Bytes a shard stream may queue before the writer waits for the socket to drain: a few blocks,
+ * so encoding the next stripe overlaps sending this one instead of waiting for every node.
+ */
+const MAX_QUEUED_BYTES = 1024 * 1024;
 
 function open(address: string, token: string, request: Buffer[]): { socket: Socket; reader: ByteReader } {
   const colon = address.lastIndexOf(':');
@@ -73,8 +79,8 @@ export class BulkShardWriter implements ShardSink {
 
   async write(data: Uint8Array, release?: () => void): Promise<void> {
     if (this.failed) { release?.(); return; }
-    this.socket.write(frameHeader(data.length));
-    if (this.socket.write(data, () => release?.())) return;
+    writeFrame(this.socket, data, release);
+    if (this.socket.writableLength <= MAX_QUEUED_BYTES) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);

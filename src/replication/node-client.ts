@@ -4,7 +4,9 @@ import * as grpc from '@grpc/grpc-js';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../common/cluster-auth.js';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import { bulkChannelOptions, pb, storageNodeService as svc, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
+import { localShards } from '../common/local-shards.js';
 import { awaitConfirmation, BulkShardWriter, openBulkReader, silentNode } from './bulk-client.js';
+import { LocalShardWriter, openLocalReader } from './local-shard-streams.js';
 import { CallCoalescer } from './call-coalescer.js';
 
 /** Blocks queued per shard stream before the writer waits. */
@@ -113,6 +115,8 @@ export class NodeClient {
 
   /** Stream a shard's bytes; errors surface as StoreError from `next()`; `cancel` ends the call at once. */
   openShardReader(read: pb.IShardRead): ShardReader {
+    const local = localShards.at(this.bulkAddress);
+    if (local) return openLocalReader(this.nodeId, local, read);
     if (this.bulkAddress) return openBulkReader(this.nodeId, this.bulkAddress, makeClusterToken(this.secret), read);
     const def = svc.GetShard;
     const call = this.client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize,
@@ -148,6 +152,8 @@ export class NodeClient {
 
   /** Open a shard upload: over the bulk channel where the node has one, else gRPC PutShard. */
   openShardWriter(header: pb.IShardHeader): ShardSink {
+    const local = localShards.at(this.bulkAddress);
+    if (local) return new LocalShardWriter(this.nodeId, local, header, STREAM_IDLE_MS);
     if (this.bulkAddress) return new BulkShardWriter(this.nodeId, this.bulkAddress, makeClusterToken(this.secret), header, STREAM_IDLE_MS);
     return new GrpcShardWriter(this.nodeId, (callback) => this.client.makeClientStreamRequest(
       svc.PutShard.path, svc.PutShard.requestSerialize, svc.PutShard.responseDeserialize,
@@ -160,7 +166,7 @@ export class NodeClient {
 }
 
 export interface ShardReader {
-  /** The next chunk, or undefined at the end of the shard range. */
+  /** The next chunk, or undefined at the end of the shard range; valid until the next call. */
   next(): Promise<Buffer | undefined>;
   cancel(): void;
 }

@@ -38,8 +38,7 @@ export async function* readSegment(cluster: Cluster, read: SegmentRead, onDegrad
   try {
     for (let s = firstStripe; s <= lastStripe; s++) {
       const dataBytes = stripeDataSize(Number(read.segment.size), layout, s);
-      const blocks = await shards.readStripe(blockSizeFor(dataBytes, layout));
-      const data = Buffer.concat(blocks.slice(0, layout.dataShards));
+      const { data } = await shards.readStripe(blockSizeFor(dataBytes, layout));
       yield sliceStripe(data, s * layout.stripeSize, read.start, read.end);
     }
   } finally {
@@ -57,7 +56,7 @@ export async function* rebuildShards(cluster: Cluster, segment: pb.IDataSegment,
   const shards = new ShardSet(cluster, segment, layout, 0, wanted, wanted);
   try {
     for (let s = 0; s < stripeCount(Number(segment.size), layout); s++) {
-      const blocks = await shards.readStripe(blockSizeFor(stripeDataSize(Number(segment.size), layout, s), layout));
+      const { blocks } = await shards.readStripe(blockSizeFor(stripeDataSize(Number(segment.size), layout, s), layout));
       yield wanted.map((i) => blocks[i]!);
     }
   } finally {
@@ -119,38 +118,38 @@ class ShardSet {
     this.cursors.set(index, new ShardCursor(stream));
   }
 
-  /** Read one block from k shards, replacing failed ones with spares; data shards come first. */
-  async readStripe(blockSize: number): Promise<Buffer[]> {
-    const total = this.layout.dataShards + this.layout.parityShards;
-    const blocks: Array<Buffer | undefined> = new Array(total);
+  /**
+   * Read one block from k shards, replacing failed ones with spares; data shards come first.
+   * Each shard's block lands in place: the data blocks back to back in `data` (the stripe's
+   * bytes, no gathering copy), parity blocks in buffers of their own where read or wanted.
+   */
+  async readStripe(blockSize: number): Promise<{ data: Buffer; blocks: Buffer[] }> {
+    const { dataShards, parityShards } = this.layout;
+    const data = Buffer.allocUnsafe(blockSize * dataShards);
+    const blocks = Array.from({ length: dataShards + parityShards },
+      (_, i) => (i < dataShards ? data.subarray(i * blockSize, (i + 1) * blockSize) : undefined));
+    const present = blocks.map(() => false);
+    const blockOf = (i: number) => (blocks[i] ??= Buffer.allocUnsafe(blockSize));
     for (;;) {
-      const pending = [...this.cursors.entries()].filter(([i]) => blocks[i] === undefined);
-      const results = await Promise.all(pending.map(async ([i, cursor]) => {
+      const pending = [...this.cursors.entries()].filter(([i]) => !present[i]);
+      await Promise.all(pending.map(async ([i, cursor]) => {
         try {
-          return [i, await cursor.read(blockSize)] as const;
+          await cursor.readInto(blockOf(i));
+          present[i] = true;
         } catch (err) {
           this.fail(i, err);
-          return [i, undefined] as const;
         }
       }));
-      for (const [i, block] of results) if (block) blocks[i] = block;
-      const have = blocks.filter(Boolean).length;
-      if (have >= this.layout.dataShards) break;
+      const have = present.filter(Boolean).length;
+      if (have >= dataShards) break;
       const spare = this.nextSpare();
-      if (spare === undefined) throw new StoreError('QuorumFailed', `only ${have} of ${this.layout.dataShards} needed shards are readable`);
+      if (spare === undefined) throw new StoreError('QuorumFailed', `only ${have} of ${dataShards} needed shards are readable`);
       this.open(spare);
     }
     this.offset += blockSize;
-    return this.complete(blocks, blockSize);
-  }
-
-  private complete(blocks: Array<Buffer | undefined>, blockSize: number): Buffer[] {
-    const present = Array.from(blocks, (b) => b !== undefined);
     const wanted = this.wanted.filter((i) => !present[i]);
-    if (!wanted.length) return blocks as Buffer[];
-    const shards = Array.from(blocks, (b) => b ?? Buffer.alloc(blockSize));
-    reconstruct(this.layout, shards, present, wanted);
-    return shards;
+    if (wanted.length) reconstruct(this.layout, blocks.map((_, i) => blockOf(i)), present, wanted);
+    return { data, blocks: blocks as Buffer[] };
   }
 
   private fail(index: number, err: unknown): void {
@@ -171,26 +170,21 @@ class ShardSet {
   }
 }
 
-/** Reads exact-size blocks from a shard stream, failing if the stream stalls. */
+/** Fills blocks from a shard stream, failing if the stream stalls. */
 class ShardCursor {
-  private pending: Buffer[] = [];
-  private buffered = 0;
+  /** What the stream delivered beyond the last block filled. */
+  private leftover: Buffer | undefined;
 
   constructor(private readonly stream: ShardReader) {}
 
-  async read(size: number): Promise<Buffer> {
-    while (this.buffered < size) {
-      const next = await withTimeout(this.stream.next(), READ_STALL_MS);
-      if (!next) throw new StoreError('Corrupt', 'shard ended early');
-      this.pending.push(next);
-      this.buffered += next.length;
+  async readInto(block: Buffer): Promise<void> {
+    for (let filled = 0; filled < block.length;) {
+      const piece = this.leftover ?? await withTimeout(this.stream.next(), READ_STALL_MS);
+      if (!piece) throw new StoreError('Corrupt', 'shard ended early');
+      const used = piece.copy(block, filled);
+      filled += used;
+      this.leftover = used < piece.length ? piece.subarray(used) : undefined;
     }
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.buffered);
-    const block = all.subarray(0, size);
-    const rest = all.subarray(size);
-    this.pending = rest.length ? [rest] : [];
-    this.buffered = rest.length;
-    return block;
   }
 
   close(): void {

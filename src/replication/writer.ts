@@ -8,6 +8,7 @@ import { StoreError } from '../common/errors.js';
 import type { pb } from '../common/node-service.js';
 import type { Cluster } from './cluster.js';
 import { blockSizeFor, codecFor, INLINE_LIMIT, type Layout, writeQuorum } from './layout.js';
+import { sharedBuffer, ThreadedMd5 } from './md5-thread.js';
 import type { ShardSink } from './node-client.js';
 
 export interface WrittenSegment {
@@ -42,9 +43,7 @@ export interface WriteOptions {
 export async function writeSegment(cluster: Cluster, nodes: string[], layout: Layout, body: Readable,
   options: WriteOptions = {}): Promise<WrittenSegment> {
   const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const md5 = createHash('md5');
   const head = await readUpTo(iterator, INLINE_LIMIT + 1);
-  md5.update(head.data);
   const segment: pb.IDataSegment = {
     dataId: newDataId(),
     layout: { ...layout },
@@ -53,7 +52,7 @@ export async function writeSegment(cluster: Cluster, nodes: string[], layout: La
   if (head.ended && head.data.length <= INLINE_LIMIT && options.allowInline !== false) {
     return {
       segment: { ...segment, size: head.data.length, inline: true },
-      md5Hex: md5.digest('hex'),
+      md5Hex: createHash('md5').update(head.data).digest('hex'),
       inlineShards: head.data.length ? encodeStripe(head.data, layout) : nodes.map(() => Buffer.alloc(0)),
       durableOn: nodes,
     };
@@ -62,11 +61,10 @@ export async function writeSegment(cluster: Cluster, nodes: string[], layout: La
   try {
     let size = await stream.push(head.data);
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-      md5.update(next.value);
       size = await stream.push(next.value);
     }
-    const durableOn = await stream.finish();
-    return { segment: { ...segment, size }, md5Hex: md5.digest('hex'), durableOn };
+    const { durableOn, md5Hex } = await stream.finish();
+    return { segment: { ...segment, size }, md5Hex, durableOn };
   } catch (err) {
     await stream.abort();
     throw err;
@@ -88,9 +86,15 @@ async function readUpTo(iterator: AsyncIterator<Buffer>, limit: number): Promise
 /** Stripe buffers kept for reuse per write (allocating 1.5 MiB per stripe kept the GC busy). */
 const SPARE_STRIPES = 4;
 
-/** Fills stripes from incoming chunks and sends each shard block to its node. */
+/** Stripes a write may have waiting for the MD5 thread (which bounds memory when it falls behind). */
+const MAX_STRIPES_HASHING = 2;
+
+/** Fills stripes from incoming chunks, sends each shard block to its node and hashes the data. */
 class StripeStreamer {
   private readonly writers: Array<ShardSink | undefined>;
+  private readonly md5 = new ThreadedMd5();
+  /** Stripes handed to the MD5 thread and not yet read by it, oldest first. */
+  private readonly hashing: Array<Promise<void>> = [];
   private stripe: Buffer;
   private readonly spare: Buffer[] = [];
   private filled = 0;
@@ -106,9 +110,9 @@ class StripeStreamer {
     this.checkQuorum();
   }
 
-  /** Stripe buffers come back once every transport has released the blocks sent from them. */
+  /** Stripe buffers come back once every transport and the MD5 thread have released them. */
   private newStripe(): Buffer {
-    return this.spare.pop() ?? Buffer.allocUnsafe(this.layout.blockSize * (this.layout.dataShards + this.layout.parityShards));
+    return this.spare.pop() ?? sharedBuffer(this.layout.blockSize * (this.layout.dataShards + this.layout.parityShards));
   }
 
   private releaser(stripe: Buffer, users: number): () => void {
@@ -138,10 +142,12 @@ class StripeStreamer {
     const blocks = Array.from({ length: this.layout.dataShards + this.layout.parityShards },
       (_, i) => this.stripe.subarray(i * blockSize, (i + 1) * blockSize));
     codecFor(this.layout)?.encode(blocks.slice(0, this.layout.dataShards), blocks.slice(this.layout.dataShards));
-    const release = this.releaser(this.stripe, this.writers.filter(Boolean).length);
+    const release = this.releaser(this.stripe, this.writers.filter(Boolean).length + 1);
+    this.hashing.push(this.md5.update(this.stripe.subarray(0, this.filled)).then(release));
     this.stripe = this.newStripe();
     this.filled = 0;
     await Promise.all(this.writers.map((w, i) => w?.write(blocks[i]!, release)));
+    if (this.hashing.length > MAX_STRIPES_HASHING) await this.hashing.shift();
     this.checkQuorum();
   }
 
@@ -156,19 +162,20 @@ class StripeStreamer {
     }
   }
 
-  /** Flush the tail, close every stream and return the nodes that made their shard durable. */
-  async finish(): Promise<string[]> {
+  /** Flush the tail, close every stream; the nodes that made their shard durable and the data's MD5. */
+  async finish(): Promise<{ durableOn: string[]; md5Hex: string }> {
     if (this.filled > 0) await this.flush();
-    const results = await Promise.all(this.writers.map((w) => w?.finish()));
+    const [md5Hex, ...results] = await Promise.all([this.md5.digest(), ...this.writers.map((w) => w?.finish())]);
     const durableOn = this.nodes.filter((_, i) => results[i] !== undefined);
     if (durableOn.length < this.quorum) {
       await this.deleteShards(durableOn);
       throw new StoreError('QuorumFailed', `only ${durableOn.length} of ${this.nodes.length} shards became durable`);
     }
-    return durableOn;
+    return { durableOn, md5Hex: md5Hex as string };
   }
 
   async abort(): Promise<void> {
+    this.md5.discard();
     for (const w of this.writers) w?.abort();
     await this.deleteShards(this.nodes);
   }

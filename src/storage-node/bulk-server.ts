@@ -3,10 +3,11 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type pino from 'pino';
 import {
-  BULK_MAGIC, ByteReader, ERROR_FRAME, frameHeader, OP_GET, OP_PUT, statusMessage, statusOf, u64,
+  BULK_MAGIC, ByteReader, ERROR_FRAME, frameHeader, OP_GET, OP_PUT, statusMessage, statusOf, u64, writeFrame,
 } from '../common/bulk-protocol.js';
 import { verifyClusterToken } from '../common/cluster-auth.js';
 import { StoreError } from '../common/errors.js';
+import { localShards } from '../common/local-shards.js';
 import { streamShardRange } from './shard-range.js';
 import { type ShardStore, validateShardRef } from './shard-store.js';
 
@@ -27,9 +28,15 @@ export async function startBulkServer(listen: string, secret: string, shards: Sh
   });
   const host = listen.slice(0, listen.lastIndexOf(':'));
   const port = await listenOn(server, host, Number(listen.slice(listen.lastIndexOf(':') + 1)));
+  const address = `${host}:${port}`;
+  const unregister = localShards.register(address, {
+    write: (ref, blockSize, chunks) => shards.write(ref, blockSize, chunks),
+    read: (ref, offset, length, send, cancelled) => streamShardRange(shards, ref, offset, length, send, cancelled),
+  });
   return {
-    address: `${host}:${port}`,
+    address,
     close: () => new Promise((resolve) => {
+      unregister();
       for (const socket of sockets) socket.destroy();
       server.close(() => resolve());
     }),
@@ -84,9 +91,7 @@ async function serveGet(socket: Socket, reader: ByteReader, shards: ShardStore, 
   try {
     await streamShardRange(shards, ref, offset, length, async (bytes, release) => {
       if (!started) { socket.write(statusMessage(0, '')); started = true; }
-      socket.write(frameHeader(bytes.length));
-      const flushed = socket.write(bytes, () => release());
-      if (!flushed) await drained(socket);
+      if (!writeFrame(socket, bytes, release)) await drained(socket);
     }, () => socket.destroyed);
     if (!started) socket.write(statusMessage(0, ''));
     socket.write(frameHeader(0));

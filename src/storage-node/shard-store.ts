@@ -254,7 +254,10 @@ export class ShardStore {
   }
 }
 
-/** Cuts incoming data into blocks, checksums each and writes it, reserving capacity first. */
+/** Bytes gathered per file write: one large write instead of one per block (each costs a thread-pool round trip). */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** Cuts incoming data into blocks, checksums each and writes them in batches, reserving capacity first. */
 class BlockWriter {
   reserved = 0;
 
@@ -265,39 +268,36 @@ class BlockWriter {
   ) {}
 
   async writeAll(file: FileHandle, chunks: AsyncIterable<Uint8Array>): Promise<{ dataLength: number; fileBytes: number; blocks: number }> {
-    const block = this.pool.take(this.blockSize);
+    const { blockSize } = this;
+    const batch = this.pool.take(blockSize * Math.max(1, Math.floor(WRITE_BATCH_BYTES / blockSize)));
     const checksums: bigint[] = [];
     let filled = 0;
     let dataLength = 0;
-    const writeBlock = async (bytes: Buffer) => {
-      checksums.push(blockChecksum(bytes));
-      await this.append(file, bytes);
-      dataLength += bytes.length;
+    const flush = async () => {
+      await this.append(file, batch.subarray(0, filled));
+      dataLength += filled;
+      filled = 0;
     };
     try {
       for await (const chunk of chunks) {
         for (let used = 0; used < chunk.length;) {
-          if (filled === 0 && chunk.length - used >= this.blockSize) {
-            // A whole block inside the message: checksum and write it from there, no copy.
-            await writeBlock(Buffer.from(chunk.buffer, chunk.byteOffset + used, this.blockSize));
-            used += this.blockSize;
-            continue;
-          }
-          const take = Math.min(this.blockSize - filled, chunk.length - used);
-          block.set(chunk.subarray(used, used + take), filled);
+          const blockEnd = filled - (filled % blockSize) + blockSize;
+          const take = Math.min(blockEnd - filled, chunk.length - used);
+          batch.set(chunk.subarray(used, used + take), filled);
           filled += take;
           used += take;
-          if (filled === this.blockSize) {
-            await writeBlock(block);
-            filled = 0;
-          }
+          if (filled < blockEnd) continue;
+          checksums.push(blockChecksum(batch.subarray(blockEnd - blockSize, blockEnd)));
+          if (filled === batch.length) await flush();
         }
       }
-      if (filled > 0) await writeBlock(block.subarray(0, filled));
+      const partial = filled % blockSize;
+      if (partial > 0) checksums.push(blockChecksum(batch.subarray(filled - partial, filled)));
+      if (filled > 0) await flush();
     } finally {
-      this.pool.give(block);
+      this.pool.give(batch);
     }
-    const trailer = encodeTrailer(checksums, this.blockSize, dataLength);
+    const trailer = encodeTrailer(checksums, blockSize, dataLength);
     await this.append(file, trailer);
     return { dataLength, fileBytes: dataLength + trailer.length, blocks: checksums.length };
   }
