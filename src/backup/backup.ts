@@ -29,6 +29,8 @@ export interface BackupRequest {
   readConcurrency?: number;
   /** Bytes per NBD read. */
   readSize?: number;
+  /** Threads for hashing, compression and encryption (default: by the amount to read). */
+  codecThreads?: number;
   packSize?: number;
   maxUploads?: number;
   onProgress?: (progress: BackupProgress) => void;
@@ -50,12 +52,18 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
 async function backupLocked(repo: Repository, request: BackupRequest): Promise<Snapshot> {
   const started = Date.now();
   const snapshotId = newId(new Date(started));
-  // The source opens (qemu tools, QMP) while the repository's index loads.
-  const opening = repo.listSnapshots(request.disk).then(async (snapshots) => {
+  // The source opens (qemu tools, QMP) while the repository's index and the parent's chunk ids load.
+  const listing = repo.listSnapshots(request.disk);
+  const loading = Promise.all([repo.readGcPending(), repo.loadIndex()]);
+  const opening = listing.then(async (snapshots) => {
     const parent = snapshots.at(-1);
     return { parent, source: await (request.open ?? openSource)({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap }) };
   });
-  const [opened, loaded] = await Promise.allSettled([opening, Promise.all([repo.readGcPending(), repo.loadIndex()])]);
+  const readingParent = Promise.all([listing, loading]).then(([snapshots, [, index]]) => {
+    const parent = snapshots.at(-1);
+    return parent && parent.chunkSize === repo.config.chunkSize ? readChunkIds(repo, index, parent) : undefined;
+  });
+  const [opened, loaded, parentRead] = await Promise.allSettled([opening, loading, readingParent]);
   if (opened.status === 'rejected') throw opened.reason;
   const { parent, source } = opened.value;
   let succeeded = false;
@@ -66,9 +74,9 @@ async function backupLocked(repo: Repository, request: BackupRequest): Promise<S
     if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
     if (source.fullReadReason) request.onNotice?.(`full read: ${source.fullReadReason}`);
     const retainUntil = request.lockDays ? new Date(started + request.lockDays * 86_400_000) : undefined;
-    const parentIds = parent && parent.chunkSize === repo.config.chunkSize && parent.diskSize === source.client.size
-      ? await readChunkIds(repo, index, parent)
-      : undefined;
+    const sameDisk = parent?.diskSize === source.client.size;
+    if (sameDisk && parentRead.status === 'rejected') throw parentRead.reason;
+    const parentIds = sameDisk && parentRead.status === 'fulfilled' ? parentRead.value : undefined;
     const run = new BackupRun(repo, index, condemned, source, request, parentIds, retainUntil);
     await run.readAndStore();
     const tree = await run.storeTree();
@@ -135,7 +143,7 @@ class BackupRun {
     const zero = await this.zeroChunks(wanted);
     const runs = this.readRuns(wanted, zero);
     this.bytesToRead = runs.reduce((sum, r) => sum + r.length, 0);
-    const pool = CodecPool.forWork(this.repo.codec, this.bytesToRead);
+    const pool = CodecPool.forWork(this.repo.codec, this.bytesToRead, this.request.codecThreads);
     let next = 0;
     const worker = async () => {
       while (next < runs.length) {
@@ -226,13 +234,13 @@ class BackupRun {
   }
 
   /** Names the chunks of one read; encodes and packs those the store lacks. */
-  private async storeChunks(pool: CodecPool, first: number, data: Buffer): Promise<void> {
-    const ids = await pool.nameChunks(data, this.chunkSize);
-    const fresh: Array<{ id: Buffer; plain: Buffer }> = [];
+  private async storeChunks(pool: CodecPool, first: number, read: Buffer): Promise<void> {
+    const { ids, data } = await pool.nameChunks(read, this.chunkSize);
+    const fresh: Array<{ id: Buffer; offset: number; length: number }> = [];
     for (let k = 0; k * this.chunkSize < data.length; k++) {
       const id = ids.subarray(k * ID_BYTES, (k + 1) * ID_BYTES);
-      const plain = data.subarray(k * this.chunkSize, (k + 1) * this.chunkSize);
-      this.recordChunk(first + k, id, plain.length);
+      const length = Math.min(this.chunkSize, data.length - k * this.chunkSize);
+      this.recordChunk(first + k, id, length);
       if (id.equals(ZERO_ID)) continue;
       if (this.stored(id)) {
         this.stats.chunksReused++;
@@ -241,12 +249,12 @@ class BackupRun {
       // Claimed now, so a concurrent read of the same content reuses it instead of storing it twice.
       this.claimed.add(id.toString('hex'));
       this.stats.chunksNew++;
-      fresh.push({ id, plain });
+      fresh.push({ id, offset: k * this.chunkSize, length });
     }
     if (fresh.length === 0) return;
-    const encoded = await pool.encode(fresh.map((f) => f.plain));
-    for (const [i, { id, plain }] of fresh.entries()) {
-      await this.writer.addStored({ id, type: BlobType.CHUNK, rawLength: plain.length, compressed: encoded[i]!.compressed }, encoded[i]!.stored);
+    const encoded = await pool.encode(data, fresh);
+    for (const [i, { id, length }] of fresh.entries()) {
+      await this.writer.addStored({ id, type: BlobType.CHUNK, rawLength: length, compressed: encoded[i]!.compressed }, encoded[i]!.stored);
     }
   }
 

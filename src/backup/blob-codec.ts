@@ -3,7 +3,8 @@
 // cannot confirm guesses), zstd-compressed when that helps, sealed with AES-256-GCM when encrypted.
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Compressor, Decompressor } from 'zstd-napi';
+import { Compressor } from 'zstd-napi';
+import zstdBinding from 'zstd-napi/binding.js';
 import { StoreError } from '../common/errors.js';
 
 const NONCE_BYTES = 12;
@@ -25,7 +26,8 @@ export interface CodecKeys {
 
 export class BlobCodec {
   private readonly compressor = new Compressor();
-  private readonly decompressor = new Decompressor();
+  /** The binding's context decompresses into a given buffer (the Decompressor class allocates one). */
+  private readonly decompressor = new zstdBinding.DCtx();
 
   private constructor(readonly keys: CodecKeys | undefined) {
     this.compressor.setParameters({ compressionLevel: COMPRESSION_LEVEL });
@@ -60,18 +62,23 @@ export class BlobCodec {
   }
 
   /** Opens, decompresses and checks a blob against the id it is stored under. */
-  decode(stored: Buffer, id: Uint8Array, compressed: boolean): Buffer {
-    const opened = this.open(stored);
-    const plain = compressed ? this.decompress(opened, id) : opened;
-    if (!this.idOf(plain).equals(id)) {
-      throw new StoreError('Corrupt', `blob ${Buffer.from(id).toString('hex')} does not match its hash`);
-    }
-    return plain;
+  decode(stored: Buffer, id: Uint8Array, compressed: boolean, rawLength: number): Buffer {
+    return this.decodeInto(stored, id, compressed, Buffer.allocUnsafe(rawLength));
   }
 
-  private decompress(data: Buffer, id: Uint8Array): Buffer {
+  /** decode() into `out`, which is exactly the blob's plaintext length (no buffer per blob). */
+  decodeInto(stored: Buffer, id: Uint8Array, compressed: boolean, out: Buffer): Buffer {
+    const opened = this.open(stored);
+    const length = compressed ? this.decompressInto(out, opened, id) : opened.length === out.length ? opened.copy(out) : -1;
+    if (length !== out.length || !this.idOf(out).equals(id)) {
+      throw new StoreError('Corrupt', `blob ${Buffer.from(id).toString('hex')} does not match its hash`);
+    }
+    return out;
+  }
+
+  private decompressInto(out: Buffer, data: Buffer, id: Uint8Array): number {
     try {
-      return this.decompressor.decompress(data);
+      return this.decompressor.decompress(out, data);
     } catch {
       throw new StoreError('Corrupt', `blob ${Buffer.from(id).toString('hex')} does not decompress`);
     }

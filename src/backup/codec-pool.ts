@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import type { BlobCodec, EncodedBlob } from './blob-codec.js';
-import { type CodecResult, type CodecTask, concatenate, pieces, runCodecTask, type StoredBlob } from './codec-tasks.js';
+import { type CodecResult, type CodecTask, pieces, type Piece, runCodecTask, type StoredBlob, view } from './codec-tasks.js';
 
 /** Below this much work per job, threads are not worth starting. */
 const INLINE_BYTES = 48 * 1024 * 1024;
@@ -41,7 +41,7 @@ class CodecThread {
     if (this.jobs.size === 0) this.worker.ref();
     return new Promise((resolve, reject) => {
       this.jobs.set(job, { resolve, reject });
-      // The input is a private copy (see CodecPool.own), so it can move to the worker.
+      // The input is ours alone (see CodecPool.own), so it moves to the worker.
       this.worker.postMessage({ job, task }, [task.data.buffer as ArrayBuffer]);
     });
   }
@@ -67,24 +67,28 @@ class CodecThread {
 export class CodecPool {
   private constructor(private readonly codec: BlobCodec, private readonly threads: CodecThread[]) {}
 
-  /** A pool sized for `workBytes` of data: inline for small jobs, else one thread per core. */
-  static forWork(codec: BlobCodec, workBytes: number): CodecPool {
-    return CodecPool.withThreads(codec, workBytes < INLINE_BYTES ? 0 : Math.min(MAX_THREADS, availableParallelism()));
+  /** `threads` if given, else a pool sized for `workBytes`: inline for small jobs, else one thread per core. */
+  static forWork(codec: BlobCodec, workBytes: number, threads?: number): CodecPool {
+    return CodecPool.withThreads(codec, threads ?? (workBytes < INLINE_BYTES ? 0 : Math.min(MAX_THREADS, availableParallelism())));
   }
 
   static withThreads(codec: BlobCodec, count: number): CodecPool {
     return new CodecPool(codec, Array.from({ length: count }, () => new CodecThread(codec)));
   }
 
-  /** Chunk ids of `data` cut into chunkSize pieces, ID_BYTES each; ZERO_ID for all-zero chunks. */
-  async nameChunks(data: Buffer, chunkSize: number): Promise<Buffer> {
-    const { data: ids } = await this.run({ op: 'name', data: this.own(data), chunkSize });
-    return Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength);
+  /**
+   * Chunk ids of `data` cut into chunkSize pieces, ID_BYTES each (ZERO_ID for all-zero chunks),
+   * and the data itself: it may have travelled to a worker and back, so use the returned one.
+   */
+  async nameChunks(data: Buffer, chunkSize: number): Promise<{ ids: Buffer; data: Buffer }> {
+    const result = await this.run({ op: 'name', data: this.own(data), chunkSize });
+    const back = result.input!;
+    return { ids: view(result.data, 0, result.data.byteLength), data: view(back, 0, back.byteLength) };
   }
 
-  async encode(plains: Buffer[]): Promise<EncodedBlob[]> {
-    if (this.threads.length === 0) return plains.map((plain) => this.codec.encode(plain));
-    const result = await this.run({ op: 'encode', ...concatenate(plains) });
+  /** Stored forms of pieces of `data`. A `data` that owns its whole ArrayBuffer moves to the worker. */
+  async encode(data: Buffer, blobs: Piece[]): Promise<EncodedBlob[]> {
+    const result = await this.run({ op: 'encode', data: this.own(data), pieces: blobs });
     return pieces(result.data, result.lengths).map((stored, i) => ({ stored, compressed: result.compressed[i]! }));
   }
 
@@ -93,8 +97,7 @@ export class CodecPool {
    * mismatch. A body that owns its whole ArrayBuffer moves to the worker: do not use it afterwards.
    */
   async decode(body: Buffer, blobs: StoredBlob[]): Promise<Buffer[]> {
-    if (this.threads.length === 0) return blobs.map((b) => this.codec.decode(body.subarray(b.offset, b.offset + b.length), b.id, b.compressed));
-    const result = await this.run({ op: 'decode', data: this.own(body, true), blobs: blobs.map((b) => ({ ...b, id: Uint8Array.from(b.id) })) });
+    const result = await this.run({ op: 'decode', data: this.own(body), blobs: blobs.map((b) => ({ ...b, id: Uint8Array.from(b.id) })) });
     return pieces(result.data, result.lengths);
   }
 
@@ -108,10 +111,12 @@ export class CodecPool {
     return idle.run(task);
   }
 
-  /** Data handed to a thread: its ArrayBuffer is transferred, so it must be ours alone (else a copy). */
-  private own(data: Buffer, movable = false): Uint8Array {
-    if (this.threads.length === 0) return data;
-    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.byteLength > Buffer.poolSize;
-    return movable && whole ? data : new Uint8Array(data);
+  /**
+   * Data handed to a thread moves there (its ArrayBuffer is transferred): a buffer that owns its
+   * whole ArrayBuffer moves as it is, and the caller must not touch it afterwards; else a copy.
+   */
+  private own(data: Buffer): Uint8Array {
+    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    return this.threads.length === 0 || whole ? data : new Uint8Array(data);
   }
 }

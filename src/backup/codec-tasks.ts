@@ -5,24 +5,31 @@
 import { type BlobCodec } from './blob-codec.js';
 import { ID_BYTES } from './format.js';
 
-/** One stored blob inside a fetched range. */
-export interface StoredBlob {
+/** A byte range of a task's data. */
+export interface Piece {
   offset: number;
   length: number;
+}
+
+/** One stored blob inside a fetched range. */
+export interface StoredBlob extends Piece {
   id: Uint8Array;
   compressed: boolean;
+  rawLength: number;
 }
 
 export type CodecTask =
-  /** Ids of the chunkSize pieces of `data`; all-zero pieces get ZERO_ID (all zero bytes). */
+  /** Ids of the chunkSize pieces of `data`, which comes back too; all-zero pieces get ZERO_ID. */
   | { op: 'name'; data: Uint8Array; chunkSize: number }
-  /** Stored forms of the blobs, back to back. */
-  | { op: 'encode'; data: Uint8Array; lengths: number[] }
+  /** Stored forms of the pieces of `data`, back to back. */
+  | { op: 'encode'; data: Uint8Array; pieces: Piece[] }
   /** Plaintexts of the blobs found in `data`, back to back, each verified against its id. */
   | { op: 'decode'; data: Uint8Array; blobs: StoredBlob[] };
 
 export interface CodecResult {
   data: Uint8Array;
+  /** name: the task's data, handed back. */
+  input?: Uint8Array;
   /** Byte length of each item in `data` (encode, decode). */
   lengths: number[];
   /** Per encoded blob: kept compressed. */
@@ -31,14 +38,21 @@ export interface CodecResult {
 
 export function runCodecTask(codec: BlobCodec, task: CodecTask): CodecResult {
   switch (task.op) {
-    case 'name': return nameChunks(codec, Buffer.from(task.data.buffer, task.data.byteOffset, task.data.byteLength), task.chunkSize);
+    case 'name': return { ...nameChunks(codec, view(task.data, 0, task.data.byteLength), task.chunkSize), input: task.data };
     case 'encode': {
-      const encoded = pieces(task.data, task.lengths).map((plain) => codec.encode(plain));
+      const encoded = task.pieces.map((p) => codec.encode(view(task.data, p.offset, p.length)));
       return { ...concatenate(encoded.map((e) => e.stored)), compressed: encoded.map((e) => e.compressed) };
     }
     case 'decode': {
-      const plains = task.blobs.map((b) => codec.decode(Buffer.from(task.data.buffer, task.data.byteOffset + b.offset, b.length), b.id, b.compressed));
-      return { ...concatenate(plains), compressed: [] };
+      // Each plaintext goes straight to its place in the one result buffer.
+      const lengths = task.blobs.map((b) => b.rawLength);
+      const out = new Uint8Array(lengths.reduce((sum, n) => sum + n, 0));
+      let at = 0;
+      for (const b of task.blobs) {
+        codec.decodeInto(view(task.data, b.offset, b.length), b.id, b.compressed, view(out, at, b.rawLength));
+        at += b.rawLength;
+      }
+      return { data: out, lengths, compressed: [] };
     }
   }
 }
@@ -61,6 +75,11 @@ function isZero(chunk: Buffer): boolean {
     if (!piece.equals(ZEROES.subarray(0, piece.length))) return false;
   }
   return true;
+}
+
+/** A Buffer over part of `data`, without copying. */
+export function view(data: Uint8Array, offset: number, length: number): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset + offset, length);
 }
 
 export function pieces(data: Uint8Array, lengths: number[]): Buffer[] {

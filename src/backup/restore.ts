@@ -18,6 +18,8 @@ export interface RestoreRequest {
   to: string;
   format: 'raw' | 'qcow2';
   concurrency?: number;
+  /** Threads for decryption, decompression and verification (default: by the amount to fetch). */
+  codecThreads?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -55,7 +57,7 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
   const chunkLength = (i: number) => Math.min(snapshot.chunkSize, snapshot.diskSize - i * snapshot.chunkSize);
   let dataChunks = 0;
   for (let i = 0; i < count; i++) if (!idAt(i).equals(ZERO_ID)) dataChunks++;
-  const pool = CodecPool.forWork(repo.codec, target.existed ? snapshot.diskSize : dataChunks * snapshot.chunkSize);
+  const pool = CodecPool.forWork(repo.codec, target.existed ? snapshot.diskSize : dataChunks * snapshot.chunkSize, request.codecThreads);
   try {
     const differs = target.existed ? await changedChunks(pool, target, ids, snapshot.chunkSize, chunkLength) : undefined;
     const positions = new Map<string, number[]>();
@@ -115,7 +117,7 @@ async function changedChunks(pool: CodecPool, target: ImageTarget, ids: Buffer, 
   await forEachLimit(starts, 4, async (first) => {
     const last = Math.min(count, first + perRead);
     const data = await target.read(first * chunkSize, (last - 1 - first) * chunkSize + chunkLength(last - 1));
-    const found = await pool.nameChunks(data, chunkSize);
+    const { ids: found } = await pool.nameChunks(data, chunkSize);
     const want = ids.subarray(first * ID_BYTES, last * ID_BYTES);
     for (let i = first; i < last; i++) {
       const at = (i - first) * ID_BYTES;

@@ -54,7 +54,8 @@ t.test('qcow2 image: agent-managed bitmaps make every later backup incremental; 
   const image = makeExt4Qcow2(work, 'vm1', 48, 12);
   const day0 = imageSha256(image, work);
 
-  const full = await backup(bucket, 'vm1', image);
+  // Small jobs run their codec work inline; --threads puts it on worker threads as large ones do.
+  const full = await backup(bucket, 'vm1', image, ['--threads', '2']);
   t.equal(full.incremental, false, 'the first backup reads everything');
   t.ok(full.bytesRead < 24 * MiB, `a full backup reads only allocated data (${full.bytesRead} of ${48 * MiB})`);
   t.ok(full.chunksNew > 0);
@@ -82,7 +83,7 @@ t.test('qcow2 image: agent-managed bitmaps make every later backup incremental; 
   const listed = JSON.parse(await tessera(['snapshots', '--bucket', bucket, '--disk', 'vm1', '--json'])) as Array<{ id: string; time: string }>;
   t.same(listed.map((s) => s.id), [full.snapshot, incremental.snapshot, third.snapshot]);
 
-  t.equal(await restoredSha(bucket, 'vm1', ['--snapshot', full.snapshot]), day0, 'snapshot 1 by id');
+  t.equal(await restoredSha(bucket, 'vm1', ['--snapshot', full.snapshot, '--threads', '2']), day0, 'snapshot 1 by id');
   t.equal(await restoredSha(bucket, 'vm1', ['--snapshot', incremental.snapshot]), day1, 'snapshot 2 by id');
   t.equal(await restoredSha(bucket, 'vm1', ['--at', listed[1]!.time]), day1, 'snapshot 2 by time');
   t.equal(await restoredSha(bucket, 'vm1', ['--at', '0s']), day2, 'the latest by relative time');
@@ -90,7 +91,7 @@ t.test('qcow2 image: agent-managed bitmaps make every later backup incremental; 
 
   const over = join(work, 'over.raw');
   await tessera(['restore', '--bucket', bucket, '--disk', 'vm1', '--snapshot', full.snapshot, '--to', over]);
-  const again = JSON.parse(await tessera(['restore', '--bucket', bucket, '--disk', 'vm1', '--snapshot', incremental.snapshot, '--to', over, '--json'])) as { bytesWritten: number };
+  const again = JSON.parse(await tessera(['restore', '--bucket', bucket, '--disk', 'vm1', '--snapshot', incremental.snapshot, '--to', over, '--json', '--threads', '2'])) as { bytesWritten: number };
   t.equal(again.bytesWritten, 6 * CHUNK, 'restoring over an existing image writes only the chunks that differ');
   t.equal(imageSha256(over, work), day1);
 });

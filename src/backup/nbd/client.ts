@@ -203,14 +203,16 @@ export class NbdClient {
     const type = head.readUInt16BE(2);
     const cookie = Number(head.readBigUInt64BE(4));
     const length = head.readUInt32BE(12);
-    const payload = length > 0 ? await this.reader.read(length) : Buffer.alloc(0);
+    // Read data apart from its offset, so a whole read is a buffer of its own (it can move to a worker).
+    if (type === ReplyType.OFFSET_DATA && length < 8) throw new NbdError(`OFFSET_DATA reply of ${length} bytes`);
+    const dataOffset = type === ReplyType.OFFSET_DATA ? await this.reader.read(8) : undefined;
+    const payload = length > 0 ? await this.reader.read(length - (dataOffset ? 8 : 0)) : Buffer.alloc(0);
     const p = this.take(cookie);
     switch (type) {
       case ReplyType.OFFSET_DATA: {
-        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
-        const data = payload.subarray(8);
-        if (at === 0 && data.length === p.length) p.data = data;
-        else (p.data ??= Buffer.alloc(p.length)).set(data, at);
+        const at = Number(dataOffset!.readBigUInt64BE(0)) - p.offset;
+        if (at === 0 && payload.length === p.length) p.data = payload;
+        else (p.data ??= Buffer.alloc(p.length)).set(payload, at);
         break;
       }
       case ReplyType.OFFSET_HOLE:

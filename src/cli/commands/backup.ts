@@ -20,6 +20,7 @@ nbd+unix:///export?socket=PATH, or with --qmp the block node of a running VM.
   --pack-size BYTES   bytes per pack object (default 16 MiB)
   --uploads N         pack uploads in flight (default 4)
   --reads N           NBD reads in flight (default 8)
+  --threads N         threads hashing, compressing and encrypting (default: one per core, none for small reads)
   --json              print a JSON summary
   --metrics-file PATH write the outcome for node_exporter's textfile collector (one file per disk)
 ${REPO_FLAGS_HELP}`;
@@ -46,6 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     packSize: number('pack-size'),
     maxUploads: number('uploads'),
     readConcurrency: number('reads'),
+    codecThreads: number('threads'),
     onProgress: (p) => bar.update(p.bytesRead, p.bytesToRead, `${formatBytes(p.bytesRead)} read, ${formatBytes(p.bytesUploaded)} up`),
     onNotice: (message) => process.stderr.write(`tessera backup: ${message}\n`),
   }).finally(() => { bar.end(); repo.store.destroy(); });

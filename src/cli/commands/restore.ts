@@ -7,6 +7,8 @@ const HELP = `usage: tessera restore --bucket B --disk NAME (--at TIME | --snaps
 
 Restores the newest snapshot at or before TIME (ISO 8601 or an age: 2h, 3d), or the snapshot ID.
 Over an existing image only what differs is written.
+
+  --threads N         threads decrypting, decompressing and verifying (default: one per core, none for small restores)
 ${REPO_FLAGS_HELP}`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -19,7 +21,8 @@ export async function run(argv: string[]): Promise<number> {
   const bar = progressBar('restore');
   try {
     const snapshot = await selectSnapshot(repo, args);
-    const summary = await restore(repo, { snapshot, to, format, onProgress: (done, total) => bar.update(done, total) });
+    const threads = flag(args, 'threads');
+    const summary = await restore(repo, { snapshot, to, format, codecThreads: threads === undefined ? undefined : Number(threads), onProgress: (done, total) => bar.update(done, total) });
     bar.end();
     if (hasFlag(args, 'json')) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(`restored snapshot ${snapshot.id} (${new Date(snapshot.timeMs).toISOString()}) to ${to}: ` +
