@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../common/cluster-auth.js';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
+import { type LocalCalls, localCalls } from '../common/local-calls.js';
 import { bulkChannelOptions, pb, storageNodeService as svc, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { localShards } from '../common/local-shards.js';
 import { awaitConfirmation, BulkShardWriter, openBulkReader, silentNode } from './bulk-client.js';
@@ -65,11 +66,28 @@ export class NodeClient {
   }
 
   private unary<Req, Res>(def: Unary<Req, Res>, request: Req, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {
+    const local = localCalls.at(this.address);
+    if (local) return this.localUnary(local, def, request, deadlineMs);
     return new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request,
         this.metadata(), { deadline: Date.now() + deadlineMs },
         (err, res) => (err ? reject(toStoreError(err, this.nodeId)) : resolve(res!)));
     });
+  }
+
+  /** A unary call to a node in this process, with the same deadline a gRPC call has. */
+  private async localUnary<Req, Res>(local: LocalCalls, def: Unary<Req, Res>, request: Req, deadlineMs: number): Promise<Res> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject({ code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }), deadlineMs);
+    });
+    try {
+      return def.responseDeserialize(await Promise.race([local.unary(def.path, def.requestSerialize(request)), deadline]));
+    } catch (err) {
+      throw toStoreError(err, this.nodeId);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Several versions are applied in one batch on the node; a single one shares a call with others. */

@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import type pino from 'pino';
 import { AUTH_METADATA_KEY, verifyClusterToken } from '../common/cluster-auth.js';
 import { StoreError } from '../common/errors.js';
+import { type LocalCalls, localCalls } from '../common/local-calls.js';
 import { createLogger } from '../common/log.js';
 import { bulkChannelOptions, pb, storageNodeService } from '../common/node-service.js';
 import { serializeChunkIntoScratch } from './chunk-serializer.js';
@@ -302,8 +303,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     releaseSegments: (segments) => service!.releaseSegments(segments),
   });
   service = new NodeService(options, shards, meta, log);
+  const handlers = service.handlers();
   const server = new grpc.Server({ ...bulkChannelOptions, interceptors: [authInterceptor(options.secret)] });
-  server.addService(serverSideService, service.handlers());
+  server.addService(serverSideService, handlers);
   let port: number;
   try {
     port = await bindAsync(server, options.listen);
@@ -317,15 +319,32 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   service.bulkAddress = bulk?.address ?? '';
   const background = startBackgroundWork(service, meta, options, log);
   const address = `${host}:${port}`;
+  const unregisterLocal = localCalls.register(address, localCallsOf(handlers));
   log.info({ nodeId: options.id, zone: options.zone, address, bulkAddress: bulk?.address, capacityBytes: options.capacityBytes }, 'storage node started');
   return {
     address,
     async close() {
+      unregisterLocal();
       await background.stop();
       await bulk?.close();
       await shutdown(server);
       await meta.close();
     },
+  };
+}
+
+/** The unary handlers, for callers in this process (local-calls.ts): no interceptor, as no socket. */
+function localCallsOf(handlers: grpc.UntypedServiceImplementation): LocalCalls {
+  const unary = new Map(Object.entries(storageNodeService)
+    .filter(([, def]) => !def.requestStream && !def.responseStream)
+    .map(([name, def]) => [def.path, { def: def as grpc.MethodDefinition<unknown, unknown>, handle: handlers[name] as grpc.handleUnaryCall<unknown, unknown> }]));
+  return {
+    unary: (path, bytes) => new Promise((resolve, reject) => {
+      const method = unary.get(path);
+      if (!method) return reject({ code: grpc.status.UNIMPLEMENTED, details: `${path} is not a unary method` });
+      const call = { request: method.def.requestDeserialize(bytes), getPath: () => path } as grpc.ServerUnaryCall<unknown, unknown>;
+      method.handle(call, (err, value) => (err ? reject(err) : resolve(method.def.responseSerialize(value))));
+    }),
   };
 }
 

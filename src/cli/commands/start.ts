@@ -1,6 +1,7 @@
 // `tessera start` (`npm start`): the embedded single-machine default — one storage node and the
 // S3 gateway in this process, data in ./data, S3 on 127.0.0.1:9000.
 import { join } from 'node:path';
+import { localCalls } from '../../common/local-calls.js';
 import { localShards } from '../../common/local-shards.js';
 import { createClusterClient } from '../../replication/cluster-client.js';
 import { startStorageNode } from '../../storage-node/server.js';
@@ -20,6 +21,8 @@ export async function run(argv: string[]): Promise<number> {
   const node = file.nodes[0]!;
   // The gateway and its node share this process: shard bytes go to the store directly, not over loopback.
   localShards.enable();
+  // Metadata calls to the node in this process skip gRPC (local-calls.ts).
+  localCalls.enable();
   const storage = await startStorageNode({ id: node.id, dataDir: join(dataDir, node.id), listen: node.address, secret: file.secret });
   await initClusterMap(file);
   const store = await createClusterClient({ seeds: [node.address], secret: file.secret });
