@@ -356,13 +356,11 @@ export class ClusterClient implements ObjectStore {
     const written = await writeSegment(this.cluster, nodes, layout, body, { allowInline: false });
     const extra = await this.finalizeOrDiscard(written, finalize);
     const part: DataSegment = { ...written.segment, ...extra, partNumber, etag: `"${written.md5Hex}"` };
-    try {
-      await this.onPlacementQuorum('upload part', upload.bucket, upload.key,
-        (client) => client.putUpload({ ...upload, parts: [part], hlc: this.clock.now() }));
-    } catch (err) {
-      await this.discardSegments([part]);
-      throw err;
-    }
+    // Short of a quorum the part stays where its record landed, shards and all: a node holding the
+    // record must be able to heal it, and completing or aborting the upload frees it. Shards that
+    // no record names are orphans the scrubber removes.
+    await this.onPlacementQuorum('upload part', upload.bucket, upload.key,
+      (client) => client.putUpload({ ...upload, parts: [part], hlc: this.clock.now() }));
     return part;
   }
 
@@ -379,6 +377,10 @@ export class ClusterClient implements ObjectStore {
     });
     const needed = readQuorum(layout.dataShards, layout.parityShards);
     if (result.ok.size < needed) throw quorumError('upload read', result, needed);
+    if ([...result.ok.values()].some((r) => r?.ended)) {
+      await this.endUploadWhereLeft(result.ok, { bucket, key, uploadId });
+      return undefined;
+    }
     const records = [...result.ok.values()].filter((r): r is pb.UploadRecord => r !== undefined);
     if (!records.length) return undefined;
     const parts = new Map<number, DataSegment>();
@@ -387,6 +389,15 @@ export class ClusterClient implements ObjectStore {
       if (!seen || String(part.dataId) > String(seen.dataId)) parts.set(part.partNumber!, part);
     }
     return { ...records[0], parts: [...parts.values()].sort((a, b) => a.partNumber! - b.partNumber!) };
+  }
+
+  /**
+   * An upload completed or aborted while some of its nodes were away lingers on them, naming parts
+   * whose shards may be gone by now: end it there too.
+   */
+  private async endUploadWhereLeft(records: Map<string, pb.UploadRecord | undefined>, upload: pb.IUploadKey): Promise<void> {
+    const lingering = [...records].filter(([, r]) => r && !r.ended).map(([id]) => id);
+    await this.cluster.fanOut(lingering, (client) => client.deleteUpload(upload));
   }
 
   async listUploads(bucket: string, options: { prefix?: string; keyMarker?: string; uploadIdMarker?: string; limit: number }): Promise<UploadRecord[]> {
@@ -414,8 +425,9 @@ export class ClusterClient implements ObjectStore {
     // A complete that crashed before dropping the upload may have stitched its parts into a
     // version already: those parts are that version's data now and must stay.
     const inUse = await this.dataIdsOfKey(bucket, key);
-    await this.discardSegments((upload.parts ?? []).filter((p) => !inUse.has(p.dataId!)));
+    // The record goes first: shards freed under a record that survives would leave parts no heal can rebuild.
     await this.onPlacementQuorum('abort upload', bucket, key, (client) => client.deleteUpload({ bucket, key, uploadId }));
+    await this.discardSegments((upload.parts ?? []).filter((p) => !inUse.has(p.dataId!)));
   }
 
   /** The data ids every stored version of a key refers to. */

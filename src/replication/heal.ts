@@ -150,7 +150,7 @@ export async function scanAndHeal(store: ClusterClient, onProgress: (p: ScanProg
 }
 
 /** The parts of every multipart upload in progress. */
-async function* allUploadParts(store: ClusterClient, pageSize = 500): AsyncGenerator<DataSegment> {
+export async function* allUploadParts(store: ClusterClient, pageSize = 500): AsyncGenerator<DataSegment> {
   for (const bucket of await store.listBucketNames()) {
     let keyMarker = '';
     let uploadIdMarker = '';

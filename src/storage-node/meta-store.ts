@@ -430,11 +430,15 @@ export class MetaStore {
     tx.put(keyBytes, Buffer.concat([hlcBytes, encode(pb.DataSegment, part)]));
   }
 
+  /** The upload with its parts; only `ended` set once it was completed or aborted here. */
   async getUpload(ref: pb.IUploadKey): Promise<pb.UploadRecord> {
     const { bucket, key, uploadId } = ref;
     requireNames('upload', { bucket, key, uploadId });
     const header = await this.db.get(recordKey(Space.Upload, bucket!, key!, uploadId!));
-    if (!header) throw new StoreError('NotFound', `upload ${uploadId} not found`);
+    if (!header) {
+      if (await this.db.get(recordKey(Space.EndedUpload, bucket!, key!, uploadId!))) return pb.UploadRecord.create({ ended: true });
+      throw new StoreError('NotFound', `upload ${uploadId} not found`);
+    }
     const upload = pb.UploadRecord.decode(header);
     for await (const value of this.db.values(keysUnder(recordKey(Space.Part, bucket!, key!, uploadId!)))) {
       upload.parts.push(pb.DataSegment.decode(value.subarray(8)));

@@ -3,7 +3,7 @@
 // The CI test and the soak command both run this, for seconds or for minutes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pb } from '../../../src/common/node-service.js';
-import { allVersions, healVersion } from '../../../src/replication/heal.js';
+import { allUploadParts, allVersions, healSegment, healVersion } from '../../../src/replication/heal.js';
 import { checkErrors, checkListing, RegisterChecker, type Violation } from './checker.js';
 import type { FaultCluster } from './fault-cluster.js';
 import { History, type ReadOp } from './history.js';
@@ -120,7 +120,7 @@ export async function finalHeal(cluster: FaultCluster, log: (line: string) => vo
   return (await unhealableVersions(cluster)).map((problem) => `final heal: ${problem}`);
 }
 
-/** Versions that one heal attempt cannot complete, with the reason (for the report). */
+/** Versions and upload parts that one heal attempt cannot complete, with the reason (for the report). */
 async function unhealableVersions(cluster: FaultCluster): Promise<string[]> {
   const store = await cluster.connectStore();
   const problems: string[] = [];
@@ -129,6 +129,10 @@ async function unhealableVersions(cluster: FaultCluster): Promise<string[]> {
     for await (const v of allVersions(store)) {
       const outcome = await healVersion(store, v.bucket, v.key, v.versionId, report).then((ok) => (ok ? '' : 'a holder is unreachable'), (err: Error) => err.message);
       if (outcome) problems.push(`${v.bucket}/${v.key} version ${v.versionId}: ${outcome}`);
+    }
+    for await (const part of allUploadParts(store)) {
+      const healed = await healSegment(store, part).catch((err: Error) => err.message);
+      if (healed !== 0) problems.push(`part ${part.partNumber} ${part.dataId} nodes ${part.nodes?.join(',')}: ${healed}`);
     }
   } finally {
     await store.close();
