@@ -6,7 +6,7 @@ import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.j
 import { CodecPool } from './codec-pool.js';
 import { BlobType, ID_BYTES, Snapshot, ZERO_ID } from './format.js';
 import { PackWriter } from './pack.js';
-import { type BlobIndex, newId, type Repository } from './repository.js';
+import { type BlobIndex, forEachLimit, newId, type Repository } from './repository.js';
 import { openSource, type DiskSource, type SourceRequest } from './source.js';
 import { buildTree, DEFAULT_FANOUT, readChunkIds } from './tree.js';
 
@@ -25,7 +25,7 @@ export interface BackupRequest {
   open?: (request: SourceRequest) => Promise<DiskSource>;
   /** Object Lock retention for everything this backup writes. */
   lockDays?: number;
-  /** NBD reads in flight. */
+  /** NBD reads in flight (default: enough for READ_BYTES_IN_FLIGHT, at least 8). */
   readConcurrency?: number;
   /** Bytes per NBD read. */
   readSize?: number;
@@ -39,6 +39,11 @@ export interface BackupRequest {
 }
 
 const DEFAULTS = { readConcurrency: 8, readSize: 2 * 1024 * 1024, packSize: 16 * 1024 * 1024, maxUploads: 4 };
+/** Scattered small reads (an incremental) get more requests in flight, up to this many bytes. */
+const READ_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+const MAX_READ_CONCURRENCY = 64;
+/** Allocation queries in flight, one per span of wanted chunks. */
+const STATUS_CONCURRENCY = 32;
 
 export async function backup(repo: Repository, request: BackupRequest): Promise<Snapshot> {
   const lock = await repo.acquireLock('backup');
@@ -155,11 +160,17 @@ class BackupRun {
       }
     };
     try {
-      await Promise.all(Array.from({ length: this.request.readConcurrency ?? DEFAULTS.readConcurrency }, worker));
+      await Promise.all(Array.from({ length: this.request.readConcurrency ?? this.readConcurrency(runs) }, worker));
     } finally {
       await pool.close();
     }
     this.stats.allocatedBytes = this.countAllocated();
+  }
+
+  /** Each request in flight waits for qemu-nbd: many small runs need many in flight. */
+  private readConcurrency(runs: Extent[]): number {
+    const averageRun = this.bytesToRead / Math.max(1, runs.length);
+    return Math.min(MAX_READ_CONCURRENCY, Math.max(DEFAULTS.readConcurrency, Math.floor(READ_BYTES_IN_FLIGHT / averageRun)));
   }
 
   /** Uploads the index pages the store lacks; pages of unchanged regions are the parent's. */
@@ -188,11 +199,11 @@ class BackupRun {
     const zero = new Uint8Array(this.chunkCount);
     const { client } = this.source;
     if (!client.hasContext(BASE_ALLOCATION)) return zero;
-    for (const span of this.spans(wanted)) {
+    await forEachLimit(this.spans(wanted), STATUS_CONCURRENCY, async (span) => {
       for (const extent of await client.extents(BASE_ALLOCATION, span.offset, span.length)) {
         if (extent.flags & StateFlag.ZERO) this.markChunks(zero, extent, 'contained');
       }
-    }
+    });
     for (let i = 0; i < this.chunkCount; i++) {
       if (zero[i] && wanted[i]) this.recordChunk(i, ZERO_ID, this.chunkLength(i));
     }
