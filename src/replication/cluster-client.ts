@@ -481,7 +481,8 @@ export class ClusterClient implements ObjectStore {
 
   async listRecords(namespace: string, prefix = ''): Promise<Array<{ key: string; value: Buffer }>> {
     const members = this.cluster.memberIds();
-    const result = await this.cluster.fanOut(members, (client) => client.listRecords({ namespace, prefix }));
+    // With tombstones: a node that missed a delete must not bring the record back into the merge.
+    const result = await this.cluster.fanOut(members, (client) => client.listRecords({ namespace, prefix, includeDeleted: true }));
     const majority = Math.floor(members.length / 2) + 1;
     if (result.ok.size < majority) throw quorumError(`record ${namespace} list`, result, majority);
     const newest = new Map<string, pb.IRecord>();

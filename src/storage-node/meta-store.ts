@@ -508,13 +508,13 @@ export class MetaStore {
     return pb.Record.decode(bytes);
   }
 
-  /** Live records of a namespace whose key starts with `prefix`, in key order. */
-  async listRecords(namespace: string, prefix: string): Promise<pb.Record[]> {
+  /** Records of a namespace whose key starts with `prefix`, in key order (tombstones on request). */
+  async listRecords(namespace: string, prefix: string, { includeDeleted = false } = {}): Promise<pb.Record[]> {
     requireNames('record', { namespace });
     const records: pb.Record[] = [];
     for await (const value of this.db.values(namesStartingWith(prefixKey(Space.Record, [namespace], prefix)))) {
       const record = pb.Record.decode(value);
-      if (!record.deleted) records.push(record);
+      if (includeDeleted || !record.deleted) records.push(record);
     }
     return records;
   }

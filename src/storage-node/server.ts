@@ -136,7 +136,7 @@ class NodeService {
       PutRecords: this.unary(async (req: pb.IRecordList) => { await this.meta.putRecords(req.records ?? []); return { ok: true }; }),
       GetRecord: this.unary((req: pb.IRecordKey) => this.meta.getRecord(req.namespace ?? '', req.key ?? '')),
       ListRecords: this.unary(async (req: pb.IRecordQuery) => ({
-        records: await this.meta.listRecords(req.namespace ?? '', req.prefix ?? ''),
+        records: await this.meta.listRecords(req.namespace ?? '', req.prefix ?? '', { includeDeleted: req.includeDeleted ?? false }),
       })),
       GetClusterMap: this.unary(() => this.meta.getClusterMap()),
       SetClusterMap: this.unary(async (req: pb.IClusterMap) => ({ ok: await this.meta.setClusterMap(req) })),

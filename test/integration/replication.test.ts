@@ -72,6 +72,14 @@ t.test('6 nodes at 4+2', async (t) => {
     await expectFullRedundancy(t, nodes, bucket, objects);
   });
 
+  await t.test('a record deleted while a node was down stays deleted when it returns', async (t) => {
+    await nodes.store.putRecord('buckets', 'short-lived', Buffer.from('{}'));
+    nodes.kill('n3');
+    await nodes.store.putRecord('buckets', 'short-lived', null);
+    await nodes.start('n3');
+    t.same(await nodes.store.listBucketNames(), [bucket], 'the node that missed the delete does not bring it back');
+  });
+
   await t.test('heal also rebuilds the parts of multipart uploads in progress', async (t) => {
     const upload = { bucket, key: 'in-progress', uploadId: 'upload-1' };
     await nodes.store.createUpload(upload);
@@ -108,13 +116,14 @@ t.test('6 nodes at 4+2', async (t) => {
     nodes.kill('n1');
     nodes.kill('n3');
     nodes.kill('n4');
-    for (const [key, size] of [['doomed', 3 * 1024 * 1024], ['doomed-small', 100]] as const) {
+    for (const [key, size] of [['doomed', 3 * 1024 * 1024], ['doomed-small', 100], ['obj-4096', 100]] as const) {
       const error = await put(nodes, bucket, key, size, 9).then(() => undefined, (err: unknown) => err);
       t.ok(isStoreError(error, 'QuorumFailed'), `${key}: the write fails with QuorumFailed`);
     }
     for (const id of ['n1', 'n3', 'n4']) await nodes.start(id);
     t.equal(await nodes.store.getVersion(bucket, 'doomed'), undefined, 'no partial object');
     t.equal(await nodes.store.getVersion(bucket, 'doomed-small'), undefined, 'no partial small object');
+    t.equal(await readSha(nodes, bucket, 'obj-4096'), patternSha256(4096, 2), 'a refused overwrite leaves the value it would have replaced');
   });
 
   await t.test('a seventh node: rebalancing moves about 1/7 of the shards while reads go on', async (t) => {

@@ -151,6 +151,8 @@ t.test('records: newest hlc wins, tombstones win over older writes and are not l
   t.same((await store.listRecords('ns', '')).map((r) => r.key), ['a', 'c']);
   t.same((await store.listRecords('ns', 'c')).map((r) => r.key), ['c']);
   t.same(await store.listRecords('other', ''), []);
+  t.same((await store.listRecords('ns', '', { includeDeleted: true })).map((r) => [r.key, r.deleted]), [['a', false], ['b', true], ['c', false]],
+    'tombstones are listed on request, so a merge across nodes sees deletes');
   await t.rejects(store.getRecord('ns', 'zzz'), { name: 'StoreError(NotFound)' });
 });
 
