@@ -2,6 +2,7 @@
 // configuration (versioning, object lock, policy, CORS, lifecycle, ...) is a field of the record,
 // so a bucket is read with one record fetch. Modules add their optional fields here.
 import type { ObjectStore, WriteTarget } from '../replication/types.js';
+import { ExpiringCache } from './expiring-cache.js';
 
 export const BUCKETS_NAMESPACE = 'buckets';
 
@@ -51,31 +52,30 @@ export function bucketNameProblem(name: string): string | undefined {
 /**
  * Reads and writes bucket records. Records are cached briefly because every object request
  * needs its bucket; this gateway's own writes update the cache at once, other gateways' writes
- * are seen within CACHE_MS.
+ * are seen within a second.
  */
 export class BucketRegistry {
-  private static readonly CACHE_MS = 1000;
-  private readonly cache = new Map<string, { record: BucketRecord | undefined; expires: number }>();
+  private readonly cache: ExpiringCache<BucketRecord | undefined>;
 
-  constructor(private readonly store: ObjectStore) {}
+  constructor(private readonly store: ObjectStore) {
+    this.cache = new ExpiringCache(1000, async (name) => {
+      const raw = await store.getRecord(BUCKETS_NAMESPACE, name);
+      return raw ? (JSON.parse(raw.toString('utf8')) as BucketRecord) : undefined;
+    });
+  }
 
-  async get(name: string): Promise<BucketRecord | undefined> {
-    const cached = this.cache.get(name);
-    if (cached && cached.expires > Date.now()) return cached.record;
-    const raw = await this.store.getRecord(BUCKETS_NAMESPACE, name);
-    const record = raw ? (JSON.parse(raw.toString('utf8')) as BucketRecord) : undefined;
-    this.remember(name, record);
-    return record;
+  get(name: string): Promise<BucketRecord | undefined> {
+    return this.cache.get(name);
   }
 
   async put(record: BucketRecord): Promise<void> {
     await this.store.putRecord(BUCKETS_NAMESPACE, record.name, Buffer.from(JSON.stringify(record)));
-    this.remember(record.name, record);
+    this.cache.set(record.name, record);
   }
 
   async delete(name: string): Promise<void> {
     await this.store.putRecord(BUCKETS_NAMESPACE, name, null);
-    this.remember(name, undefined);
+    this.cache.set(name, undefined);
   }
 
   /** All buckets whose name starts with `prefix`, in name order. */
@@ -84,10 +84,5 @@ export class BucketRegistry {
     return records
       .map((r) => JSON.parse(r.value.toString('utf8')) as BucketRecord)
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  }
-
-  private remember(name: string, record: BucketRecord | undefined): void {
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(name, { record, expires: Date.now() + BucketRegistry.CACHE_MS });
   }
 }

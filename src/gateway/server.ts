@@ -74,8 +74,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
+/** Request ids need to be unique, not secret: a random per-process prefix and a counter (no RNG call per request). */
+const requestIdPrefix = randomBytes(4).toString('hex').toUpperCase();
+let requestCount = 0;
+
 function newRequestId(): string {
-  return randomBytes(8).toString('hex').toUpperCase();
+  requestCount = (requestCount + 1) % 0x100000000;
+  return requestIdPrefix + requestCount.toString(16).toUpperCase().padStart(8, '0');
 }
 
 /** Presigned URLs are bearer credentials: keep their signatures out of logs. */
@@ -111,13 +116,17 @@ function createApp(options: GatewayOptions, services: Services): FastifyInstance
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-amz-request-id', request.id).header('x-amz-id-2', services.config.hostId).header('server', 'Tessera');
+    done();
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.debug({ method: request.method, url: redactUrl(request.raw.url ?? ''), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
-  });
+  // Request lines are debug output: without debug logging the hook is not installed at all.
+  if (app.log.level === 'debug' || app.log.level === 'trace') {
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.debug({ method: request.method, url: redactUrl(request.raw.url ?? ''), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    });
+  }
 
   mountAdmin(app, {
     store: services.store, keys: services.keys, tls: options.tls !== undefined, options: options.admin,

@@ -251,8 +251,8 @@ export function encryptionForWrite(ctx: S3Context, masterKeys: MasterKeys | unde
   if (explicit !== undefined && customer !== undefined) {
     throw invalid('Server Side Encryption with Customer provided key is incompatible with the encryption method specified', 'x-amz-server-side-encryption');
   }
-  const nonce = randomBytes(8);
   if (customer) {
+    const nonce = randomBytes(8);
     const salt = randomBytes(16);
     const stored: StoredEncryption = { mode: 'SSE-C', nonce: nonce.toString('base64'), keySalt: salt.toString('base64'), keyHmac: customerKeyHmac(customer.key, salt).toString('base64') };
     return newEncryption(stored, customer.key, responseHeaders(stored, customer));
@@ -263,7 +263,7 @@ export function encryptionForWrite(ctx: S3Context, masterKeys: MasterKeys | unde
   if (requested !== SSE_ALGORITHM) throw invalid('The encryption method specified is not supported', 'x-amz-server-side-encryption');
   if (!masterKeys) throw new S3Error('NotImplemented', { message: 'Server-side encryption (SSE-S3) is not configured on this gateway.' });
   const dataKey = randomBytes(KEY_BYTES);
-  const stored: StoredEncryption = { mode: 'SSE-S3', nonce: nonce.toString('base64'), ...masterKeys.wrap(dataKey) };
+  const stored: StoredEncryption = { mode: 'SSE-S3', nonce: randomBytes(8).toString('base64'), ...masterKeys.wrap(dataKey) };
   return newEncryption(stored, dataKey, responseHeaders(stored, undefined));
 }
 

@@ -1,6 +1,7 @@
 // Access keys and who they belong to. The root key comes from the gateway options; more keys
 // live as JSON records in the store's replicated "keys" namespace (written by `tessera admin key`).
 import type { ObjectStore } from '../../replication/types.js';
+import { ExpiringCache } from '../expiring-cache.js';
 
 export const KEYS_NAMESPACE = 'keys';
 
@@ -38,8 +39,7 @@ export const ROOT_USER_ID = 'tessera-root';
 
 /** The root key first, then store records; store answers are cached briefly (keys change rarely). */
 export class StoreKeyProvider implements AccessKeyProvider {
-  private static readonly CACHE_MS = 5000;
-  private readonly cache = new Map<string, { key: AccessKey | undefined; expires: number }>();
+  private readonly cache = new ExpiringCache(5000, (accessKeyId) => this.fromStore(accessKeyId));
   private readonly root: AccessKey;
 
   constructor(private readonly store: ObjectStore, rootCredentials: { accessKeyId: string; secretAccessKey: string }) {
@@ -51,12 +51,7 @@ export class StoreKeyProvider implements AccessKeyProvider {
 
   async lookup(accessKeyId: string): Promise<AccessKey | undefined> {
     if (accessKeyId === this.root.accessKeyId) return this.root;
-    const cached = this.cache.get(accessKeyId);
-    if (cached && cached.expires > Date.now()) return cached.key;
-    const key = await this.fromStore(accessKeyId);
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(accessKeyId, { key, expires: Date.now() + StoreKeyProvider.CACHE_MS });
-    return key;
+    return this.cache.get(accessKeyId);
   }
 
   private async fromStore(accessKeyId: string): Promise<AccessKey | undefined> {
