@@ -392,8 +392,10 @@ export class MetaStore {
       const [newest] = await this.db.values({ ...keysUnder(recordKey(Space.Object, bucket, key)), limit: 1 }).all();
       return newest && pb.ObjectVersion.decode(newest);
     }
-    const inverted = await this.db.get(recordKey(Space.VersionIndex, bucket, key, versionId));
-    const bytes = inverted && (await this.db.get(objectKey(bucket, key, inverted, versionId)));
+    // Point lookups, synchronous for the reason group-commit.ts gives (a thread-pool round trip
+    // each cost more than the lookup itself).
+    const inverted = this.db.getSync(recordKey(Space.VersionIndex, bucket, key, versionId));
+    const bytes = inverted && this.db.getSync(objectKey(bucket, key, inverted, versionId));
     return bytes ? pb.ObjectVersion.decode(bytes) : undefined;
   }
 

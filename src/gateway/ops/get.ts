@@ -17,7 +17,9 @@ import { STORED_HEADERS, storedChecksumHeaders, versionIdHeader } from './put.js
  * MethodNotAllowed (both with x-amz-delete-marker: true).
  */
 export async function resolveVersion(ctx: S3Context, bucket: BucketRecord, key: string, versionId: string | undefined): Promise<ObjectVersion> {
-  const version = await ctx.store.getVersion(bucket.name, key, versionId);
+  // A bucket never versioned holds only null versions (as deleteObject assumes too): asking for
+  // that one by id is a point lookup on the nodes instead of a scan for the newest version.
+  const version = await ctx.store.getVersion(bucket.name, key, versionId ?? (bucket.versioning === undefined ? 'null' : undefined));
   if (!version) {
     if (versionId !== undefined) throw new S3Error('NoSuchVersion', { fields: { Key: key, VersionId: versionId } });
     throw new S3Error('NoSuchKey', { fields: { Key: key } });
