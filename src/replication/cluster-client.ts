@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { StoreError } from '../common/errors.js';
 import { HybridClock, hlcToMillis } from '../common/hlc.js';
-import { pb, type WriteStamp } from '../common/node-service.js';
+import { MAX_CLOCK_SKEW_MS, pb, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { Cluster, type FanOutResult } from './cluster.js';
 import { HealQueue } from './heal.js';
 import { type Layout, layoutOf, makeLayout, readQuorum, writeQuorum } from './layout.js';
@@ -29,6 +29,12 @@ export interface ClusterClientOptions {
 export async function createClusterClient(options: ClusterClientOptions): Promise<ClusterClient> {
   return new ClusterClient(await Cluster.connect(options));
 }
+
+/**
+ * Past this age no copy of a write can still be applied anywhere (nodes refuse revertible writes
+ * older than the call deadline plus clock skew), so an unfinished one may be reverted; doubled for margin.
+ */
+const ABANDONED_WRITE_AGE_MS = 2 * (UNARY_DEADLINE_MS + MAX_CLOCK_SKEW_MS);
 
 /** Background rebalancing copies at most this many shard bytes per second. */
 const DEFAULT_REBALANCE_RATE = 200 * 1024 * 1024;
@@ -256,6 +262,7 @@ export class ClusterClient implements ObjectStore {
       newest = pickNewest([...found.values()]);
     }
     if (answers.ok.size < needed) throw quorumError('metadata read', answers, needed);
+    newest = this.skipAbandonedInline(newest, found, answers.failed.size, layout);
     if (!newest) newest = await this.findOffPlacement(nodes, request, found);
     if (!newest) return undefined;
     // Nodes that failed or lack this version need healing; so do unasked ones that seem down.
@@ -265,6 +272,29 @@ export class ClusterClient implements ObjectStore {
     const version = stripInline(newest);
     this.inline.set(version, gatherInline(newest, found));
     return version;
+  }
+
+  /**
+   * An inline version whose records (with their shards) are on fewer than k nodes, counting every
+   * node that did not answer, was never acknowledged — an acknowledged write reached W >= k nodes —
+   * and can never be served: a writer died between its record writes. Read past it to the version
+   * before, and once no copy of it can still arrive anywhere, revert it on the nodes that hold it.
+   */
+  private skipAbandonedInline(newest: pb.IObjectVersion | undefined, found: Map<string, pb.IObjectVersion>,
+    unanswered: number, layout: Layout): pb.IObjectVersion | undefined {
+    while (newest && !inlineShardsComplete(newest, found)) {
+      const candidate = newest;
+      const holders = [...found].filter(([, v]) => holds(v, candidate)).map(([id]) => id);
+      if (holders.length + unanswered >= layout.dataShards) return candidate;
+      const stamp = { hlc: Number(candidate.hlc), revision: Number(candidate.revision ?? 0) };
+      if (Date.now() - hlcToMillis(Math.max(stamp.hlc, stamp.revision)) > ABANDONED_WRITE_AGE_MS) {
+        const ref = [{ bucket: candidate.bucket, key: candidate.key, versionId: candidate.versionId }];
+        void this.cluster.fanOut(holders, (client) => client.resolveMeta(ref, stamp, false));
+      }
+      for (const id of holders) found.delete(id);
+      newest = pickNewest([...found.values()]);
+    }
+    return newest;
   }
 
   /** Placement nodes, those seen up recently first (in placement order otherwise). */
