@@ -69,7 +69,10 @@ export function writeFrame(socket: Socket, payload: Uint8Array, flushed?: () => 
   return belowHighWater;
 }
 
-/** Reads exact byte counts and frames from a socket's chunk stream. */
+/**
+ * Reads exact byte counts and frames from a socket's chunk stream. A chunk may be reused by its
+ * source once the next one is asked for, so what this returns is valid until the next call.
+ */
 export class ByteReader {
   private pending: Buffer[] = [];
   private buffered = 0;
@@ -77,26 +80,25 @@ export class ByteReader {
   constructor(private readonly chunks: AsyncIterator<Buffer>) {}
 
   async exact(n: number): Promise<Buffer> {
-    while (this.buffered < n) {
-      const next = await this.chunks.next();
-      if (next.done) throw new StoreError('Unavailable', 'bulk connection closed mid-message');
-      this.pending.push(next.value);
-      this.buffered += next.value.length;
-    }
+    while (this.buffered < n) await this.more();
     const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.buffered);
     this.pending = all.length > n ? [all.subarray(n)] : [];
     this.buffered -= n;
     return all.subarray(0, n);
   }
 
+  /** Adds the next chunk; the few bytes still pending are copied first (the source may overwrite them). */
+  private async more(): Promise<void> {
+    if (this.pending.length) this.pending = [Buffer.concat(this.pending, this.buffered)];
+    const next = await this.chunks.next();
+    if (next.done) throw new StoreError('Unavailable', 'bulk connection closed mid-message');
+    this.pending.push(next.value);
+    this.buffered += next.value.length;
+  }
+
   /** Between 1 and n bytes: the start of what is buffered, else of the next chunk (never a copy). */
   private async upTo(n: number): Promise<Buffer> {
-    if (this.buffered === 0) {
-      const next = await this.chunks.next();
-      if (next.done) throw new StoreError('Unavailable', 'bulk connection closed mid-message');
-      this.pending.push(next.value);
-      this.buffered += next.value.length;
-    }
+    if (this.buffered === 0) await this.more();
     const first = this.pending[0]!;
     const piece = first.length <= n ? this.pending.shift()! : first.subarray(0, n);
     if (first.length > n) this.pending[0] = first.subarray(n);
