@@ -10,6 +10,8 @@ import { awaitConfirmation, BulkShardWriter, openBulkReader, silentNode } from '
 import { LocalShardWriter, openLocalReader } from './local-shard-streams.js';
 import { CallCoalescer } from './call-coalescer.js';
 
+/** How long one cluster token is sent before a fresh one is made (nodes accept minutes of skew). */
+const TOKEN_REUSE_MS = 1_000;
 /** Blocks queued per shard stream before the writer waits. */
 const MAX_IN_FLIGHT = 2;
 /** A stream that makes no progress for this long is treated as a dead node. */
@@ -43,6 +45,7 @@ export class NodeClient {
   private readonly client: grpc.Client;
   /** The node's bulk shard channel, once Health has told us; until then shards go over gRPC. */
   bulkAddress = '';
+  private token = { value: '', renewAt: 0 };
 
   /** Single-key metadata reads and single-version record writes, coalesced per flag value. */
   private readonly metaReads = [false, true].map((withInline) => new CallCoalescer(
@@ -59,9 +62,16 @@ export class NodeClient {
     this.client = new grpc.Client(address, grpc.credentials.createInsecure(), bulkChannelOptions);
   }
 
+  /** The cluster token is an HMAC of the time: one a second serves every call of that second. */
+  private clusterToken(): string {
+    const now = Date.now();
+    if (now >= this.token.renewAt) this.token = { value: makeClusterToken(this.secret, now), renewAt: now + TOKEN_REUSE_MS };
+    return this.token.value;
+  }
+
   private metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
-    md.set(AUTH_METADATA_KEY, makeClusterToken(this.secret));
+    md.set(AUTH_METADATA_KEY, this.clusterToken());
     return md;
   }
 
@@ -135,7 +145,7 @@ export class NodeClient {
   openShardReader(read: pb.IShardRead): ShardReader {
     const local = localShards.at(this.bulkAddress);
     if (local) return openLocalReader(this.nodeId, local, read);
-    if (this.bulkAddress) return openBulkReader(this.nodeId, this.bulkAddress, makeClusterToken(this.secret), read);
+    if (this.bulkAddress) return openBulkReader(this.nodeId, this.bulkAddress, this.clusterToken(), read);
     const def = svc.GetShard;
     const call = this.client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize,
       pb.ShardRead.create(read), this.metadata(), {});
@@ -172,7 +182,7 @@ export class NodeClient {
   openShardWriter(header: pb.IShardHeader): ShardSink {
     const local = localShards.at(this.bulkAddress);
     if (local) return new LocalShardWriter(this.nodeId, local, header, STREAM_IDLE_MS);
-    if (this.bulkAddress) return new BulkShardWriter(this.nodeId, this.bulkAddress, makeClusterToken(this.secret), header, STREAM_IDLE_MS);
+    if (this.bulkAddress) return new BulkShardWriter(this.nodeId, this.bulkAddress, this.clusterToken(), header, STREAM_IDLE_MS);
     return new GrpcShardWriter(this.nodeId, (callback) => this.client.makeClientStreamRequest(
       svc.PutShard.path, svc.PutShard.requestSerialize, svc.PutShard.responseDeserialize,
       this.metadata(), {}, callback), header);

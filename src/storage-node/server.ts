@@ -52,13 +52,30 @@ const serverSideService: grpc.ServiceDefinition = {
 };
 const LIST_PAGE_ENTRIES = 256;
 
+/** A verified token is trusted this long before its HMAC is checked again (clients reuse one for a second). */
+const TOKEN_RECHECK_MS = 1_000;
+
+/** verifyClusterToken, remembering tokens it just accepted so most calls skip the HMAC. */
+function tokenChecker(secret: string): (token: string | undefined) => boolean {
+  const recent = new Map<string, number>();
+  return (token) => {
+    const now = Date.now();
+    if (token !== undefined && (recent.get(token) ?? 0) > now) return true;
+    if (!verifyClusterToken(secret, token, now)) return false;
+    if (recent.size >= 64) recent.clear();
+    recent.set(token!, now + TOKEN_RECHECK_MS);
+    return true;
+  };
+}
+
 /** Refuses every call that lacks a valid cluster token, before any handler sees it. */
 function authInterceptor(secret: string): grpc.ServerInterceptor {
+  const valid = tokenChecker(secret);
   return (_method, call) => new grpc.ServerInterceptingCall(call, {
     start: (next) => next({
       onReceiveMetadata: (metadata, proceed) => {
         const token = metadata.get(AUTH_METADATA_KEY)[0];
-        if (verifyClusterToken(secret, typeof token === 'string' ? token : undefined)) proceed(metadata);
+        if (valid(typeof token === 'string' ? token : undefined)) proceed(metadata);
         else call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: 'missing or invalid cluster token' });
       },
     }),
