@@ -88,3 +88,9 @@ export const UNARY_DEADLINE_MS = 8_000;
 
 /** Clock difference between hosts that a node allows for when it judges how old a write is. */
 export const MAX_CLOCK_SKEW_MS = 5_000;
+
+/**
+ * A record kept for a revertible write outlives the write's resolution by this much at most: the
+ * writer settles or reverts within one request, so an entry this old lost its writer (a crash).
+ */
+export const KEPT_TTL_MS = 10 * 60_000;

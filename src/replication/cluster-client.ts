@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { StoreError } from '../common/errors.js';
 import { HybridClock, hlcToMillis } from '../common/hlc.js';
-import { MAX_CLOCK_SKEW_MS, pb, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
+import { KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { Cluster, type FanOutResult } from './cluster.js';
 import { HealQueue } from './heal.js';
 import { type Layout, layoutOf, makeLayout, readQuorum, writeQuorum } from './layout.js';
@@ -169,7 +169,12 @@ export class ClusterClient implements ObjectStore {
     await this.cluster.fanOut(dropFrom, (client) => client.deleteMeta(key, this.clock.now()));
   }
 
-  /** Write the version's record to placement nodes that lack it; -1 if some could not be reached. */
+  /**
+   * Write the version's record to placement nodes that lack it; -1 if some could not be reached.
+   * Once every placement node holds it and its writer can no longer be waiting on it, the version
+   * is committed whatever became of that writer, so what its revertible write kept can go (a
+   * writer that crashed never settled it).
+   */
   async repairRecords(version: ObjectVersion): Promise<number> {
     const key = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
     const nodes = this.placement(version.bucket, version.key);
@@ -183,7 +188,13 @@ export class ClusterClient implements ObjectStore {
       const inline = await this.completeInlineShards(version);
       await this.cluster.fanOut(stale, (client, id) => client.putMeta([recordFor(version, inline, id)]));
     }
-    return result.failed.size ? -1 : stale.length;
+    if (result.failed.size) return -1;
+    const stamp = { hlc: version.hlc, revision: Number(version.revision ?? 0) };
+    const age = Date.now() - hlcToMillis(Math.max(stamp.hlc, stamp.revision));
+    if (age > UNARY_DEADLINE_MS + MAX_CLOCK_SKEW_MS && age < KEPT_TTL_MS) {
+      await this.cluster.fanOut(nodes, (client) => client.resolveMeta(key, stamp, true));
+    }
+    return stale.length;
   }
 
   /** Every inline shard of a version, rebuilt from the ones the nodes still hold. */

@@ -4,7 +4,7 @@
 import { Level } from 'level';
 import { StoreError } from '../common/errors.js';
 import { hlcToMillis } from '../common/hlc.js';
-import { MAX_CLOCK_SKEW_MS, pb, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
+import { KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { GroupCommitter, type Db, type Tx } from './group-commit.js';
 import {
   Space, encodeU64Pair, hlcOfInverted, invertedHlc, keysUnder, namesStartingWith, objectKey, partKey, prefixKey,
@@ -12,11 +12,6 @@ import {
 } from './meta-keys.js';
 
 export const TOMBSTONE_TTL_MS = 7 * 24 * 3600_000;
-/**
- * A kept record outlives its write's resolution by this much at most: the writer settles or
- * reverts within one request, so an entry this old lost its writer (a crash) and counts as settled.
- */
-export const KEPT_TTL_MS = 10 * 60_000;
 
 export type ObjectVersion = pb.ObjectVersion;
 export type DataSegment = pb.IDataSegment;
