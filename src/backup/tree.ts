@@ -45,7 +45,7 @@ export function buildTree(chunkIds: Buffer, fanout: number, idOf: (body: Buffer)
 }
 
 /** Reads a snapshot's chunk ids, fetching (and verifying) every page of its tree. */
-export async function readChunkIds(repo: Repository, index: BlobIndex, tree: TreeRoot, concurrency = 16, onPage?: (id: Buffer) => void): Promise<Buffer> {
+export async function readChunkIds(repo: Repository, index: BlobIndex, tree: TreeRoot, concurrency = 64, onPage?: (id: Buffer) => void): Promise<Buffer> {
   let ids = Buffer.from(tree.root);
   for (let level = tree.depth - 1; level >= 0; level--) {
     const count = ids.length / ID_BYTES;
