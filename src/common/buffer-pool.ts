@@ -1,13 +1,13 @@
-// A small pool of read/write buffers keyed by size. Allocating a fresh block buffer per read and
-// letting the GC hand it back to the kernel made receive cost swing 5x; reusing a few keeps the
-// working set warm and steady.
+// A small pool of buffers keyed by size (a node's shard blocks, the gateway's stripes). Allocating
+// a fresh block buffer per read and letting the GC hand it back to the kernel made a node's
+// receive cost swing 5x; reusing a few keeps the working set warm and steady.
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
 
-  constructor(private readonly keepPerSize = 8) {}
+  constructor(private readonly keepPerSize = 8, private readonly allocate: (size: number) => Buffer = Buffer.allocUnsafeSlow) {}
 
   take(size: number): Buffer {
-    return this.free.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
+    return this.free.get(size)?.pop() ?? this.allocate(size);
   }
 
   give(buffer: Buffer): void {

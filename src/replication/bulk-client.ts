@@ -16,7 +16,7 @@ import type { ShardReader, ShardSink } from './node-client.js';
 const MAX_QUEUED_BYTES = 1024 * 1024;
 
 /** Bytes per socket read into a connection's one read buffer. */
-const READ_BUFFER_BYTES = 256 * 1024;
+const READ_BUFFER_BYTES = 128 * 1024;
 
 /**
  * A socket's incoming bytes, read into one buffer per connection: each chunk is valid until the

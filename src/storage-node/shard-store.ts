@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreError } from '../common/errors.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool } from '../common/buffer-pool.js';
 import { MAX_BLOCK_SIZE, blockChecksum, encodeTrailer, nameHash, readTrailer, type ShardLayout } from './shard-file.js';
 import { shardMetrics } from './metrics.js';
 
