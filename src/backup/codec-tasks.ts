@@ -92,7 +92,7 @@ export function pieces(data: Uint8Array, lengths: number[]): Buffer[] {
 }
 
 /** Copies the parts into one fresh (transferable, unpooled) buffer. */
-export function concatenate(parts: Uint8Array[]): { data: Uint8Array; lengths: number[] } {
+function concatenate(parts: Uint8Array[]): { data: Uint8Array; lengths: number[] } {
   const data = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
   let at = 0;
   for (const part of parts) {

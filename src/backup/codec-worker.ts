@@ -11,7 +11,9 @@ const codec = BlobCodec.withKeys(keys ? { enc: Buffer.from(keys.enc), mac: Buffe
 parentPort!.on('message', ({ job, task }: { job: number; task: CodecTask }) => {
   try {
     const result = runCodecTask(codec, task);
-    parentPort!.postMessage({ job, result }, [result.data.buffer as ArrayBuffer]);
+    // The result and the handed-back input move to the main thread, not copied.
+    const moving = result.input ? [result.data.buffer, result.input.buffer] : [result.data.buffer];
+    parentPort!.postMessage({ job, result }, moving as ArrayBuffer[]);
   } catch (err) {
     const error = err instanceof StoreError ? { kind: err.kind, message: err.message } : { message: (err as Error).message };
     parentPort!.postMessage({ job, error });
