@@ -12,6 +12,7 @@ const MAX_BATCH = 64;
 
 interface Queued<Item, Result> {
   item: Item;
+  queuedAt: number;
   resolve(result: Result): void;
   reject(err: unknown): void;
 }
@@ -22,18 +23,19 @@ export class CallCoalescer<Item, Result> {
   private scheduled = false;
 
   /**
-   * `send` makes one call for its items and answers one result per item, in order. `isolate`
+   * `send` makes one call for its items and answers one result per item, in order; `waitedMs` is
+   * how long the oldest of them queued, which the call's deadline should include. `isolate`
    * says whether a failed batch should be retried item by item: a refusal caused by one item
    * (say an invalid name) must not fail its neighbours, while a dead node fails them all anyway.
    */
   constructor(
-    private readonly send: (items: Item[]) => Promise<Result[]>,
+    private readonly send: (items: Item[], waitedMs: number) => Promise<Result[]>,
     private readonly isolate: (err: unknown) => boolean,
   ) {}
 
   call(item: Item): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, queuedAt: Date.now(), resolve, reject });
       this.schedule();
     });
   }
@@ -60,14 +62,14 @@ export class CallCoalescer<Item, Result> {
 
   private async deliver(batch: Array<Queued<Item, Result>>): Promise<void> {
     try {
-      const results = await this.send(batch.map((q) => q.item));
+      const results = await this.send(batch.map((q) => q.item), Date.now() - batch[0]!.queuedAt);
       batch.forEach((q, i) => q.resolve(results[i]!));
     } catch (err) {
       if (batch.length === 1 || !this.isolate(err)) {
         for (const q of batch) q.reject(err);
         return;
       }
-      await Promise.all(batch.map((q) => this.send([q.item]).then((results) => q.resolve(results[0]!), q.reject)));
+      await Promise.all(batch.map((q) => this.send([q.item], Date.now() - q.queuedAt).then((results) => q.resolve(results[0]!), q.reject)));
     }
   }
 }

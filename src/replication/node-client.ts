@@ -47,13 +47,17 @@ export class NodeClient {
   bulkAddress = '';
   private token = { value: '', renewAt: 0 };
 
-  /** Single-key metadata reads and single-version record writes, coalesced per flag value. */
+  /**
+   * Single-key metadata reads and single-version record writes, coalesced per flag value. Time
+   * spent queued counts against the deadline, so a caller still gives up when it always did.
+   */
   private readonly metaReads = [false, true].map((withInline) => new CallCoalescer(
-    async (keys: pb.IObjectKey[]) => (await this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }))).results,
+    async (keys: pb.IObjectKey[], waitedMs: number) =>
+      (await this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }), UNARY_DEADLINE_MS - waitedMs)).results,
     refusedByNode));
   private readonly metaWrites = [false, true].map((revertible) => new CallCoalescer(
-    async (versions: pb.IObjectVersion[]) => {
-      const result = await this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible }));
+    async (versions: pb.IObjectVersion[], waitedMs: number) => {
+      const result = await this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible }), UNARY_DEADLINE_MS - waitedMs);
       return versions.map((_, i) => pb.PutMetaResult.create({ applied: [result.applied[i]!], keptPrevious: [result.keptPrevious[i]!] }));
     },
     refusedByNode));

@@ -41,9 +41,11 @@ t.test('an unreachable node fails the whole batch without retries', async (t) =>
 
 t.test('while calls are in flight, new items queue and leave together in the next call', async (t) => {
   const calls: number[][] = [];
+  const waited: number[] = [];
   const releases: Array<() => void> = [];
-  const slow = new CallCoalescer((items: number[]) => {
+  const slow = new CallCoalescer((items: number[], waitedMs: number) => {
     calls.push(items);
+    waited.push(waitedMs);
     return new Promise<number[]>((resolve) => releases.push(() => resolve(items)));
   }, refused);
   const first = [slow.call(1)];
@@ -53,9 +55,11 @@ t.test('while calls are in flight, new items queue and leave together in the nex
   const queued = [3, 4, 5].map((n) => slow.call(n));
   await new Promise((resolve) => setImmediate(resolve));
   t.same(calls, [[1], [2]], 'two calls in flight, the rest waits');
+  await new Promise((resolve) => setTimeout(resolve, 10));
   releases.shift()!();
   await new Promise((resolve) => setTimeout(resolve, 10));
   t.same(calls.at(-1), [3, 4, 5], 'a finished call lets the queued items go, together');
+  t.ok(waited.at(-1)! >= 5, 'the call is told how long its items queued (its deadline includes it)');
   for (const release of releases) release();
   t.same(await Promise.all([...first, ...queued]), [1, 2, 3, 4, 5]);
 });
