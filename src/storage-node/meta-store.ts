@@ -209,6 +209,7 @@ export class MetaStore {
     if (storedBytes && !versionWins(storedBytes.hlc, storedBytes.bytes, version, bytes)) return 'ignored';
     if (storedBytes) tx.del(storedBytes.key);
     this.writeRecord(tx, ref, hlc, bytes);
+    if (!revertible) this.dropSupersededKept(tx, ref, stampOf(version));
     if (!storedBytes) {
       tx.afterCommit(() => { this.versionCount++; });
       return 'applied';
@@ -250,6 +251,16 @@ export class MetaStore {
     tx.put(keptKey, encodeKept(kept));
   }
 
+  /**
+   * A write that is not revertible (a repair, a relocation) carries state newer than a revertible
+   * write still unresolved here, so what that one kept can go: no revert could restore it anymore.
+   */
+  private dropSupersededKept(tx: Tx, ref: VersionRef, stamp: WriteStamp): void {
+    const bytes = tx.get(recordKey(Space.Kept, ref.bucket, ref.key, ref.versionId));
+    const kept = bytes && decodeKept(bytes);
+    if (kept && !sameStamp(kept.stamp, stamp)) this.dropKept(tx, ref, kept);
+  }
+
   private wasReverted(tx: Tx, { bucket, key, versionId }: VersionRef, stamp: WriteStamp): boolean {
     const marker = tx.get(recordKey(Space.Reverted, bucket, key, versionId));
     return marker !== undefined && sameStamp({ hlc: readU64(marker, 0), revision: readU64(marker, 8) }, stamp);
@@ -287,7 +298,10 @@ export class MetaStore {
     const tombstoneKey = recordKey(Space.Tombstone, bucket, key, versionId);
     const tombstone = tx.get(tombstoneKey);
     if (revertible) this.keep(tx, ref, { stamp, keptAt: now, tombstone: tombstone ?? null, record: removed }, []);
-    else this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(removed), []));
+    else {
+      this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(removed), []));
+      this.dropSupersededKept(tx, ref, stamp);
+    }
     if (!tombstone || readU64(tombstone) < deleteHlc) tx.put(tombstoneKey, encodeU64Pair(deleteHlc, now));
   }
 

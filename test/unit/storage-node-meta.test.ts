@@ -231,3 +231,14 @@ t.test('a revertible write that arrives after its deadline is refused', async (t
   await t.rejects(store.deleteVersions([ref('k', 'null')], late.hlc, { revertible: true }), { name: 'StoreError(Unavailable)' });
   t.same((await store.putVersions([late])).applied, [true], 'repairs of old versions are not revertible and apply');
 });
+
+t.test('a repair with a newer version drops what an unresolved older write kept', async (t) => {
+  const { store, released } = await openStore(t);
+  await store.putVersions([version('k', 'null', fresh(-2000), 'p')]);
+  await store.putVersions([version('k', 'null', fresh(-1000), 'h1')], { revertible: true });
+  await store.putVersions([version('k', 'null', fresh(), 'h2')]);
+  t.same(released.sort(), ['h1', 'p'], 'the replaced record and the kept one both go');
+  let referenced = 0;
+  for await (const _ of store.referencedSegments()) referenced++;
+  t.equal(referenced, 1, 'only the current version is referenced');
+});
