@@ -50,7 +50,10 @@ export class RegisterChecker {
     if (allowed.some((w) => this.sameContent(w.value, value))) return undefined;
     const what = value === null ? 'absent' : `value ${value}`;
     const expected = allowed.map((w) => w.value ?? 'absent').join(' | ');
-    if (!settled) return { kind: 'stale-read', key, detail: `read ${what}, allowed: ${expected}` };
+    // Times (seconds since the history began) let a stale read be matched with the nemesis log.
+    const window = (from: number, to: number) => `${(from / 1000).toFixed(1)}-${(to / 1000).toFixed(1)} s`;
+    const writes = allowed.map((w) => `${w.value ?? 'absent'} ${w.outcome} ${window(w.invokedAt, w.completedAt)}`).join(', ');
+    if (!settled) return { kind: 'stale-read', key, detail: `read ${what} over ${window(invokedAt, completedAt)}, allowed: ${expected} (${writes})` };
     const kind = value !== null && allowed.every((w) => w.value === null) ? 'deleted-came-back' : 'lost-write';
     return { kind, key, detail: `final state ${what}, allowed: ${expected}` };
   }
