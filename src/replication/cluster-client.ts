@@ -288,21 +288,24 @@ export class ClusterClient implements ObjectStore {
   /**
    * An inline version whose records (with their shards) are on fewer than k nodes, counting every
    * node that did not answer, was never acknowledged — an acknowledged write reached W >= k nodes —
-   * and can never be served: a writer died between its record writes. Read past it to the version
-   * before, and once no copy of it can still arrive anywhere, revert it on the nodes that hold it.
+   * and, once no copy of it can still arrive anywhere, never will be: its writer died between its
+   * record writes. Read past it to the version before, and revert it on the nodes that hold it.
+   * A younger one may still be in flight and is returned as it is. The nodes that held a skipped
+   * version may keep the one before it, so they count as unanswered for the next candidate.
    */
   private skipAbandonedInline(newest: pb.IObjectVersion | undefined, found: Map<string, pb.IObjectVersion>,
     unanswered: number, layout: Layout): pb.IObjectVersion | undefined {
+    let unknown = unanswered;
     while (newest && !inlineShardsComplete(newest, found)) {
       const candidate = newest;
       const holders = [...found].filter(([, v]) => holds(v, candidate)).map(([id]) => id);
-      if (holders.length + unanswered >= layout.dataShards) return candidate;
+      if (holders.length + unknown >= layout.dataShards) return candidate;
       const stamp = { hlc: Number(candidate.hlc), revision: Number(candidate.revision ?? 0) };
-      if (Date.now() - hlcToMillis(Math.max(stamp.hlc, stamp.revision)) > ABANDONED_WRITE_AGE_MS) {
-        const ref = [{ bucket: candidate.bucket, key: candidate.key, versionId: candidate.versionId }];
-        void this.cluster.fanOut(holders, (client) => client.resolveMeta(ref, stamp, false));
-      }
+      if (Date.now() - hlcToMillis(Math.max(stamp.hlc, stamp.revision)) <= ABANDONED_WRITE_AGE_MS) return candidate;
+      const ref = [{ bucket: candidate.bucket, key: candidate.key, versionId: candidate.versionId }];
+      void this.cluster.fanOut(holders, (client) => client.resolveMeta(ref, stamp, false));
       for (const id of holders) found.delete(id);
+      unknown += holders.length;
       newest = pickNewest([...found.values()]);
     }
     return newest;
