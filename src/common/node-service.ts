@@ -1,6 +1,7 @@
 // The gRPC service definition of a storage node, built from the generated protobuf classes.
 // Shared by the node (server) and the replication layer (client): the proto is their contract.
 import * as grpc from '@grpc/grpc-js';
+import { hlcToMillis } from './hlc.js';
 import './protobuf-numbers.js';
 import { tessera } from '../generated/node.js';
 
@@ -81,6 +82,16 @@ export const bulkChannelOptions: grpc.ChannelOptions = {
 export interface WriteStamp {
   hlc: number;
   revision: number;
+}
+
+/** The stamp of a put of this version. */
+export function stampOf(version: pb.IObjectVersion): WriteStamp {
+  return { hlc: Number(version.hlc ?? 0), revision: Number(version.revision ?? 0) };
+}
+
+/** Milliseconds since a write was stamped (a metadata update is as new as its revision). */
+export function writeAgeMs({ hlc, revision }: WriteStamp, now = Date.now()): number {
+  return now - hlcToMillis(Math.max(hlc, revision));
 }
 
 /** How long a unary node call may take before the caller gives up (and reverts a revertible write). */

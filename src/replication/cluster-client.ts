@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { StoreError } from '../common/errors.js';
 import { HybridClock, hlcToMillis } from '../common/hlc.js';
-import { KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
+import { KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, stampOf, UNARY_DEADLINE_MS, writeAgeMs, type WriteStamp } from '../common/node-service.js';
 import { Cluster, type FanOutResult } from './cluster.js';
 import { HealQueue } from './heal.js';
 import { type Layout, layoutOf, makeLayout, readQuorum, writeQuorum } from './layout.js';
@@ -132,7 +132,7 @@ export class ClusterClient implements ObjectStore {
     const nodes = this.placement(version.bucket, version.key, layout);
     const quorum = writeQuorum(layout.dataShards, layout.parityShards);
     const ref = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
-    const stamp = { hlc: version.hlc, revision: Number(version.revision ?? 0) };
+    const stamp = stampOf(version);
     const result = await this.cluster.fanOut(nodes, (client, id) => client.putMeta([recordFor(version, inline, id)], true));
     if (result.ok.size >= quorum) {
       if (result.failed.size) this.heal.enqueue(version.bucket, version.key, version.versionId);
@@ -189,8 +189,8 @@ export class ClusterClient implements ObjectStore {
       await this.cluster.fanOut(stale, (client, id) => client.putMeta([recordFor(version, inline, id)]));
     }
     if (result.failed.size) return -1;
-    const stamp = { hlc: version.hlc, revision: Number(version.revision ?? 0) };
-    const age = Date.now() - hlcToMillis(Math.max(stamp.hlc, stamp.revision));
+    const stamp = stampOf(version);
+    const age = writeAgeMs(stamp);
     if (age > UNARY_DEADLINE_MS + MAX_CLOCK_SKEW_MS && age < KEPT_TTL_MS) {
       await this.cluster.fanOut(nodes, (client) => client.resolveMeta(key, stamp, true));
     }
@@ -300,8 +300,8 @@ export class ClusterClient implements ObjectStore {
       const candidate = newest;
       const holders = [...found].filter(([, v]) => holds(v, candidate)).map(([id]) => id);
       if (holders.length + unknown >= layout.dataShards) return candidate;
-      const stamp = { hlc: Number(candidate.hlc), revision: Number(candidate.revision ?? 0) };
-      if (Date.now() - hlcToMillis(Math.max(stamp.hlc, stamp.revision)) <= ABANDONED_WRITE_AGE_MS) return candidate;
+      const stamp = stampOf(candidate);
+      if (writeAgeMs(stamp) <= ABANDONED_WRITE_AGE_MS) return candidate;
       const ref = [{ bucket: candidate.bucket, key: candidate.key, versionId: candidate.versionId }];
       void this.cluster.fanOut(holders, (client) => client.resolveMeta(ref, stamp, false));
       for (const id of holders) found.delete(id);

@@ -3,8 +3,7 @@
 // so each rule below is a read-check-write that sees all earlier writes, batched or not.
 import { Level } from 'level';
 import { StoreError } from '../common/errors.js';
-import { hlcToMillis } from '../common/hlc.js';
-import { KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
+import { KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, stampOf, UNARY_DEADLINE_MS, writeAgeMs, type WriteStamp } from '../common/node-service.js';
 import { GroupCommitter, type Db, type Tx } from './group-commit.js';
 import {
   Space, encodeU64Pair, hlcOfInverted, invertedHlc, keysUnder, namesStartingWith, objectKey, partKey, prefixKey,
@@ -73,9 +72,6 @@ function sameStamp(a: WriteStamp, b: WriteStamp): boolean {
   return a.hlc === b.hlc && a.revision === b.revision;
 }
 
-function stampOf(version: ObjectVersion): WriteStamp {
-  return { hlc: version.hlc, revision: Number(version.revision ?? 0) };
-}
 
 /**
  * A revertible write that arrives after its writer gave up on it (a request held up by a cut
@@ -83,8 +79,8 @@ function stampOf(version: ObjectVersion): WriteStamp {
  * else, and this node would be left alone with a write that never reached its quorum.
  */
 function refuseLateWrite(stamps: readonly WriteStamp[], now: number): void {
-  for (const { hlc, revision } of stamps) {
-    const age = now - hlcToMillis(Math.max(hlc, revision));
+  for (const stamp of stamps) {
+    const age = writeAgeMs(stamp, now);
     if (age > UNARY_DEADLINE_MS + MAX_CLOCK_SKEW_MS) {
       throw new StoreError('Unavailable', `write stamped ${Math.round(age / 1000)} s ago arrived after its deadline`);
     }
