@@ -214,7 +214,7 @@ export class MetaStore {
       this.keep(tx, ref, { stamp: stampOf(version), keptAt: now, tombstone: undefined, record: storedBytes.bytes }, version.segments);
       return 'kept';
     }
-    this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(storedBytes.bytes), version.segments));
+    this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(storedBytes.bytes), version.segments));
     return 'applied';
   }
 
@@ -242,7 +242,7 @@ export class MetaStore {
     const older = tx.get(keptKey);
     if (older) {
       const stillUsed = [...currentSegments, ...segmentsOf(kept.record)];
-      this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(decodeKept(older).record), stillUsed));
+      this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(decodeKept(older).record), stillUsed));
     }
     tx.put(keptKey, encodeKept(kept));
   }
@@ -262,8 +262,28 @@ export class MetaStore {
     return marker !== undefined && sameStamp({ hlc: readU64(marker, 0), revision: readU64(marker, 8) }, stamp);
   }
 
-  private releaseAfterCommit(tx: Tx, segments: DataSegment[]): void {
-    if (segments.length > 0) tx.afterCommit(() => this.options.releaseSegments(segments));
+  /**
+   * Frees the local shards of segments a change of `owner`'s records dropped — except those a part
+   * of an upload of the same key still names here. A completed upload's version is made of its
+   * parts' data, and the upload can outlive it where its end never arrived (the gateway died
+   * between the two, or the complete was reverted): its parts must stay healable and abortable.
+   */
+  private releaseAfterCommit(tx: Tx, owner: { bucket: string; key: string }, segments: DataSegment[]): void {
+    if (segments.length === 0) return;
+    tx.afterCommit(async () => {
+      const named = await this.partDataIds(owner);
+      const unnamed = segments.filter((s) => !named.has(s.dataId ?? ''));
+      if (unnamed.length > 0) await this.options.releaseSegments(unnamed);
+    });
+  }
+
+  /** Data ids the parts of every upload of this key name here. */
+  private async partDataIds({ bucket, key }: { bucket: string; key: string }): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for await (const value of this.db.values(keysUnder(prefixKey(Space.Part, [bucket, key])))) {
+      ids.add(pb.DataSegment.decode(value.subarray(8)).dataId);
+    }
+    return ids;
   }
 
   /**
@@ -295,7 +315,7 @@ export class MetaStore {
     const tombstone = tx.get(tombstoneKey);
     if (revertible) this.keep(tx, ref, { stamp, keptAt: now, tombstone: tombstone ?? null, record: removed }, []);
     else {
-      this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(removed), []));
+      this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(removed), []));
       this.dropSupersededKept(tx, ref, stamp);
     }
     if (!tombstone || readU64(tombstone) < deleteHlc) tx.put(tombstoneKey, encodeU64Pair(deleteHlc, now));
@@ -331,7 +351,7 @@ export class MetaStore {
   /** Forgets a kept record; its shards go unless the current record still uses them. */
   private dropKept(tx: Tx, ref: VersionRef, kept: KeptRecord): void {
     tx.del(recordKey(Space.Kept, ref.bucket, ref.key, ref.versionId));
-    this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(kept.record), segmentsOf(this.storedRecord(tx, ref)?.bytes)));
+    this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(kept.record), segmentsOf(this.storedRecord(tx, ref)?.bytes)));
   }
 
   private revert(tx: Tx, ref: VersionRef, stamp: WriteStamp, now: number): void {
@@ -343,7 +363,7 @@ export class MetaStore {
       tx.del(written.key);
       tx.del(recordKey(Space.VersionIndex, bucket, key, versionId));
       tx.afterCommit(() => { this.versionCount--; });
-      this.releaseAfterCommit(tx, segmentsDropped(segmentsOf(written.bytes), segmentsOf(kept?.record)));
+      this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(written.bytes), segmentsOf(kept?.record)));
     }
     if (kept) {
       tx.del(recordKey(Space.Kept, bucket, key, versionId));
@@ -431,7 +451,7 @@ export class MetaStore {
     const keyBytes = partKey(bucket, key, uploadId, part.partNumber ?? 0);
     const stored = tx.get(keyBytes);
     if (stored && readU64(stored) > hlc) return;
-    if (stored) this.releaseAfterCommit(tx, segmentsDropped([pb.DataSegment.decode(stored.subarray(8))], [part]));
+    if (stored) this.releaseAfterCommit(tx, { bucket, key }, segmentsDropped([pb.DataSegment.decode(stored.subarray(8))], [part]));
     const hlcBytes = Buffer.allocUnsafe(8);
     hlcBytes.writeBigUInt64BE(BigInt(hlc));
     tx.put(keyBytes, Buffer.concat([hlcBytes, encode(pb.DataSegment, part)]));

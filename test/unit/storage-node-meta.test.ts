@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { KEPT_TTL_MS, pb } from '../../src/common/node-service.js';
+import { KEPT_TTL_MS, pb, stampOf } from '../../src/common/node-service.js';
 import { MetaStore, TOMBSTONE_TTL_MS, type DataSegment } from '../../src/storage-node/meta-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-meta-'));
@@ -189,6 +189,26 @@ t.test('a reverted overwrite brings the replaced value back, and a late copy of 
   t.same(released, ['refused'], "the reverted write's shards go");
   t.same((await store.putVersions([refused], { revertible: true })).applied, [false], 'a late copy of the reverted write is refused');
   t.equal(store.objectVersionCount, 1);
+});
+
+t.test("a version made of an upload's parts never frees them while the upload still names them here", async (t) => {
+  const { store, released } = await openStore(t);
+  const uploadKey = { bucket: 'b', key: 'k', uploadId: 'u1' };
+  await store.putUpload({ ...uploadKey, hlc: 1, initiatedMs: 1, template: {}, parts: [{ partNumber: 1, dataId: 'part-1', size: 5 }] });
+  const completed = () => pb.ObjectVersion.create({ bucket: 'b', key: 'k', versionId: 'null', hlc: fresh(), segments: [{ dataId: 'part-1', partNumber: 1 }] });
+
+  const reverted = completed();
+  await store.putVersions([reverted], { revertible: true });
+  await store.resolveWrites([ref('k', 'null')], stampOf(reverted), false);
+  t.same(released, [], 'a reverted complete leaves the parts it was made of');
+
+  await store.putVersions([completed()], { revertible: true });
+  await store.putVersions([version('k', 'null', fresh(1000), 'overwrite')]);
+  t.same(released, [], 'an overwrite of a completed version whose upload lingers here leaves the parts');
+
+  await store.deleteUpload(uploadKey);
+  await store.putVersions([version('k', 'null', fresh(2000), 'overwrite-2')]);
+  t.same(released, ['overwrite'], 'once the upload ended, what is dropped is freed as always');
 });
 
 t.test('a settled overwrite frees what it replaced; an unresolved one is settled after the TTL', async (t) => {
