@@ -68,6 +68,38 @@ function decodeKept(bytes: Buffer): KeptRecord {
   };
 }
 
+/**
+ * Undo levels kept per version: writes refused while overlapping (concurrent overwrites of one key
+ * during an outage) stack up to this many; beyond it the oldest undo is dropped.
+ */
+const MAX_KEPT_PER_VERSION = 8;
+
+function encodeKeptList(list: readonly KeptRecord[]): Buffer {
+  return Buffer.concat(list.flatMap((kept) => {
+    const bytes = encodeKept(kept);
+    const length = Buffer.allocUnsafe(4);
+    length.writeUInt32BE(bytes.length);
+    return [length, bytes];
+  }));
+}
+
+function decodeKeptList(bytes: Buffer | undefined): KeptRecord[] {
+  const list: KeptRecord[] = [];
+  for (let at = 0; bytes && at < bytes.length; at += 4 + bytes.readUInt32BE(at)) {
+    list.push(decodeKept(bytes.subarray(at + 4, at + 4 + bytes.readUInt32BE(at))));
+  }
+  return list;
+}
+
+function keptKey({ bucket, key, versionId }: VersionRef): Buffer {
+  return recordKey(Space.Kept, bucket, key, versionId);
+}
+
+/** One marker per reverted write, so that overlapping writes of a version each stay refused. */
+function revertMarkerKey({ bucket, key, versionId }: VersionRef, stamp: WriteStamp): Buffer {
+  return Buffer.concat([recordKey(Space.Reverted, bucket, key, versionId), encodeU64Pair(stamp.hlc, stamp.revision)]);
+}
+
 function sameStamp(a: WriteStamp, b: WriteStamp): boolean {
   return a.hlc === b.hlc && a.revision === b.revision;
 }
@@ -204,17 +236,14 @@ export class MetaStore {
     const bytes = encode(pb.ObjectVersion, version);
     if (storedBytes && !versionWins(storedBytes.hlc, storedBytes.bytes, version, bytes)) return 'ignored';
     if (storedBytes) tx.del(storedBytes.key);
+    else tx.afterCommit(() => { this.versionCount++; });
     this.writeRecord(tx, ref, hlc, bytes);
-    if (!revertible) this.dropSupersededKept(tx, ref, stampOf(version));
-    if (!storedBytes) {
-      tx.afterCommit(() => { this.versionCount++; });
-      return 'applied';
-    }
-    if (revertible) {
-      this.keep(tx, ref, { stamp: stampOf(version), keptAt: now, tombstone: undefined, record: storedBytes.bytes }, version.segments);
+    if (revertible && (storedBytes || this.keptList(tx, ref).length > 0)) {
+      this.keep(tx, ref, { stamp: stampOf(version), keptAt: now, tombstone: undefined, record: storedBytes?.bytes });
       return 'kept';
     }
-    this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(storedBytes.bytes), version.segments));
+    if (!revertible) this.dropSupersededKept(tx, ref, stampOf(version));
+    this.releaseUnused(tx, ref, [storedBytes?.bytes], this.keptList(tx, ref));
     return 'applied';
   }
 
@@ -234,32 +263,47 @@ export class MetaStore {
   }
 
   /**
-   * Keeps what a revertible write replaced. An older write still unresolved loses its kept record
-   * (its shards go unless the current or newly kept record uses them): one level of undo per version.
+   * What the unresolved revertible writes of a version replaced, oldest first: each entry holds
+   * the state (record, tombstone) its write found. Overlapping writes stack, so that reverting
+   * them in any order comes back to the last state that reached its quorum.
    */
-  private keep(tx: Tx, ref: VersionRef, kept: KeptRecord, currentSegments: readonly DataSegment[]): void {
-    const keptKey = recordKey(Space.Kept, ref.bucket, ref.key, ref.versionId);
-    const older = tx.get(keptKey);
-    if (older) {
-      const stillUsed = [...currentSegments, ...segmentsOf(kept.record)];
-      this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(decodeKept(older).record), stillUsed));
-    }
-    tx.put(keptKey, encodeKept(kept));
+  private keptList(tx: Tx, ref: VersionRef): KeptRecord[] {
+    return decodeKeptList(tx.get(keptKey(ref)));
+  }
+
+  private saveKeptList(tx: Tx, ref: VersionRef, list: readonly KeptRecord[]): void {
+    if (list.length > 0) tx.put(keptKey(ref), encodeKeptList(list));
+    else tx.del(keptKey(ref));
+  }
+
+  /** Keeps what a revertible write replaced, on top of what earlier unresolved writes kept. */
+  private keep(tx: Tx, ref: VersionRef, kept: KeptRecord): void {
+    const list = [...this.keptList(tx, ref), kept];
+    const dropped = list.splice(0, Math.max(0, list.length - MAX_KEPT_PER_VERSION));
+    this.saveKeptList(tx, ref, list);
+    this.releaseUnused(tx, ref, dropped.map((k) => k.record), list);
   }
 
   /**
-   * A write that is not revertible (a repair, a relocation) carries state newer than a revertible
-   * write still unresolved here, so what that one kept can go: no revert could restore it anymore.
+   * A write that is not revertible (a repair, a relocation) carries state newer than the revertible
+   * writes still unresolved here, so what they kept can go: no revert could restore it anymore.
    */
   private dropSupersededKept(tx: Tx, ref: VersionRef, stamp: WriteStamp): void {
-    const bytes = tx.get(recordKey(Space.Kept, ref.bucket, ref.key, ref.versionId));
-    const kept = bytes && decodeKept(bytes);
-    if (kept && !sameStamp(kept.stamp, stamp)) this.dropKept(tx, ref, kept);
+    const list = this.keptList(tx, ref);
+    const remaining = list.filter((k) => sameStamp(k.stamp, stamp));
+    if (remaining.length === list.length) return;
+    this.saveKeptList(tx, ref, remaining);
+    this.releaseUnused(tx, ref, list.filter((k) => !remaining.includes(k)).map((k) => k.record), remaining);
   }
 
-  private wasReverted(tx: Tx, { bucket, key, versionId }: VersionRef, stamp: WriteStamp): boolean {
-    const marker = tx.get(recordKey(Space.Reverted, bucket, key, versionId));
-    return marker !== undefined && sameStamp({ hlc: readU64(marker, 0), revision: readU64(marker, 8) }, stamp);
+  /** Frees the shards of dropped records that neither the current record nor a kept one uses. */
+  private releaseUnused(tx: Tx, ref: VersionRef, dropped: ReadonlyArray<Buffer | undefined>, kept: readonly KeptRecord[]): void {
+    const inUse = [this.storedRecord(tx, ref)?.bytes, ...kept.map((k) => k.record)].flatMap((bytes) => segmentsOf(bytes));
+    this.releaseAfterCommit(tx, ref, segmentsDropped(dropped.flatMap((bytes) => segmentsOf(bytes)), inUse));
+  }
+
+  private wasReverted(tx: Tx, ref: VersionRef, stamp: WriteStamp): boolean {
+    return tx.get(revertMarkerKey(ref, stamp)) !== undefined;
   }
 
   /**
@@ -313,10 +357,10 @@ export class MetaStore {
     }
     const tombstoneKey = recordKey(Space.Tombstone, bucket, key, versionId);
     const tombstone = tx.get(tombstoneKey);
-    if (revertible) this.keep(tx, ref, { stamp, keptAt: now, tombstone: tombstone ?? null, record: removed }, []);
+    if (revertible) this.keep(tx, ref, { stamp, keptAt: now, tombstone: tombstone ?? null, record: removed });
     else {
-      this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(removed), []));
       this.dropSupersededKept(tx, ref, stamp);
+      this.releaseUnused(tx, ref, [removed], this.keptList(tx, ref));
     }
     if (!tombstone || readU64(tombstone) < deleteHlc) tx.put(tombstoneKey, encodeU64Pair(deleteHlc, now));
   }
@@ -336,50 +380,72 @@ export class MetaStore {
     });
   }
 
-  /** The kept record of the write with this stamp (undefined: none, or another write's). */
-  private keptBy(tx: Tx, { bucket, key, versionId }: VersionRef, stamp: WriteStamp): KeptRecord | undefined {
-    const bytes = tx.get(recordKey(Space.Kept, bucket, key, versionId));
-    const kept = bytes && decodeKept(bytes);
-    return kept && sameStamp(kept.stamp, stamp) ? kept : undefined;
-  }
-
+  /**
+   * The write reached its quorum: what it replaced is superseded for good, and so is whatever the
+   * writes before it kept (their reverts can no longer bring back anything under this one).
+   */
   private settle(tx: Tx, ref: VersionRef, stamp: WriteStamp): void {
-    const kept = this.keptBy(tx, ref, stamp);
-    if (kept) this.dropKept(tx, ref, kept);
+    const list = this.keptList(tx, ref);
+    const at = list.findIndex((k) => sameStamp(k.stamp, stamp));
+    if (at < 0) return;
+    const remaining = list.slice(at + 1);
+    this.saveKeptList(tx, ref, remaining);
+    this.releaseUnused(tx, ref, list.slice(0, at + 1).map((k) => k.record), remaining);
   }
 
-  /** Forgets a kept record; its shards go unless the current record still uses them. */
-  private dropKept(tx: Tx, ref: VersionRef, kept: KeptRecord): void {
-    tx.del(recordKey(Space.Kept, ref.bucket, ref.key, ref.versionId));
-    this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(kept.record), segmentsOf(this.storedRecord(tx, ref)?.bytes)));
-  }
-
+  /**
+   * Undoes the write here. If its result is what this node holds, what it replaced comes back. If a
+   * later unresolved write replaced its result, that write now undoes to what this one replaced.
+   */
   private revert(tx: Tx, ref: VersionRef, stamp: WriteStamp, now: number): void {
-    const { bucket, key, versionId } = ref;
-    const kept = this.keptBy(tx, ref, stamp);
+    const list = this.keptList(tx, ref);
+    const at = list.findIndex((k) => sameStamp(k.stamp, stamp));
+    const own = list[at];
+    const before = { record: own?.record, tombstone: own?.tombstone };
+    const remaining = list.filter((k) => k !== own);
     const current = this.storedRecord(tx, ref);
     const written = current && sameStamp(stampOf(pb.ObjectVersion.decode(current.bytes)), stamp) ? current : undefined;
-    if (written) {
-      tx.del(written.key);
-      tx.del(recordKey(Space.VersionIndex, bucket, key, versionId));
-      tx.afterCommit(() => { this.versionCount--; });
-      this.releaseAfterCommit(tx, ref, segmentsDropped(segmentsOf(written.bytes), segmentsOf(kept?.record)));
-    }
-    if (kept) {
-      tx.del(recordKey(Space.Kept, bucket, key, versionId));
-      if (kept.record && (written || !current)) {
-        this.writeRecord(tx, ref, pb.ObjectVersion.decode(kept.record).hlc, kept.record);
-        tx.afterCommit(() => { this.versionCount++; });
+    const dropped: Array<Buffer | undefined> = [];
+    if (written || (own && at === list.length - 1)) {
+      if (written) this.removeRecord(tx, ref, written.key);
+      dropped.push(written?.bytes);
+      // A record newer than this write's (it lost to one) stays; only the slot it emptied is refilled.
+      this.restoreState(tx, ref, { record: written || !current ? before.record : undefined, tombstone: before.tombstone });
+      if (current && !written) dropped.push(before.record);
+    } else {
+      const next = own ? list[at + 1] : list.find((k) => k.record && sameStamp(stampOf(pb.ObjectVersion.decode(k.record)), stamp));
+      if (next) {
+        dropped.push(next.record);
+        next.record = before.record;
+        if (before.tombstone !== undefined) next.tombstone = before.tombstone;
+      } else {
+        dropped.push(before.record);
       }
-      const tombstoneKey = recordKey(Space.Tombstone, bucket, key, versionId);
-      if (kept.tombstone === null) tx.del(tombstoneKey);
-      else if (kept.tombstone) tx.put(tombstoneKey, kept.tombstone);
     }
+    this.saveKeptList(tx, ref, remaining);
+    this.releaseUnused(tx, ref, dropped, remaining);
     const marker = Buffer.alloc(24);
     marker.writeBigUInt64BE(BigInt(stamp.hlc), 0);
     marker.writeBigUInt64BE(BigInt(stamp.revision), 8);
     marker.writeBigUInt64BE(BigInt(now), 16);
-    tx.put(recordKey(Space.Reverted, bucket, key, versionId), marker);
+    tx.put(revertMarkerKey(ref, stamp), marker);
+  }
+
+  private removeRecord(tx: Tx, ref: VersionRef, storedKey: Buffer): void {
+    tx.del(storedKey);
+    tx.del(recordKey(Space.VersionIndex, ref.bucket, ref.key, ref.versionId));
+    tx.afterCommit(() => { this.versionCount--; });
+  }
+
+  /** Puts back the record and tombstone a write found (a tombstone it left alone stays as is). */
+  private restoreState(tx: Tx, ref: VersionRef, state: Pick<KeptRecord, 'record' | 'tombstone'>): void {
+    if (state.record) {
+      this.writeRecord(tx, ref, pb.ObjectVersion.decode(state.record).hlc, state.record);
+      tx.afterCommit(() => { this.versionCount++; });
+    }
+    const tombstoneKey = recordKey(Space.Tombstone, ref.bucket, ref.key, ref.versionId);
+    if (state.tombstone === null) tx.del(tombstoneKey);
+    else if (state.tombstone) tx.put(tombstoneKey, state.tombstone);
   }
 
   /**
@@ -396,10 +462,10 @@ export class MetaStore {
     }
     const abandoned: Array<[VersionRef, KeptRecord]> = [];
     for await (const [key, value] of this.db.iterator(this.spaceRange(Space.Kept))) {
-      const kept = decodeKept(value);
-      if (kept.keptAt + KEPT_TTL_MS >= now) continue;
       const [bucket, objectName, versionId] = splitKey(key, 3).parts as [string, string, string];
-      abandoned.push([{ bucket, key: objectName, versionId }, kept]);
+      for (const kept of decodeKeptList(value)) {
+        if (kept.keptAt + KEPT_TTL_MS < now) abandoned.push([{ bucket, key: objectName, versionId }, kept]);
+      }
     }
     if (expired.length + abandoned.length > 0) {
       await this.committer.run(async (tx) => {
@@ -571,7 +637,7 @@ export class MetaStore {
       yield* pb.ObjectVersion.decode(value).segments;
     }
     for await (const value of this.db.values(this.spaceRange(Space.Kept))) {
-      yield* segmentsOf(decodeKept(value).record);
+      for (const kept of decodeKeptList(value)) yield* segmentsOf(kept.record);
     }
     for await (const value of this.db.values(this.spaceRange(Space.Part))) {
       yield pb.DataSegment.decode(value.subarray(8));

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import t from 'tap';
 import { KEPT_TTL_MS, pb, stampOf } from '../../src/common/node-service.js';
 import { MetaStore, TOMBSTONE_TTL_MS, type DataSegment } from '../../src/storage-node/meta-store.js';
@@ -261,4 +262,38 @@ t.test('a repair with a newer version drops what an unresolved older write kept'
   let referenced = 0;
   for await (const _ of store.referencedSegments()) referenced++;
   t.equal(referenced, 1, 'only the current version is referenced');
+});
+
+t.test('overlapping refused writes: any order of settles and reverts ends at the last settled write', async (t) => {
+  // Writes of one version apply in order (each newer); each is settled or reverted some time after
+  // it applied. The node must end holding the last settled write's result (the acknowledged value
+  // when none settled), and free every other write's shards but none of that one's.
+  const writes = fc.array(fc.record({ remove: fc.boolean(), settle: fc.boolean(), resolveAfter: fc.nat(4) }), { minLength: 1, maxLength: 6 });
+  await fc.assert(fc.asyncProperty(writes, async (plan) => {
+    const { store, released } = await openStore(t);
+    const base = fresh(-3000);
+    await store.putVersions([version('k', 'null', base, 'acked')]);
+    const stamps = plan.map((_, i) => ({ hlc: base + (i + 1) * HLC_PER_MS, revision: 0 }));
+    const resolve = async (i: number) => store.resolveWrites([ref('k', 'null')], stamps[i]!, plan[i]!.settle);
+    const due = new Map<number, number[]>();
+    for (const [i, w] of plan.entries()) {
+      const at = Math.min(plan.length - 1, i + w.resolveAfter);
+      due.set(at, [...(due.get(at) ?? []), i]);
+    }
+    for (const [i, w] of plan.entries()) {
+      if (w.remove) await store.deleteVersions([ref('k', 'null')], stamps[i]!.hlc, { revertible: true });
+      else await store.putVersions([version('k', 'null', stamps[i]!.hlc, `w${i}`)], { revertible: true });
+      for (const j of due.get(i) ?? []) await resolve(j);
+    }
+    const lastSettled = plan.map((w, i) => (w.settle ? i : -1)).reduce((a, b) => Math.max(a, b), -1);
+    const expected = lastSettled < 0 ? 'acked' : plan[lastSettled]!.remove ? undefined : `w${lastSettled}`;
+    const stored = await store.getVersion(ref('k', 'null'));
+    if (stored?.segments[0]?.dataId !== expected) throw new Error(`holds ${stored?.segments[0]?.dataId}, expected ${expected}`);
+    const all = ['acked', ...plan.flatMap((w, i) => (w.remove ? [] : [`w${i}`]))];
+    const freed = new Set(released);
+    for (const id of all) {
+      if (freed.has(id) === (id === expected)) throw new Error(`${id} ${freed.has(id) ? 'freed' : 'kept'}; the node holds ${expected}`);
+    }
+    for await (const _ of store.referencedSegments()) if (!expected) throw new Error('a kept record outlived every write');
+  }), { numRuns: 60 });
 });
