@@ -7,7 +7,9 @@ import { CodecPool } from './codec-pool.js';
 import { BlobType, ID_BYTES, Snapshot, ZERO_ID } from './format.js';
 import { PackWriter } from './pack.js';
 import { type BlobIndex, forEachLimit, newId, type Repository } from './repository.js';
-import { openSource, type DiskSource, type SourceRequest } from './source.js';
+import { ChunkIdCache } from './id-cache.js';
+import { inspectSource, openSource, type DiskSource, type SourceRequest } from './source.js';
+import { trace, traced } from './trace.js';
 import { buildTree, DEFAULT_FANOUT, readChunkIds } from './tree.js';
 
 export interface BackupProgress {
@@ -45,50 +47,50 @@ const MAX_READ_CONCURRENCY = 64;
 /** Allocation queries in flight, one per span of wanted chunks. */
 const STATUS_CONCURRENCY = 32;
 
+/**
+ * Everything that needs no lock starts at once: the snapshot list, the source (qemu tools, QMP),
+ * the parent's chunk ids (from the local cache when it holds them). The lock is announced before
+ * gc's hand-off and the index are read, as gc counts on that.
+ */
 export async function backup(repo: Repository, request: BackupRequest): Promise<Snapshot> {
-  const lock = await repo.acquireLock('backup');
-  try {
-    return await backupLocked(repo, request);
-  } finally {
-    await lock.release();
-  }
-}
-
-async function backupLocked(repo: Repository, request: BackupRequest): Promise<Snapshot> {
   const started = Date.now();
   const snapshotId = newId(new Date(started));
-  // The source opens (qemu tools, QMP) while the repository's index and the parent's chunk ids load.
-  const listing = repo.listSnapshots(request.disk);
-  const loading = Promise.all([repo.readGcPending(), repo.loadIndex()]);
+  const cache = ChunkIdCache.forBucket(repo.store.bucket, repo.codec);
+  const locking = traced('lock', repo.acquireLock('backup'));
+  const listing = traced('list snapshots', repo.listSnapshots(request.disk));
+  const loading = locking.then(() => traced('load index', Promise.all([repo.readGcPending(), repo.loadIndex()])));
+  const inspecting = request.open ? undefined : inspectSource(request.source);
   const opening = listing.then(async (snapshots) => {
     const parent = snapshots.at(-1);
-    return { parent, source: await (request.open ?? openSource)({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap }) };
+    const open = request.open ?? ((r: SourceRequest) => openSource(r, inspecting));
+    return { parent, source: await traced('open source', open({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap })) };
   });
-  const readingParent = Promise.all([listing, loading]).then(([snapshots, [, index]]) => {
+  const readingParent = listing.then(async (snapshots) => {
     const parent = snapshots.at(-1);
-    return parent && parent.chunkSize === repo.config.chunkSize ? readChunkIds(repo, index, parent) : undefined;
+    if (!parent || parent.chunkSize !== repo.config.chunkSize) return undefined;
+    return traced('read parent ids', async () => (await cache.read(parent)) ?? readChunkIds(repo, (await loading)[1], parent));
   });
-  const [opened, loaded, parentRead] = await Promise.allSettled([opening, loading, readingParent]);
-  if (opened.status === 'rejected') throw opened.reason;
-  const { parent, source } = opened.value;
-  let succeeded = false;
+  const [locked, opened, loaded, parentRead] = await Promise.allSettled([locking, opening, loading, readingParent]);
+  let snapshot: Snapshot | undefined;
   try {
+    if (locked.status === 'rejected') throw locked.reason;
+    if (opened.status === 'rejected') throw opened.reason;
     if (loaded.status === 'rejected') throw loaded.reason;
+    const { parent, source } = opened.value;
     const [pending, index] = loaded.value;
-    const condemned = new Set(pending.packs);
     if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
     if (source.fullReadReason) request.onNotice?.(`full read: ${source.fullReadReason}`);
     const retainUntil = request.lockDays ? new Date(started + request.lockDays * 86_400_000) : undefined;
     const sameDisk = parent?.diskSize === source.client.size;
     if (sameDisk && parentRead.status === 'rejected') throw parentRead.reason;
     const parentIds = sameDisk && parentRead.status === 'fulfilled' ? parentRead.value : undefined;
-    const run = new BackupRun(repo, index, condemned, source, request, parentIds, retainUntil);
+    const run = new BackupRun(repo, index, new Set(pending.packs), source, request, parentIds, retainUntil);
     await run.readAndStore();
     const tree = await run.storeTree();
-    const packs = await run.writer.finish();
+    const packs = await traced('upload packs', run.writer.finish());
     const indexed = [...packs, ...index.recovered];
-    if (indexed.length > 0) await repo.writeIndex(snapshotId, indexed, retainUntil);
-    const snapshot = Snapshot.create({
+    if (indexed.length > 0) await traced('write index', repo.writeIndex(snapshotId, indexed, retainUntil));
+    const made = Snapshot.create({
       id: snapshotId,
       disk: request.disk,
       timeMs: started,
@@ -105,11 +107,13 @@ async function backupLocked(repo: Repository, request: BackupRequest): Promise<S
       durationMs: Date.now() - started,
       lockUntilMs: retainUntil?.getTime() ?? 0,
     });
-    await repo.saveSnapshot(snapshot);
-    succeeded = true;
+    await Promise.all([traced('save snapshot', repo.saveSnapshot(made)), cache.write(request.disk, run.chunkIds)]);
+    snapshot = made;
     return snapshot;
   } finally {
-    await source.finish(succeeded);
+    const source = opened.status === 'fulfilled' ? opened.value.source : undefined;
+    const lock = locked.status === 'fulfilled' ? locked.value : undefined;
+    await traced('close source and unlock', Promise.all([source?.finish(snapshot !== undefined), lock?.release()]));
   }
 }
 
@@ -118,7 +122,8 @@ class BackupRun {
   readonly stats = { bytesRead: 0, bytesChanged: 0, bytesUploaded: 0, allocatedBytes: 0, chunksNew: 0, chunksReused: 0 };
   private readonly chunkSize: number;
   private readonly chunkCount: number;
-  private readonly ids: Buffer;
+  /** The chunk ids of the disk as this backup found it, ID_BYTES per chunk. */
+  readonly chunkIds: Buffer;
   /** Chunks this backup decided to store (their encoding may still be running). */
   private readonly claimed = new Set<string>();
   private bytesToRead = 0;
@@ -134,7 +139,7 @@ class BackupRun {
   ) {
     this.chunkSize = repo.config.chunkSize;
     this.chunkCount = Math.ceil(source.client.size / this.chunkSize);
-    this.ids = Buffer.alloc(this.chunkCount * ID_BYTES);
+    this.chunkIds = Buffer.alloc(this.chunkCount * ID_BYTES);
     this.writer = new PackWriter(repo.store, repo.codec, {
       targetSize: request.packSize ?? DEFAULTS.packSize,
       maxUploads: request.maxUploads ?? DEFAULTS.maxUploads,
@@ -144,9 +149,10 @@ class BackupRun {
   }
 
   async readAndStore(): Promise<void> {
-    const wanted = await this.chunksToRead();
-    const zero = await this.zeroChunks(wanted);
+    const wanted = await traced('dirty extents', this.chunksToRead());
+    const zero = await traced('zero extents', this.zeroChunks(wanted));
     const runs = this.readRuns(wanted, zero);
+    trace(`read ${runs.length} runs`);
     this.bytesToRead = runs.reduce((sum, r) => sum + r.length, 0);
     const pool = CodecPool.forWork(this.repo.codec, this.bytesToRead, this.request.codecThreads);
     let next = 0;
@@ -165,6 +171,7 @@ class BackupRun {
       await pool.close();
     }
     this.stats.allocatedBytes = this.countAllocated();
+    trace('read and encoded');
   }
 
   /** Each request in flight waits for qemu-nbd: many small runs need many in flight. */
@@ -175,7 +182,7 @@ class BackupRun {
 
   /** Uploads the index pages the store lacks; pages of unchanged regions are the parent's. */
   async storeTree(): Promise<{ root: Buffer; depth: number }> {
-    const tree = buildTree(this.ids, DEFAULT_FANOUT, (body) => this.repo.codec.idOf(body));
+    const tree = buildTree(this.chunkIds, DEFAULT_FANOUT, (body) => this.repo.codec.idOf(body));
     for (const page of tree.pages) {
       if (!this.stored(page.id)) await this.writer.add(page.id, BlobType.PAGE, page.body);
     }
@@ -187,7 +194,7 @@ class BackupRun {
     const wanted = new Uint8Array(this.chunkCount);
     const { dirtyContext, client } = this.source;
     if (!dirtyContext || !this.parentIds) return wanted.fill(1);
-    this.parentIds.copy(this.ids);
+    this.parentIds.copy(this.chunkIds);
     for (const extent of await client.extents(dirtyContext)) {
       if (extent.flags & DIRTY) this.markChunks(wanted, extent, 'overlapping');
     }
@@ -273,7 +280,7 @@ class BackupRun {
     const at = i * ID_BYTES;
     if (this.parentIds && !this.parentIds.subarray(at, at + ID_BYTES).equals(id)) this.stats.bytesChanged += length;
     if (!this.parentIds) this.stats.bytesChanged += id.equals(ZERO_ID) ? 0 : length;
-    id.copy(this.ids, at);
+    id.copy(this.chunkIds, at);
   }
 
   /** In the store (outside packs gc condemned) or already being written by this backup. */
@@ -290,7 +297,7 @@ class BackupRun {
   private countAllocated(): number {
     let bytes = 0;
     for (let i = 0; i < this.chunkCount; i++) {
-      if (!this.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES).equals(ZERO_ID)) bytes += this.chunkLength(i);
+      if (!this.chunkIds.subarray(i * ID_BYTES, (i + 1) * ID_BYTES).equals(ZERO_ID)) bytes += this.chunkLength(i);
     }
     return bytes;
   }

@@ -6,7 +6,8 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import type { BlobCodec, EncodedBlob } from './blob-codec.js';
-import { type CodecResult, type CodecTask, pieces, type Piece, runCodecTask, type StoredBlob, view } from './codec-tasks.js';
+import { ID_BYTES } from './format.js';
+import { type ChunkPiece, type CodecResult, type CodecTask, movable, pieces, runCodecTask, type StoredBlob, view } from './codec-tasks.js';
 
 /** Below this much work per job, threads are not worth starting. */
 const INLINE_BYTES = 48 * 1024 * 1024;
@@ -42,7 +43,7 @@ class CodecThread {
     return new Promise((resolve, reject) => {
       this.jobs.set(job, { resolve, reject });
       // The input is ours alone (see CodecPool.own), so it moves to the worker.
-      this.worker.postMessage({ job, task }, [task.data.buffer as ArrayBuffer]);
+      this.worker.postMessage({ job, task }, movable(task.op === 'decode' ? [task.data, task.out] : [task.data]));
     });
   }
 
@@ -87,17 +88,24 @@ export class CodecPool {
   }
 
   /** Stored forms of pieces of `data`. A `data` that owns its whole ArrayBuffer moves to the worker. */
-  async encode(data: Buffer, blobs: Piece[]): Promise<EncodedBlob[]> {
-    const result = await this.run({ op: 'encode', data: this.own(data), pieces: blobs });
+  async encode(data: Buffer, blobs: ChunkPiece[]): Promise<EncodedBlob[]> {
+    const result = await this.run({ op: 'encode', data: this.own(data), pieces: blobs.map((b) => ({ ...b, id: Uint8Array.from(b.id) })) });
     return pieces(result.data, result.lengths).map((stored, i) => ({ stored, compressed: result.compressed[i]! }));
   }
 
   /**
-   * Opens and verifies blobs stored in `body` (offsets relative to it); throws Corrupt on a
-   * mismatch. A body that owns its whole ArrayBuffer moves to the worker: do not use it afterwards.
+   * Opens and verifies blobs stored in `body` (offsets relative to it) into `out`, back to back,
+   * and returns the plaintexts (views of `out`); throws Corrupt on a mismatch. Best in shared
+   * memory (SharedArrayBuffer): both threads use it in place, and it can be reused for the next
+   * range; else each buffer that owns its whole ArrayBuffer moves to the worker and back, so use
+   * the returned views only.
    */
-  async decode(body: Buffer, blobs: StoredBlob[]): Promise<Buffer[]> {
-    const result = await this.run({ op: 'decode', data: this.own(body), blobs: blobs.map((b) => ({ ...b, id: Uint8Array.from(b.id) })) });
+  async decode(body: Buffer, blobs: Array<StoredBlob & { id: Uint8Array }>, out: Buffer): Promise<Buffer[]> {
+    const ids = new Uint8Array(blobs.length * ID_BYTES);
+    blobs.forEach((b, i) => ids.set(b.id, i * ID_BYTES));
+    const stored = blobs.map(({ offset, length, compressed, rawLength }) => ({ offset, length, compressed, rawLength }));
+    const task: CodecTask = { op: 'decode', data: this.own(body), out: this.own(out), ids, blobs: stored };
+    const result = await this.run(task);
     return pieces(result.data, result.lengths);
   }
 
@@ -113,10 +121,11 @@ export class CodecPool {
 
   /**
    * Data handed to a thread moves there (its ArrayBuffer is transferred): a buffer that owns its
-   * whole ArrayBuffer moves as it is, and the caller must not touch it afterwards; else a copy.
+   * whole ArrayBuffer moves as it is, and the caller must not touch it afterwards; shared memory
+   * is used in place; else a copy.
    */
   private own(data: Buffer): Uint8Array {
-    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-    return this.threads.length === 0 || whole ? data : new Uint8Array(data);
+    const inPlace = data.buffer instanceof SharedArrayBuffer || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength);
+    return this.threads.length === 0 || inPlace ? data : new Uint8Array(data);
   }
 }

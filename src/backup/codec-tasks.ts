@@ -11,9 +11,13 @@ export interface Piece {
   length: number;
 }
 
-/** One stored blob inside a fetched range. */
-export interface StoredBlob extends Piece {
+/** A chunk to encode: a byte range of the task's data and its id. */
+export interface ChunkPiece extends Piece {
   id: Uint8Array;
+}
+
+/** One stored blob inside a fetched range (its id travels apart, see the decode task). */
+export interface StoredBlob extends Piece {
   compressed: boolean;
   rawLength: number;
 }
@@ -22,13 +26,16 @@ export type CodecTask =
   /** Ids of the chunkSize pieces of `data`, which comes back too; all-zero pieces get ZERO_ID. */
   | { op: 'name'; data: Uint8Array; chunkSize: number }
   /** Stored forms of the pieces of `data`, back to back. */
-  | { op: 'encode'; data: Uint8Array; pieces: Piece[] }
-  /** Plaintexts of the blobs found in `data`, back to back, each verified against its id. */
-  | { op: 'decode'; data: Uint8Array; blobs: StoredBlob[] };
+  | { op: 'encode'; data: Uint8Array; pieces: ChunkPiece[] }
+  /**
+   * Plaintexts of the blobs found in `data`, back to back into `out`, each verified against its
+   * id; the ids are back to back in `ids` (one buffer crosses threads faster than one per blob).
+   */
+  | { op: 'decode'; data: Uint8Array; blobs: StoredBlob[]; ids: Uint8Array; out: Uint8Array };
 
 export interface CodecResult {
   data: Uint8Array;
-  /** name: the task's data, handed back. */
+  /** name, decode: the task's data, handed back. */
   input?: Uint8Array;
   /** Byte length of each item in `data` (encode, decode). */
   lengths: number[];
@@ -40,19 +47,19 @@ export function runCodecTask(codec: BlobCodec, task: CodecTask): CodecResult {
   switch (task.op) {
     case 'name': return { ...nameChunks(codec, view(task.data, 0, task.data.byteLength), task.chunkSize), input: task.data };
     case 'encode': {
-      const encoded = task.pieces.map((p) => codec.encode(view(task.data, p.offset, p.length)));
+      const encoded = task.pieces.map((p) => codec.encode(view(task.data, p.offset, p.length), p.id));
       return { ...concatenate(encoded.map((e) => e.stored)), compressed: encoded.map((e) => e.compressed) };
     }
     case 'decode': {
-      // Each plaintext goes straight to its place in the one result buffer.
+      // Each plaintext goes straight to its place in the caller's output buffer.
       const lengths = task.blobs.map((b) => b.rawLength);
-      const out = new Uint8Array(lengths.reduce((sum, n) => sum + n, 0));
+      if (lengths.reduce((sum, n) => sum + n, 0) > task.out.byteLength) throw new Error('decode: output buffer too small');
       let at = 0;
-      for (const b of task.blobs) {
-        codec.decodeInto(view(task.data, b.offset, b.length), b.id, b.compressed, view(out, at, b.rawLength));
+      for (const [i, b] of task.blobs.entries()) {
+        codec.decodeInto(view(task.data, b.offset, b.length), view(task.ids, i * ID_BYTES, ID_BYTES), b.compressed, view(task.out, at, b.rawLength));
         at += b.rawLength;
       }
-      return { data: out, lengths, compressed: [] };
+      return { data: task.out, input: task.data, lengths, compressed: [] };
     }
   }
 }
@@ -75,6 +82,14 @@ function isZero(chunk: Buffer): boolean {
     if (!piece.equals(ZEROES.subarray(0, piece.length))) return false;
   }
   return true;
+}
+
+/**
+ * The buffers among `data` that move between threads (transferred, not copied); shared memory is
+ * seen by both threads and stays where it is.
+ */
+export function movable(data: Uint8Array[]): ArrayBuffer[] {
+  return data.map((d) => d.buffer).filter((b): b is ArrayBuffer => !(b instanceof SharedArrayBuffer));
 }
 
 /** A Buffer over part of `data`, without copying. */

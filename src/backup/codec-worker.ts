@@ -3,17 +3,16 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { StoreError } from '../common/errors.js';
 import { BlobCodec, type CodecKeys } from './blob-codec.js';
-import { type CodecTask, runCodecTask } from './codec-tasks.js';
+import { type CodecTask, movable, runCodecTask } from './codec-tasks.js';
 
-const { keys } = workerData as { keys?: { enc: Uint8Array; mac: Uint8Array } };
-const codec = BlobCodec.withKeys(keys ? { enc: Buffer.from(keys.enc), mac: Buffer.from(keys.mac) } satisfies CodecKeys : undefined);
+const { keys } = workerData as { keys?: { enc: Uint8Array; mac: Uint8Array; idBound: boolean } };
+const codec = BlobCodec.withKeys(keys ? { enc: Buffer.from(keys.enc), mac: Buffer.from(keys.mac), idBound: keys.idBound } satisfies CodecKeys : undefined);
 
 parentPort!.on('message', ({ job, task }: { job: number; task: CodecTask }) => {
   try {
     const result = runCodecTask(codec, task);
     // The result and the handed-back input move to the main thread, not copied.
-    const moving = result.input ? [result.data.buffer, result.input.buffer] : [result.data.buffer];
-    parentPort!.postMessage({ job, result }, moving as ArrayBuffer[]);
+    parentPort!.postMessage({ job, result }, movable(result.input ? [result.data, result.input] : [result.data]));
   } catch (err) {
     const error = err instanceof StoreError ? { kind: err.kind, message: err.message } : { message: (err as Error).message };
     parentPort!.postMessage({ job, error });

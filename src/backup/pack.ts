@@ -38,7 +38,7 @@ export class PackWriter {
 
   /** Encodes and adds a blob. Waits while the upload pipeline is full. */
   async add(id: Buffer, type: BlobType, plain: Buffer): Promise<void> {
-    const { stored, compressed } = this.codec.encode(plain);
+    const { stored, compressed } = this.codec.encode(plain, id);
     await this.addStored({ id, type, rawLength: plain.length, compressed }, stored);
   }
 
@@ -102,30 +102,35 @@ export interface RangeRead {
   blobs: BlobLocation[];
 }
 
-const MAX_RANGE = 4 * 1024 * 1024;
+/** A ranged GET's most stored bytes, and the most plaintext its blobs open to. */
+export const MAX_RANGE = 4 * 1024 * 1024;
+export const MAX_RANGE_PLAIN = 16 * 1024 * 1024;
 const MAX_GAP = 256 * 1024;
 
 /** Groups blobs into few ranged GETs: neighbours in a pack (small gaps allowed) share one request. */
 export function planRangeReads(locations: BlobLocation[]): RangeRead[] {
   // Plain comparison: localeCompare (ICU collation) made sorting a large restore's blobs take a second.
   const sorted = [...locations].sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : 0) || a.entry.offset - b.entry.offset);
-  const ranges: RangeRead[] = [];
+  const ranges: Array<RangeRead & { plain: number }> = [];
   for (const location of sorted) {
     const { pack, entry } = location;
     const last = ranges[ranges.length - 1];
     const end = entry.offset + entry.length;
-    if (last && last.pack === pack && entry.offset - last.end <= MAX_GAP && end - last.start <= MAX_RANGE) {
+    const fits = last && end - last.start <= MAX_RANGE && last.plain + entry.rawLength <= MAX_RANGE_PLAIN;
+    if (last && last.pack === pack && entry.offset - last.end <= MAX_GAP && fits) {
       last.end = Math.max(last.end, end);
+      last.plain += entry.rawLength;
       last.blobs.push(location);
     } else {
-      ranges.push({ pack, start: entry.offset, end, blobs: [location] });
+      ranges.push({ pack, start: entry.offset, end, plain: entry.rawLength, blobs: [location] });
     }
   }
   return ranges;
 }
 
-export function readRange(store: ObjectStore, range: RangeRead): Promise<Buffer> {
-  return store.get(packKey(range.pack), { start: range.start, end: range.end });
+/** The range's bytes, into `into` if given (it must hold MAX_RANGE bytes). */
+export function readRange(store: ObjectStore, range: RangeRead, into?: Buffer): Promise<Buffer> {
+  return store.get(packKey(range.pack), { start: range.start, end: range.end }, into);
 }
 
 export function blobInRange(body: Buffer, range: RangeRead, entry: PackEntry): Buffer {

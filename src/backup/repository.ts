@@ -9,7 +9,9 @@ import type { ObjectStore } from './object-store.js';
 import { packIdOfKey, packKey, readPackTrailer } from './pack.js';
 
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
-const REPO_VERSION = 1;
+/** New repositories' format: 2 binds each blob's id into its seal (blob-codec.ts); 1 is still read and written. */
+const REPO_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
 /** A lock not refreshed for this long belongs to a process that died. */
 export const LOCK_STALE_MS = 10 * 60 * 1000;
 const LOCK_REFRESH_MS = 60 * 1000;
@@ -58,10 +60,10 @@ export class Repository {
     } else {
       throw new StoreError('NotFound', `bucket ${store.bucket} holds no backup repository`);
     }
-    if (config.version !== REPO_VERSION) throw new StoreError('InvalidArgument', `repository version ${config.version} is not supported`);
+    if (!READABLE_VERSIONS.includes(config.version)) throw new StoreError('InvalidArgument', `repository version ${config.version} is not supported`);
     if (!config.encrypted) return new Repository(store, config, BlobCodec.plain());
     if (!options.keyFile) throw new StoreError('InvalidArgument', 'this repository is encrypted: pass --key-file');
-    const codec = BlobCodec.encrypted(await readKeyFile(options.keyFile), config.keySalt);
+    const codec = BlobCodec.encrypted(await readKeyFile(options.keyFile), config.keySalt, config.version >= 2);
     if (!keyMatches(codec, Buffer.from(config.keyCheck))) throw new StoreError('Unauthenticated', `key file ${options.keyFile} does not open this repository`);
     return new Repository(store, config, codec);
   }
@@ -74,7 +76,7 @@ export class Repository {
     if (encrypted) {
       if (!keyFile) throw new StoreError('InvalidArgument', 'encryption needs --key-file');
       config.keySalt = randomBytes(32);
-      config.keyCheck = keyCheck(BlobCodec.encrypted(await readKeyFile(keyFile), config.keySalt));
+      config.keyCheck = keyCheck(BlobCodec.encrypted(await readKeyFile(keyFile), config.keySalt, true));
     }
     await store.put('config', Buffer.from(RepoConfig.encode(config).finish()));
     return config;

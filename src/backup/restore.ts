@@ -1,14 +1,16 @@
 // Writes a snapshot back to an image: raw (sparse file or block device) or qcow2 (through
 // qemu-nbd). Chunks are fetched with coalesced ranged GETs in parallel and each is checked against
-// its hash, and the pages against theirs, so the result is verified against the snapshot's root
-// (its image hash). Over an existing image only chunks whose content differs are written.
+// its id (by its seal, or its hash), and the pages against theirs (or the locally cached chunk ids
+// against the root), so the result is verified against the snapshot's root (its image hash).
+// Over an existing image only chunks whose content differs are written.
 import { existsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ID_BYTES, type Snapshot, ZERO_ID } from './format.js';
 import { NbdClient } from './nbd/client.js';
 import { StoreError } from '../common/errors.js';
 import { CodecPool } from './codec-pool.js';
-import { planRangeReads, readRange } from './pack.js';
+import { ChunkIdCache } from './id-cache.js';
+import { MAX_RANGE, MAX_RANGE_PLAIN, planRangeReads, readRange } from './pack.js';
 import { forEachLimit, type Repository } from './repository.js';
 import { imageInfo, qemuImg, serveImage } from './qemu-tools.js';
 import { readChunkIds } from './tree.js';
@@ -48,8 +50,8 @@ const MAX_RUN_CHUNKS = 64;
 export async function restore(repo: Repository, request: RestoreRequest): Promise<RestoreSummary> {
   const started = Date.now();
   const { snapshot } = request;
-  const index = await repo.loadIndex();
-  const ids = await readChunkIds(repo, index, snapshot);
+  const [index, cached] = await Promise.all([repo.loadIndex(), ChunkIdCache.forBucket(repo.store.bucket, repo.codec).read(snapshot)]);
+  const ids = cached ?? await readChunkIds(repo, index, snapshot);
   const target = await openTarget(request.to, request.format, snapshot.diskSize);
   const summary = { snapshot: snapshot.id, bytesWritten: 0, bytesFetched: 0, chunksUnchanged: 0, durationMs: 0 };
   const count = ids.length / ID_BYTES;
@@ -78,15 +80,21 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
       return location;
     }));
     let done = 0;
-    await forEachLimit(ranges, request.concurrency ?? 8, async (range) => {
-      const body = await readRange(repo.store, range);
+    const concurrency = request.concurrency ?? 8;
+    // One pair of buffers per range in flight, in memory the codec threads share: a range is
+    // fetched into one and opened into the other in place, with no allocation per range.
+    const free = Array.from({ length: Math.min(concurrency, ranges.length) }, () => ({ body: sharedBuffer(MAX_RANGE), plain: sharedBuffer(MAX_RANGE_PLAIN) }));
+    await forEachLimit(ranges, concurrency, async (range) => {
+      const buffers = free.pop()!;
+      const body = await readRange(repo.store, range, buffers.body);
       summary.bytesFetched += body.length;
-      const plains = await pool.decode(body, range.blobs.map(({ entry }) => ({ ...entry, offset: entry.offset - range.start })));
+      const plains = await pool.decode(body, range.blobs.map(({ entry }) => ({ ...entry, offset: entry.offset - range.start })), buffers.plain);
       const writes = range.blobs.flatMap(({ entry }, i) => positions.get(Buffer.from(entry.id).toString('hex'))!.map((chunk) => ({ chunk, data: plains[i]! })));
       for (const run of adjacentRuns(writes)) {
         await target.write(run.chunk * snapshot.chunkSize, run.parts);
         summary.bytesWritten += run.parts.reduce((sum, p) => sum + p.length, 0);
       }
+      free.push(buffers);
       request.onProgress?.(++done, ranges.length);
     });
   } finally {
@@ -94,6 +102,10 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
   }
   summary.durationMs = Date.now() - started;
   return summary;
+}
+
+function sharedBuffer(length: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(length));
 }
 
 /** Groups writes of consecutive chunks (one syscall or NBD request per run). */

@@ -8,7 +8,8 @@
 import type { Snapshot } from './format.js';
 import { NbdClient, type NbdAddress, parseNbdUrl } from './nbd/client.js';
 import { BASE_ALLOCATION, dirtyBitmapContext } from './nbd/protocol.js';
-import { imageInfo, qemuImg, serveImage, type ImageBitmap } from './qemu-tools.js';
+import { imageInfo, type ImageInfo, qemuImg, serveImage, type ImageBitmap } from './qemu-tools.js';
+import { traced } from './trace.js';
 
 export interface DiskSource {
   client: NbdClient;
@@ -32,9 +33,22 @@ export interface SourceRequest {
   bitmap?: string;
 }
 
-export async function openSource(request: SourceRequest): Promise<DiskSource> {
-  if (/^nbd(\+unix)?:\/\//.test(request.source)) return openNbdUrl(request);
-  const info = await imageInfo(request.source);
+const isNbdUrl = (source: string) => /^nbd(\+unix)?:\/\//.test(source);
+
+/**
+ * What can be learnt of a source before its parent snapshot is known (qemu-img info of an image
+ * file; nothing for an NBD URL), to start early and hand to openSource.
+ */
+export function inspectSource(source: string): Promise<ImageInfo> | undefined {
+  if (isNbdUrl(source)) return undefined;
+  const inspecting = traced('qemu-img info', imageInfo(source));
+  inspecting.catch(() => undefined); // reported by openSource, which awaits it
+  return inspecting;
+}
+
+export async function openSource(request: SourceRequest, inspected = inspectSource(request.source)): Promise<DiskSource> {
+  if (!inspected) return openNbdUrl(request);
+  const info = await inspected;
   if (info.format === 'qcow2') return openQcow2(request, info.bitmaps);
   const served = await serveImage(request.source, { format: info.format, readOnly: true });
   const client = await connectOrStop(served.address, [BASE_ALLOCATION], served.stop);
@@ -86,11 +100,11 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
   const incremental = parent !== undefined && reason === undefined;
   const checkpoint = `${checkpointPrefix(request.disk)}${request.snapshotId}`;
   // Start tracking before reading: writes that land after this point belong to the next backup.
-  await qemuImg(['bitmap', '--add', path, checkpoint]);
-  const served = await serveImage(path, { format: 'qcow2', readOnly: true, bitmap: incremental ? previous : undefined }).catch(async (err: Error) => {
+  await traced('qemu-img bitmap --add', qemuImg(['bitmap', '--add', path, checkpoint]));
+  const served = await traced('qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap: incremental ? previous : undefined }).catch(async (err: Error) => {
     await qemuImg(['bitmap', '--remove', path, checkpoint]);
     throw err;
-  });
+  }));
   const context = incremental ? dirtyBitmapContext(previous!) : undefined;
   const client = await connectOrStop(served.address, [BASE_ALLOCATION, ...(context ? [context] : [])], served.stop);
   return {

@@ -185,4 +185,13 @@ t.test('encrypted repository: packs hold no plaintext and restore needs the key'
   const denied = await runTessera(['snapshots', '--bucket', bucket], store.env);
   t.not(denied.code, 0, 'without the key the repository does not open');
   t.equal(await restoredSha(bucket, 'vm5', ['--snapshot', first.snapshot, '--key-file', key]), imageSha256(image, work));
+
+  // The seal, which binds each blob's id, catches damage where the plaintext is no longer hashed.
+  const [pack] = keys.filter((k) => k.startsWith('packs/'));
+  const body = await store.getObject(bucket, pack!);
+  body[40] = body[40]! ^ 0xff;
+  await store.putObject(bucket, pack!, body);
+  const damaged = await runTessera(['restore', '--bucket', bucket, '--disk', 'vm5', '--snapshot', first.snapshot, '--key-file', key, '--to', join(work, 'damaged.raw')], store.env);
+  t.not(damaged.code, 0, 'a restore meeting a damaged blob fails');
+  t.match(damaged.stderr, /authentication|does not match/, 'and says the data is damaged');
 });

@@ -2,6 +2,9 @@
 // by default, or moto's server (TESSERA_BACKUP_TEST_STORE=moto, and for features the gateway
 // does not offer yet). The backup agent only speaks S3, so the tests do not care which.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort, startCluster } from './cluster.js';
 
@@ -42,6 +45,8 @@ async function startMoto(): Promise<BackupStore> {
 function withBuckets(kind: 'tessera' | 'moto', endpoint: string, accessKeyId: string, secretAccessKey: string, stop: () => Promise<void>): BackupStore {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
+  // The agent's local chunk-id cache, kept out of the user's home.
+  const cacheDir = mkdtempSync(join(tmpdir(), 'tessera-backup-cache-'));
   return {
     endpoint,
     kind,
@@ -53,6 +58,7 @@ function withBuckets(kind: 'tessera' | 'moto', endpoint: string, accessKeyId: st
       AWS_EC2_METADATA_DISABLED: 'true',
       AWS_CONFIG_FILE: '/dev/null',
       AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+      TESSERA_CACHE_DIR: cacheDir,
     },
     async createBucket(name, bucketOptions = {}) {
       await client.send(new CreateBucketCommand({ Bucket: name, ObjectLockEnabledForBucket: bucketOptions.objectLock || undefined }));
@@ -81,6 +87,7 @@ function withBuckets(kind: 'tessera' | 'moto', endpoint: string, accessKeyId: st
     async stop() {
       client.destroy();
       await stop();
+      rmSync(cacheDir, { recursive: true, force: true });
     },
   };
 }

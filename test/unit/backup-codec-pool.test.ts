@@ -1,5 +1,6 @@
 // The codec pool gives the same results on worker threads as inline: chunk ids (zero chunks as
-// ZERO_ID), encoded blobs that decode back, and a damaged blob reported as Corrupt.
+// ZERO_ID), encoded blobs that decode back, and a damaged blob or a blob presented under another
+// blob's id reported as Corrupt, in both repository formats (2 binds the id into the seal).
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { StoreError } from '../../src/common/errors.js';
@@ -8,10 +9,17 @@ import { CodecPool } from '../../src/backup/codec-pool.js';
 import { ID_BYTES, ZERO_ID } from '../../src/backup/format.js';
 
 const CHUNK = 64 * 1024;
-const codecs = { plain: BlobCodec.plain(), encrypted: BlobCodec.encrypted(randomBytes(32), randomBytes(32)) };
+const codecs = {
+  plain: BlobCodec.plain(),
+  'encrypted (format 1)': BlobCodec.encrypted(randomBytes(32), randomBytes(32), false),
+  'encrypted (format 2)': BlobCodec.encrypted(randomBytes(32), randomBytes(32), true),
+};
 
 // Random, zero and text chunks, and a short last chunk.
 const data = Buffer.concat([randomBytes(CHUNK), Buffer.alloc(CHUNK), Buffer.from('tessera '.repeat(CHUNK / 8)), randomBytes(1000)]);
+
+/** Room for the plaintexts, in memory the threads share (as restore uses it). */
+const plainsBuffer = () => Buffer.from(new SharedArrayBuffer(data.length));
 
 for (const [name, codec] of Object.entries(codecs)) {
   for (const threads of [0, 2]) {
@@ -25,7 +33,7 @@ for (const [name, codec] of Object.entries(codecs)) {
       t.ok(idAt(1).equals(ZERO_ID), 'the zero chunk is named ZERO_ID');
       for (const i of [0, 2, 3]) t.ok(idAt(i).equals(codec.idOf(data.subarray(i * CHUNK, (i + 1) * CHUNK))), `chunk ${i} named by its hash`);
 
-      const pieces = [0, 2, 3].map((i) => ({ offset: i * CHUNK, length: Math.min(CHUNK, data.length - i * CHUNK) }));
+      const pieces = [0, 2, 3].map((i) => ({ offset: i * CHUNK, length: Math.min(CHUNK, data.length - i * CHUNK), id: idAt(i) }));
       const plains = pieces.map((p) => data.subarray(p.offset, p.offset + p.length));
       const encoded = await pool.encode(Buffer.from(data), pieces);
       t.same(encoded.map((e) => e.compressed), [false, true, false], 'text compresses, random data does not');
@@ -36,12 +44,14 @@ for (const [name, codec] of Object.entries(codecs)) {
         offset += e.stored.length;
         return blob;
       });
-      const decoded = await pool.decode(Buffer.from(body), blobs);
+      const decoded = await pool.decode(Buffer.from(body), blobs, plainsBuffer());
       t.ok(decoded.every((plain, k) => plain.equals(plains[k]!)), 'decodes to the plaintexts');
 
       const damaged = Buffer.from(body);
       damaged[blobs[1]!.offset + blobs[1]!.length - 20]! ^= 1;
-      await t.rejects(pool.decode(damaged, blobs), new StoreError('Corrupt', ''), 'a damaged blob is Corrupt');
+      await t.rejects(pool.decode(damaged, blobs, plainsBuffer()), new StoreError('Corrupt', ''), 'a damaged blob is Corrupt');
+      const swapped = [{ ...blobs[0]!, id: blobs[1]!.id }]; // same length: only the id tells them apart
+      await t.rejects(pool.decode(Buffer.from(body), swapped, plainsBuffer()), new StoreError('Corrupt', ''), 'a blob under another id is Corrupt');
     });
   }
 }

@@ -4,6 +4,7 @@ import { flag, hasFlag, parseArgs } from '../args.js';
 import { backup } from '../../backup/backup.js';
 import { formatBytes, openRepository, progressBar, REPO_FLAGS_HELP } from '../../backup/cli-support.js';
 import { openLiveSource } from '../../backup/live.js';
+import { trace, traced } from '../../backup/trace.js';
 
 const HELP = `usage: tessera backup --bucket B --disk NAME [options] SOURCE
 
@@ -36,7 +37,8 @@ export async function run(argv: string[]): Promise<number> {
   const source = args.positionals[0]!;
   const qmp = flag(args, 'qmp');
   const number = (name: string) => { const v = flag(args, name); return v === undefined ? undefined : Number(v); };
-  const repo = await openRepository(args, { encrypted: hasFlag(args, 'encrypt'), chunkSize: number('chunk-size') });
+  trace('command');
+  const repo = await traced('open repository', openRepository(args, { encrypted: hasFlag(args, 'encrypt'), chunkSize: number('chunk-size') }));
   const bar = progressBar(`backup ${disk}`);
   const snapshot = await backup(repo, {
     disk,
