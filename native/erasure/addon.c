@@ -2,7 +2,9 @@
  * kernels read and write their memory directly, no copies.
  *   kernels(): string[]                         kernels this CPU runs, best first
  *   prepare(coefficients, rows, cols): Buffer   tables for a row-major coefficient matrix
- *   multiply(kernel, prepared, inputs, outputs) outputs[r] = sum over c of coef[r][c] * inputs[c] */
+ *   multiply(kernel, prepared, inputs, outputs) outputs[r] = sum over c of coef[r][c] * inputs[c]
+ * and one helper for the storage node's direct (O_DIRECT) file writes, whose memory must be aligned:
+ *   alignmentOffset(bytes, alignment): number   bytes to skip so a view of `bytes` starts aligned */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <stdio.h>
@@ -105,12 +107,28 @@ static napi_value multiply(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value alignment_offset(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint8_t *data;
+  size_t length;
+  uint32_t alignment;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 2 || !get_bytes(env, argv[0], &data, &length) || napi_get_value_uint32(env, argv[1], &alignment) != napi_ok ||
+      alignment == 0 || (alignment & (alignment - 1)) != 0)
+    FAIL("alignmentOffset(bytes: Uint8Array, alignment: power of two)");
+  napi_value result;
+  CHECK(napi_create_uint32(env, (uint32_t)((alignment - (uintptr_t)data % alignment) % alignment), &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   available_count = rs_available_kernels(available, MAX_KERNELS);
   const napi_property_descriptor properties[] = {
       {"kernels", NULL, kernels, NULL, NULL, NULL, napi_enumerable, NULL},
       {"prepare", NULL, prepare, NULL, NULL, NULL, napi_enumerable, NULL},
       {"multiply", NULL, multiply, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"alignmentOffset", NULL, alignment_offset, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties));
   return exports;

@@ -6,6 +6,7 @@ import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } f
 import { join } from 'node:path';
 import { StoreError } from '../common/errors.js';
 import { BufferPool } from '../common/buffer-pool.js';
+import { alignedBuffer, DIRECT_ALIGN, NewFile } from './direct-file.js';
 import { MAX_BLOCK_SIZE, blockChecksum, encodeTrailer, nameHash, readTrailer, type ShardLayout } from './shard-file.js';
 import { shardMetrics } from './metrics.js';
 
@@ -74,6 +75,8 @@ export class ShardStore {
   private readonly knownDirs = new Set<string>();
   private readonly writing = new Set<string>();
   readonly pool = new BufferPool();
+  /** Write batches: aligned, for direct writes. */
+  private readonly batches = new BufferPool(8, alignedBuffer);
 
   private constructor(
     private readonly shardsDir: string,
@@ -118,13 +121,11 @@ export class ShardStore {
     }
     const tempPath = join(this.tmpDir, `${shardName(ref)}.${randomUUID()}${TEMP_SUFFIX}`);
     this.writing.add(tempPath);
-    const writer = new BlockWriter(blockSize, this.pool, (bytes) => this.reserve(bytes));
-    let file: FileHandle | undefined;
+    const writer = new BlockWriter(blockSize, this.batches, (bytes) => this.reserve(bytes));
+    let file: NewFile | undefined;
     try {
-      file = await open(tempPath, 'wx', 0o600);
+      file = await NewFile.create(tempPath, 0o600);
       const { dataLength, fileBytes, blocks } = await writer.writeAll(file, chunks);
-      await file.sync();
-      await file.close();
       file = undefined;
       const replaced = await this.install(tempPath, ref);
       this.usedBytes += fileBytes - replaced;
@@ -257,57 +258,84 @@ export class ShardStore {
 /** Bytes gathered per file write: one large write instead of one per block (each costs a thread-pool round trip). */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
-/** Cuts incoming data into blocks, checksums each and writes them in batches, reserving capacity first. */
+/**
+ * Cuts incoming data into blocks, checksums each and writes them in batches, reserving capacity
+ * first. One batch is written while the next fills (a direct write returns only once the disk has
+ * the bytes). A batch holds whole blocks plus room for the under-DIRECT_ALIGN rest a direct write
+ * leaves behind (already checksummed), which starts the next batch.
+ */
 class BlockWriter {
   reserved = 0;
+  private readonly batchBytes: number;
 
   constructor(
     private readonly blockSize: number,
-    private readonly pool: BufferPool,
+    private readonly batches: BufferPool,
     private readonly reserve: (bytes: number) => void,
-  ) {}
+  ) {
+    this.batchBytes = blockSize * Math.max(1, Math.floor(WRITE_BATCH_BYTES / blockSize)) + DIRECT_ALIGN;
+  }
 
-  async writeAll(file: FileHandle, chunks: AsyncIterable<Uint8Array>): Promise<{ dataLength: number; fileBytes: number; blocks: number }> {
+  /** Writes everything and closes the file, durable; the caller closes it on failure. */
+  async writeAll(file: NewFile, chunks: AsyncIterable<Uint8Array>): Promise<{ dataLength: number; fileBytes: number; blocks: number }> {
     const { blockSize } = this;
-    const batch = this.pool.take(blockSize * Math.max(1, Math.floor(WRITE_BATCH_BYTES / blockSize)));
+    let batch = this.batches.take(this.batchBytes);
+    let writing: { batch: Buffer; done: Promise<void> } | undefined;
     const checksums: bigint[] = [];
     let filled = 0;
+    let blockStart = 0; // where the block being filled starts in the batch
     let dataLength = 0;
-    const flush = async () => {
-      await this.append(file, batch.subarray(0, filled));
-      dataLength += filled;
-      filled = 0;
-    };
     try {
       for await (const chunk of chunks) {
         for (let used = 0; used < chunk.length;) {
-          const blockEnd = filled - (filled % blockSize) + blockSize;
-          const take = Math.min(blockEnd - filled, chunk.length - used);
+          const take = Math.min(blockStart + blockSize - filled, chunk.length - used);
           batch.set(chunk.subarray(used, used + take), filled);
           filled += take;
           used += take;
-          if (filled < blockEnd) continue;
-          checksums.push(blockChecksum(batch.subarray(blockEnd - blockSize, blockEnd)));
-          if (filled === batch.length) await flush();
+          if (filled < blockStart + blockSize) continue;
+          checksums.push(blockChecksum(batch.subarray(blockStart, filled)));
+          this.reserveFor(blockSize);
+          dataLength += blockSize;
+          blockStart = filled;
+          if (batch.length - filled >= blockSize) continue;
+          const length = file.direct ? filled - (filled % DIRECT_ALIGN) : filled;
+          const next = this.batches.take(this.batchBytes);
+          batch.copy(next, 0, length, filled);
+          await this.settle(writing);
+          writing = { batch, done: file.append(batch.subarray(0, length)) };
+          writing.done.catch(() => {}); // awaited by settle()
+          batch = next;
+          filled = blockStart = filled - length;
         }
       }
-      const partial = filled % blockSize;
-      if (partial > 0) checksums.push(blockChecksum(batch.subarray(filled - partial, filled)));
-      if (filled > 0) await flush();
+      await this.settle(writing);
+      writing = undefined;
+      const partial = filled - blockStart;
+      if (partial > 0) checksums.push(blockChecksum(batch.subarray(blockStart, filled)));
+      dataLength += partial;
+      const trailer = encodeTrailer(checksums, blockSize, dataLength);
+      this.reserveFor(partial + trailer.length);
+      await file.finish([batch.subarray(0, filled), trailer]);
+      return { dataLength, fileBytes: dataLength + trailer.length, blocks: checksums.length };
     } finally {
-      this.pool.give(batch);
+      // A batch still being written must not go back to the pool before the write is over.
+      await writing?.done.catch(() => {});
+      if (writing) this.batches.give(writing.batch);
+      this.batches.give(batch);
     }
-    const trailer = encodeTrailer(checksums, blockSize, dataLength);
-    await this.append(file, trailer);
-    return { dataLength, fileBytes: dataLength + trailer.length, blocks: checksums.length };
   }
 
-  private async append(file: FileHandle, bytes: Buffer): Promise<void> {
-    this.reserve(bytes.length);
-    this.reserved += bytes.length;
-    for (let written = 0; written < bytes.length;) {
-      written += (await file.write(bytes, written, bytes.length - written)).bytesWritten;
-    }
+  /** Waits for a batch write to finish and takes its buffer back. */
+  private async settle(writing: { batch: Buffer; done: Promise<void> } | undefined): Promise<void> {
+    if (!writing) return;
+    await writing.done;
+    this.batches.give(writing.batch);
+  }
+
+  /** Reserves capacity for bytes of the file before they are written. */
+  private reserveFor(bytes: number): void {
+    this.reserve(bytes);
+    this.reserved += bytes;
   }
 }
 

@@ -66,6 +66,19 @@ t.test('any chunking and block size round-trips', async (t) => {
   t.equal((await store.usage()).shardCount, 40);
 });
 
+t.test('shards of several write batches round-trip whatever the block size (direct writes carry unaligned rests over)', async (t) => {
+  const store = await openStore();
+  // 4+2's block, one that is not a multiple of 4 KiB (12+4's), an odd small one, and a 1 MiB block.
+  for (const [blockSize, size] of [[262_144, 4_194_304 + 777], [87_424, 3_000_001], [4_999, 2_500_000], [1_048_576, 3_145_728]] as const) {
+    const data = randomBytes(size);
+    const ref = { dataId: `big${blockSize}`, shardIndex: 1 };
+    const result = await store.write(ref, blockSize, chunksOf(data, [65_536, 1_000, 300_000]));
+    t.same(result, { bytes: size, blocks: Math.ceil(size / blockSize) }, `block size ${blockSize}`);
+    t.ok((await readRange(store, ref, 0, size)).equals(data), `block size ${blockSize}: every byte reads back`);
+    t.equal((await store.verify(ref)).state, 'OK');
+  }
+});
+
 t.test('a flipped bit anywhere in the file makes the shard corrupt', async (t) => {
   const store = await openStore();
   const storeDir = `s${opened - 1}`;

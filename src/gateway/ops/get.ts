@@ -1,5 +1,8 @@
 // GetObject, HeadObject and GetObjectAttributes: version resolution (delete markers), conditional requests,
 // byte ranges and part numbers, response-* overrides, and the object's response headers.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { returnLent } from '../../common/buffer-pool.js';
 import type { ByteRange, ObjectVersion } from '../../replication/types.js';
 import type { BucketRecord } from '../bucket-record.js';
 import { parseChecksumAlgorithm } from '../checksums.js';
@@ -203,7 +206,39 @@ async function getOrHeadObject(ctx: S3Context): Promise<void> {
     void ctx.reply.send();
     return;
   }
-  void ctx.reply.send(decryption.decrypt(ctx.store.readObject(version, range), range));
+  await sendBody(ctx, decryption.decrypt(ctx.store.readObject(version, range), range));
+}
+
+/**
+ * Writes the object's bytes to the response and returns each chunk to its pool once the socket
+ * has written it (returnLent: the reader's stripes), which a pipe cannot do, as it never learns
+ * when a write is done. A failure before the first byte is answered as an S3 error; a later one
+ * can only cut the connection.
+ */
+async function sendBody(ctx: S3Context, body: Readable): Promise<void> {
+  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const response = ctx.reply.raw;
+  try {
+    let next = await chunks.next();
+    ctx.reply.hijack();
+    response.writeHead(ctx.reply.statusCode, ctx.reply.getHeaders() as OutgoingHttpHeaders);
+    for (; !next.done; next = await chunks.next()) {
+      const chunk = next.value;
+      if (!response.write(chunk, (err) => { if (!err) returnLent(chunk); })) await drainedOrClosed(response);
+      if (response.destroyed) return;
+    }
+    response.end();
+  } finally {
+    body.destroy();
+  }
+}
+
+function drainedOrClosed(response: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { response.off('drain', done); response.off('close', done); resolve(); };
+    response.on('drain', done);
+    response.on('close', done);
+  });
 }
 
 const OBJECT_ATTRIBUTES = new Set(['ETag', 'Checksum', 'ObjectParts', 'StorageClass', 'ObjectSize']);

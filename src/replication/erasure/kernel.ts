@@ -1,37 +1,9 @@
 // Bulk multiply of shards by a coefficient matrix, outputs[r] = XOR over c of cells[r][c] * inputs[c],
 // in the native addon (native/erasure/): SIMD kernels chosen by what the CPU supports, working on
 // the callers' buffers in place.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { StoreError } from '../../common/errors.js';
+import { nativeAddon as addon } from '../../common/native-addon.js';
 import type { Matrix } from './matrix.js';
-
-interface ErasureAddon {
-  kernels(): string[];
-  prepare(coefficients: Uint8Array, rows: number, cols: number): Uint8Array;
-  multiply(kernel: number, prepared: Uint8Array, inputs: readonly Uint8Array[], outputs: readonly Uint8Array[]): void;
-}
-
-const ADDON_PATH = join('build', 'Release', 'tessera_erasure.node');
-
-/** The addon sits under the package root, found by walking up from here (src/ under tsx, dist/src/ when built). */
-function loadAddon(): ErasureAddon {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  const path = join(dir, ADDON_PATH);
-  if (!existsSync(path)) {
-    throw new StoreError('Internal', `erasure kernel ${path} is not built: run \`npm ci\` or \`npx node-gyp rebuild\``);
-  }
-  return createRequire(import.meta.url)(path) as ErasureAddon;
-}
-
-const addon = loadAddon();
 
 /** Kernels this CPU can run, fastest first (e.g. avx512-gfni, avx2-gfni, avx2, ssse3, portable). */
 export const availableKernels: readonly string[] = addon.kernels();

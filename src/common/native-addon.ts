@@ -1,0 +1,35 @@
+// The project's native addon (native/erasure/, built by `npm ci` through binding.gyp): the
+// erasure kernels the gateway codes stripes with, and the memory-alignment helper the storage
+// node needs for direct file writes.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StoreError } from './errors.js';
+
+export interface NativeAddon {
+  kernels(): string[];
+  prepare(coefficients: Uint8Array, rows: number, cols: number): Uint8Array;
+  multiply(kernel: number, prepared: Uint8Array, inputs: readonly Uint8Array[], outputs: readonly Uint8Array[]): void;
+  /** Bytes to skip so a view of `bytes` starts at a multiple of `alignment` (a power of two). */
+  alignmentOffset(bytes: Uint8Array, alignment: number): number;
+}
+
+const ADDON_PATH = join('build', 'Release', 'tessera_erasure.node');
+
+/** The addon sits under the package root, found by walking up from here (src/ under tsx, dist/src/ when built). */
+function loadAddon(): NativeAddon {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  const path = join(dir, ADDON_PATH);
+  if (!existsSync(path)) {
+    throw new StoreError('Internal', `native addon ${path} is not built: run \`npm ci\` or \`npx node-gyp rebuild\``);
+  }
+  return createRequire(import.meta.url)(path) as NativeAddon;
+}
+
+export const nativeAddon = loadAddon();
