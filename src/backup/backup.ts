@@ -41,6 +41,12 @@ export interface BackupRequest {
 }
 
 const DEFAULTS = { readConcurrency: 8, readSize: 2 * 1024 * 1024, packSize: 16 * 1024 * 1024, maxUploads: 4 };
+/**
+ * A backup reading little (an incremental) packs smaller, down to this: its first uploads start
+ * sooner and the last one, which the backup waits for, is short.
+ */
+const MIN_PACK_SIZE = 4 * 1024 * 1024;
+const PACKS_PER_BACKUP = 16;
 /** Scattered small reads (an incremental) get more requests in flight, up to this many bytes. */
 const READ_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 const MAX_READ_CONCURRENCY = 64;
@@ -154,6 +160,7 @@ class BackupRun {
     const runs = this.readRuns(wanted, zero);
     trace(`read ${runs.length} runs`);
     this.bytesToRead = runs.reduce((sum, r) => sum + r.length, 0);
+    if (!this.request.packSize) this.writer.setTargetSize(Math.min(DEFAULTS.packSize, Math.max(MIN_PACK_SIZE, Math.floor(this.bytesToRead / PACKS_PER_BACKUP))));
     const pool = CodecPool.forWork(this.repo.codec, this.bytesToRead, this.request.codecThreads);
     let next = 0;
     const worker = async () => {

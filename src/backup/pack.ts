@@ -27,9 +27,17 @@ export class PackWriter {
   private readonly pendingIds = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
   private failure: Error | undefined;
+  private targetSize: number;
   readonly written: PackRef[] = [];
 
-  constructor(private readonly store: ObjectStore, private readonly codec: BlobCodec, private readonly options: PackWriterOptions) {}
+  constructor(private readonly store: ObjectStore, private readonly codec: BlobCodec, private readonly options: PackWriterOptions) {
+    this.targetSize = options.targetSize;
+  }
+
+  /** Seals packs at this size from now on. */
+  setTargetSize(bytes: number): void {
+    this.targetSize = bytes;
+  }
 
   /** True if this writer already holds or uploaded a blob with this id. */
   has(idHex: string): boolean {
@@ -49,7 +57,7 @@ export class PackWriter {
     this.entries.push(PackEntry.create({ id, type, offset: this.size, length: stored.length, rawLength, compressed }));
     this.blobs.push(stored);
     this.size += stored.length;
-    if (this.size >= this.options.targetSize) await this.seal();
+    if (this.size >= this.targetSize) await this.seal();
   }
 
   /** Uploads what is left and waits for every upload; returns every pack written. */

@@ -13,6 +13,7 @@ import { ChunkIdCache } from './id-cache.js';
 import { MAX_RANGE, MAX_RANGE_PLAIN, planRangeReads, readRange } from './pack.js';
 import { forEachLimit, type Repository } from './repository.js';
 import { imageInfo, qemuImg, serveImage } from './qemu-tools.js';
+import { trace, traced } from './trace.js';
 import { readChunkIds } from './tree.js';
 
 export interface RestoreRequest {
@@ -44,14 +45,16 @@ interface ImageTarget {
 }
 
 const COMPARE_READ = 2 * 1024 * 1024;
+/** A raw image is flushed (fdatasync, in the background) each time this much more is written. */
+const SYNC_EVERY = 256 * 1024 * 1024;
 /** NBD requests stay well below qemu's 32 MiB limit. */
 const MAX_RUN_CHUNKS = 64;
 
 export async function restore(repo: Repository, request: RestoreRequest): Promise<RestoreSummary> {
   const started = Date.now();
   const { snapshot } = request;
-  const [index, cached] = await Promise.all([repo.loadIndex(), ChunkIdCache.forBucket(repo.store.bucket, repo.codec).read(snapshot)]);
-  const ids = cached ?? await readChunkIds(repo, index, snapshot);
+  const [index, cached] = await traced('load index', Promise.all([repo.loadIndex(), ChunkIdCache.forBucket(repo.store.bucket, repo.codec).read(snapshot)]));
+  const ids = cached ?? await traced('read chunk ids', readChunkIds(repo, index, snapshot));
   const target = await openTarget(request.to, request.format, snapshot.diskSize);
   const summary = { snapshot: snapshot.id, bytesWritten: 0, bytesFetched: 0, chunksUnchanged: 0, durationMs: 0 };
   const count = ids.length / ID_BYTES;
@@ -97,6 +100,7 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
       free.push(buffers);
       request.onProgress?.(++done, ranges.length);
     });
+    trace(`fetched and wrote ${ranges.length} ranges`);
   } finally {
     await Promise.all([pool.close(), target.close()]);
   }
@@ -149,6 +153,10 @@ async function openRawTarget(path: string, size: number): Promise<ImageTarget> {
   const { size: current } = await file.stat();
   if (current !== size && (await file.stat()).isFile()) await file.truncate(size);
   const zeroes = Buffer.alloc(1024 * 1024);
+  // The disk writes back while the restore goes on, rather than all of it in the final fsync.
+  let unsynced = 0;
+  let syncing: Promise<void> = Promise.resolve();
+  let syncFailure: Error | undefined;
   return {
     existed: existed && current > 0,
     read: async (offset, length) => {
@@ -156,11 +164,22 @@ async function openRawTarget(path: string, size: number): Promise<ImageTarget> {
       await file.read(buffer, 0, length, offset);
       return buffer;
     },
-    write: async (offset, parts) => { await file.writev(parts, offset); },
+    write: async (offset, parts) => {
+      const { bytesWritten } = await file.writev(parts, offset);
+      unsynced += bytesWritten;
+      if (unsynced < SYNC_EVERY) return;
+      unsynced = 0;
+      syncing = syncing.then(() => file.datasync()).catch((err: Error) => { syncFailure ??= err; });
+    },
     writeZeroes: async (offset, length) => {
       for (let at = 0; at < length; at += zeroes.length) await file.write(zeroes, 0, Math.min(zeroes.length, length - at), offset + at);
     },
-    close: async () => { await file.sync(); await file.close(); },
+    close: async () => {
+      await syncing;
+      if (syncFailure) throw syncFailure;
+      await traced('fsync', file.sync());
+      await file.close();
+    },
   };
 }
 
