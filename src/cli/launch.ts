@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pb } from '../common/node-service.js';
+import type { NodeTls } from '../common/node-tls.js';
 import { defaultErasure } from '../replication/layout.js';
 import { NodeClient } from '../replication/node-client.js';
 
@@ -83,8 +84,8 @@ export function spawnNode(dataDir: string, node: ClusterFile['nodes'][number], s
 }
 
 /** Give every node the first cluster map unless they already have one. */
-export async function initClusterMap(file: ClusterFile): Promise<pb.IClusterMap> {
-  const clients = file.nodes.map((n) => new NodeClient(n.id, n.address, file.secret));
+export async function initClusterMap(file: ClusterFile, tls?: NodeTls): Promise<pb.IClusterMap> {
+  const clients = file.nodes.map((n) => new NodeClient(n.id, n.address, file.secret, tls));
   try {
     const maps = await Promise.all(clients.map((c) => c.getClusterMap().catch(() => undefined)));
     const newest = maps.reduce<pb.IClusterMap | undefined>((best, m) => (m && Number(m.epoch) > Number(best?.epoch ?? 0) ? m : best), undefined);

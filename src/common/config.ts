@@ -13,6 +13,8 @@ import { parse as parseYaml } from 'yaml';
 type Kind = 'string' | 'number' | 'address' | 'list';
 
 const LOGGING: Record<string, Kind> = { 'log-level': 'string' };
+/** Mutual TLS on the node network (every command that talks to storage nodes). */
+const NODE_TLS: Record<string, Kind> = { 'node-tls-ca': 'string', 'node-tls-cert': 'string', 'node-tls-key': 'string' };
 const GATEWAY_COMMON: Record<string, Kind> = {
   ...LOGGING, host: 'string', port: 'number', region: 'string', domain: 'string', 'tls-cert': 'string', 'tls-key': 'string',
   'metrics-token': 'string', 'sse-master-key-file': 'string',
@@ -24,14 +26,15 @@ const REPOSITORY: Record<string, Kind> = { bucket: 'string', endpoint: 'string',
 /** The flags each command takes that make sense in a file or the environment. */
 export const SETTINGS: Record<string, Record<string, Kind>> = {
   node: {
-    ...LOGGING, id: 'string', data: 'string', listen: 'address', secret: 'string', capacity: 'number', zone: 'string',
+    ...LOGGING, ...NODE_TLS, id: 'string', data: 'string', listen: 'address', secret: 'string', capacity: 'number', zone: 'string',
     'scrub-interval': 'string', 'orphan-grace': 'string', 'scrub-rate': 'number', 'bulk-listen': 'string',
     'metrics-listen': 'address', 'metrics-token': 'string',
   },
-  gateway: { ...GATEWAY_COMMON, seeds: 'list', 'secret-file': 'string' },
+  gateway: { ...GATEWAY_COMMON, ...NODE_TLS, seeds: 'list', 'secret-file': 'string' },
+  init: NODE_TLS,
   start: { ...GATEWAY_COMMON, data: 'string' },
   cluster: { ...GATEWAY_COMMON, data: 'string', nodes: 'number', ec: 'string' },
-  admin: { data: 'string', seeds: 'list', endpoint: 'string', token: 'string' },
+  admin: { ...NODE_TLS, data: 'string', seeds: 'list', endpoint: 'string', token: 'string' },
   backup: {
     ...REPOSITORY, 'lock-days': 'number', 'chunk-size': 'number', 'pack-size': 'number', uploads: 'number', reads: 'number',
     'metrics-file': 'string',

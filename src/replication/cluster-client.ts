@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { StoreError } from '../common/errors.js';
 import { HybridClock, hlcToMillis } from '../common/hlc.js';
 import { KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, stampOf, UNARY_DEADLINE_MS, writeAgeMs, type WriteStamp } from '../common/node-service.js';
-import { Cluster, type FanOutResult } from './cluster.js';
+import { Cluster, type ClusterOptions, type FanOutResult } from './cluster.js';
 import { HealQueue } from './heal.js';
 import { type Layout, layoutOf, makeLayout, readQuorum, writeQuorum } from './layout.js';
 import type { NodeClient } from './node-client.js';
@@ -21,12 +21,7 @@ import type {
 } from './types.js';
 import { encodeStripe, type WrittenSegment, writeSegment } from './writer.js';
 
-export interface ClusterClientOptions {
-  seeds: string[];
-  secret: string;
-}
-
-export async function createClusterClient(options: ClusterClientOptions): Promise<ClusterClient> {
+export async function createClusterClient(options: ClusterOptions): Promise<ClusterClient> {
   return new ClusterClient(await Cluster.connect(options));
 }
 

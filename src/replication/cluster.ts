@@ -3,6 +3,7 @@
 // gateway without a restart.
 import { StoreError } from '../common/errors.js';
 import { pb } from '../common/node-service.js';
+import type { NodeTls } from '../common/node-tls.js';
 import { NodeClient } from './node-client.js';
 
 const REFRESH_MS = 3_000;
@@ -13,6 +14,8 @@ export interface ClusterOptions {
   /** Addresses (host:port) of any nodes; the map names the rest. */
   seeds: string[];
   secret: string;
+  /** Mutual TLS to the nodes (they must run with it too). */
+  tls?: NodeTls;
 }
 
 export class Cluster {
@@ -48,7 +51,7 @@ export class Cluster {
     const addresses = new Set([...this.options.seeds, ...(this.current.nodes ?? []).map((n) => n.address!)]);
     const maps = await Promise.all([...addresses].map(async (address) => {
       const known = this.current.nodes?.find((n) => n.address === address);
-      const client = known ? this.client(known.id!) : new NodeClient(`seed:${address}`, address, this.options.secret);
+      const client = known ? this.client(known.id!) : new NodeClient(`seed:${address}`, address, this.options.secret, this.options.tls);
       try {
         return await client.getClusterMap();
       } catch {
@@ -96,7 +99,7 @@ export class Cluster {
     if (!client) {
       const info = this.node(id);
       if (!info) throw new StoreError('Unavailable', `node ${id} is not in the cluster map`, { nodeId: id });
-      client = new NodeClient(id, info.address!, this.options.secret);
+      client = new NodeClient(id, info.address!, this.options.secret, this.options.tls);
       this.clients.set(id, client);
     }
     return client;

@@ -6,6 +6,7 @@ import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import { type LocalCalls, localCalls } from '../common/local-calls.js';
 import { bulkChannelOptions, pb, storageNodeService as svc, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { localShards } from '../common/local-shards.js';
+import { nodeChannelCredentials, nodeChannelOptions, type NodeTls } from '../common/node-tls.js';
 import { awaitConfirmation, BulkShardWriter, openBulkReader, silentNode } from './bulk-client.js';
 import { LocalShardWriter, openLocalReader } from './local-shard-streams.js';
 import { CallCoalescer } from './call-coalescer.js';
@@ -62,8 +63,8 @@ export class NodeClient {
     },
     refusedByNode));
 
-  constructor(readonly nodeId: string, readonly address: string, private readonly secret: string) {
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), bulkChannelOptions);
+  constructor(readonly nodeId: string, readonly address: string, private readonly secret: string, private readonly tls?: NodeTls) {
+    this.client = new grpc.Client(address, nodeChannelCredentials(tls), { ...bulkChannelOptions, ...nodeChannelOptions(tls) });
   }
 
   /** The cluster token is an HMAC of the time: one a second serves every call of that second. */
@@ -131,7 +132,8 @@ export class NodeClient {
   setClusterMap(map: pb.IClusterMap) { return this.unary(svc.SetClusterMap, pb.ClusterMap.create(map)); }
   async health(deadlineMs = 2_000): Promise<pb.HealthResult> {
     const result = await this.unary(svc.Health, pb.Empty.create(), deadlineMs);
-    this.bulkAddress = result.bulkAddress;
+    // The bulk channel is plaintext: under node TLS shard bytes stay on gRPC.
+    this.bulkAddress = this.tls ? '' : result.bulkAddress;
     return result;
   }
   scrub(req: pb.IScrubRequest) { return this.unary(svc.Scrub, pb.ScrubRequest.create(req), 600_000); }

@@ -9,6 +9,7 @@ import { StoreError } from '../common/errors.js';
 import { type LocalCalls, localCalls } from '../common/local-calls.js';
 import { createLogger } from '../common/log.js';
 import { bulkChannelOptions, pb, storageNodeService } from '../common/node-service.js';
+import { nodeServerCredentials, type NodeTls } from '../common/node-tls.js';
 import { serializeChunkIntoScratch } from './chunk-serializer.js';
 import { serviceError, statusOf } from './grpc-status.js';
 import { listEntries, listQueryOf } from './listing.js';
@@ -24,6 +25,8 @@ export interface StorageNodeOptions {
   /** host:port; port 0 picks a free port (see the returned address). */
   listen: string;
   secret: string;
+  /** Mutual TLS: only peers with a certificate from the cluster CA get in (and no plaintext bulk channel). */
+  tls?: NodeTls;
   /** Byte limit for shard data (default: the file system's size). */
   capacityBytes?: number;
   zone?: string;
@@ -304,9 +307,9 @@ function versionRefOf(key: pb.IObjectKey): { bucket: string; key: string; versio
   return { bucket: key.bucket ?? '', key: key.key ?? '', versionId: key.versionId ?? '' };
 }
 
-function bindAsync(server: grpc.Server, address: string): Promise<number> {
+function bindAsync(server: grpc.Server, address: string, tls: NodeTls | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, nodeServerCredentials(tls), (err, port) => (err ? reject(err) : resolve(port)));
   });
 }
 
@@ -325,13 +328,13 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   server.addService(serverSideService, handlers);
   let port: number;
   try {
-    port = await bindAsync(server, options.listen);
+    port = await bindAsync(server, options.listen, options.tls);
   } catch (err) {
     await meta.close();
     throw err;
   }
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
-  const bulk = options.bulkListen === 'off' ? undefined
+  const bulk = options.bulkListen === 'off' || options.tls ? undefined
     : await startBulkServer(options.bulkListen ?? `${host}:0`, options.secret, shards, log);
   service.bulkAddress = bulk?.address ?? '';
   const background = startBackgroundWork(service, meta, options, log);

@@ -8,6 +8,7 @@ import { rebalance } from '../../replication/rebalance.js';
 import { flag, hasFlag, type ParsedArgs, parseArgs, requireFlag } from '../args.js';
 import { readClusterFile } from '../launch.js';
 import { runKeyCommand } from '../admin-keys.js';
+import { NODE_TLS_HELP, nodeTlsFrom } from '../node-tls-flags.js';
 import { runStatus, STATUS_HELP } from '../status.js';
 import { parseDuration } from './node.js';
 
@@ -24,6 +25,7 @@ ${STATUS_HELP}
                                            verify every shard on every node; orphans are
                                            unreferenced shards older than the grace (default 1h)
 The cluster secret comes from DIR/cluster.json or TESSERA_CLUSTER_SECRET.
+${NODE_TLS_HELP}
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -58,7 +60,7 @@ async function connect(args: ParsedArgs): Promise<ClusterClient> {
   const seeds = flag(args, 'seeds')?.split(',') ?? file?.nodes.map((n) => n.address) ?? process.env.TESSERA_SEEDS?.split(',');
   const secret = process.env.TESSERA_CLUSTER_SECRET ?? file?.secret;
   if (!seeds?.length || !secret) throw new Error('name the cluster with --data DIR, or --seeds and TESSERA_CLUSTER_SECRET');
-  return createClusterClient({ seeds, secret });
+  return createClusterClient({ seeds, secret, tls: nodeTlsFrom(args) });
 }
 
 function printMap(store: ClusterClient): number {

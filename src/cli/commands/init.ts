@@ -3,11 +3,12 @@
 import { defaultErasure } from '../../replication/layout.js';
 import { hasFlag, parseArgs } from '../args.js';
 import { type ClusterFile, initClusterMap, parseErasure } from '../launch.js';
+import { NODE_TLS_HELP, nodeTlsFrom } from '../node-tls-flags.js';
 
 const HELP = `usage: tessera init --node ID=HOST:PORT[@ZONE] --node ... [--ec K+M]
 Writes the first cluster map (epoch 1) to every listed node. The nodes must be running with the
 same TESSERA_CLUSTER_SECRET as this command. The erasure code defaults by node count (3: 2+1).
-`;
+${NODE_TLS_HELP}`;
 
 /** "a1=10.0.0.1:7000@rack-a" */
 export function parseNodeSpec(spec: string): ClusterFile['nodes'][number] {
@@ -32,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   if (erasure.dataShards + erasure.parityShards > nodes.length) {
     throw new Error(`--ec ${erasure.dataShards}+${erasure.parityShards} needs at least ${erasure.dataShards + erasure.parityShards} nodes`);
   }
-  const map = await initClusterMap({ secret, ...erasure, nodes });
+  const map = await initClusterMap({ secret, ...erasure, nodes }, nodeTlsFrom(args));
   const fresh = Number(map.epoch) === 1 && (map.nodes ?? []).every((n, i) => n.id === nodes[i]?.id);
   process.stdout.write(fresh
     ? `cluster map epoch 1: ${nodes.map((n) => n.id).join(', ')}, erasure ${map.dataShards}+${map.parityShards}\n`

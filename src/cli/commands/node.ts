@@ -5,7 +5,9 @@ import { createLogger, parseLogLevel } from '../../common/log.js';
 import { NodeClient } from '../../replication/node-client.js';
 import { serveNodeMetrics } from '../../storage-node/metrics.js';
 import { startStorageNode } from '../../storage-node/server.js';
+import type { NodeTls } from '../../common/node-tls.js';
 import { flag, hasFlag, type ParsedArgs, parseArgs, requireFlag } from '../args.js';
+import { NODE_TLS_HELP, nodeTlsFrom } from '../node-tls-flags.js';
 
 const HELP = `usage: tessera node --id ID --data DIR --listen HOST:PORT [--secret S] [--capacity BYTES] [--zone Z]
                     [--scrub-interval DURATION] [--orphan-grace DURATION] [--scrub-rate BYTES_PER_S] [--bulk-listen HOST:PORT|off]
@@ -19,7 +21,7 @@ const HELP = `usage: tessera node --id ID --data DIR --listen HOST:PORT [--secre
   --orphan-grace      age after which unreferenced shard files are removed (default 24h)
   --scrub-rate        background scrub read rate in bytes/s (default 33554432, 32 MiB/s)
   --log-level         fatal|error|warn|info|debug|trace|silent (default: env TESSERA_LOG_LEVEL or warn)
-Prints "tessera node ID listening on HOST:PORT" when ready; stops cleanly on SIGTERM/SIGINT.
+${NODE_TLS_HELP}Prints "tessera node ID listening on HOST:PORT" when ready; stops cleanly on SIGTERM/SIGINT.
 `;
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
@@ -60,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   const scrubInterval = flag(args, 'scrub-interval');
   const orphanGrace = flag(args, 'orphan-grace');
 
+  const tls = nodeTlsFrom(args);
   keepServingOnStrayErrors();
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const node = await startStorageNode({
@@ -67,6 +70,7 @@ export async function run(argv: string[]): Promise<number> {
     dataDir,
     listen: requireFlag(args, 'listen'),
     secret,
+    tls,
     capacityBytes: optionalNumber(flag(args, 'capacity'), 'capacity'),
     zone: flag(args, 'zone'),
     bulkListen: flag(args, 'bulk-listen'),
@@ -79,7 +83,7 @@ export async function run(argv: string[]): Promise<number> {
   // on the same directory by mistake fails without clobbering the running one's pid.
   const pidFile = join(dataDir, 'node.pid');
   await writeFile(pidFile, `${process.pid}\n`);
-  const metrics = await startMetrics(args, id, node.address, secret);
+  const metrics = await startMetrics(args, id, node.address, secret, tls);
   process.stdout.write(`tessera node ${id} listening on ${node.address}\n`);
 
   await new Promise<void>((resolve) => {
@@ -94,10 +98,10 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** `--metrics-listen`: disk gauges come from the node's own Health call, as the cluster sees it. */
-async function startMetrics(args: ParsedArgs, id: string, address: string, secret: string): Promise<{ close(): Promise<void> } | undefined> {
+async function startMetrics(args: ParsedArgs, id: string, address: string, secret: string, tls: NodeTls | undefined): Promise<{ close(): Promise<void> } | undefined> {
   const listen = flag(args, 'metrics-listen');
   if (!listen) return undefined;
-  const self = new NodeClient(id, address, secret);
+  const self = new NodeClient(id, address, secret, tls);
   const server = await serveNodeMetrics(listen, () => self.health(), flag(args, 'metrics-token') ?? process.env.TESSERA_METRICS_TOKEN);
   process.stdout.write(`tessera node ${id} metrics at http://${server.address}/_tessera/metrics\n`);
   return { close: async () => { await server.close(); self.close(); } };
