@@ -451,10 +451,12 @@ export class ClusterClient implements ObjectStore {
   async completeUpload(upload: UploadRecord, parts: DataSegment[], target: WriteTarget, fields: VersionFields): Promise<ObjectVersion> {
     const version = this.newVersion(target, fields, parts);
     await this.commitVersion(version, [], []);
-    const used = new Set(parts.map((p) => p.dataId));
-    await this.discardSegments((upload.parts ?? []).filter((p) => !used.has(p.dataId)));
+    // The upload ends before its unused parts go: should this gateway die in between, the upload
+    // still names every part it has, and heal ends it (endCompletedUpload).
     await this.cluster.fanOut(this.placement(target.bucket, target.key), (client) =>
       client.deleteUpload({ bucket: upload.bucket, key: upload.key, uploadId: upload.uploadId }));
+    const used = new Set(parts.map((p) => p.dataId));
+    await this.discardSegments((upload.parts ?? []).filter((p) => !used.has(p.dataId)));
     return version;
   }
 
@@ -463,9 +465,25 @@ export class ClusterClient implements ObjectStore {
     if (!upload) throw new StoreError('NotFound', `no upload ${uploadId}`);
     // A complete that crashed before dropping the upload may have stitched its parts into a
     // version already: those parts are that version's data now and must stay.
-    const inUse = await this.dataIdsOfKey(bucket, key);
+    await this.endUpload({ ...upload, bucket, key, uploadId }, await this.dataIdsOfKey(bucket, key));
+  }
+
+  /**
+   * An upload some of whose parts a version of its key is made of was completed, whatever its
+   * records still say (the completing gateway died before ending it): end it. True if it was.
+   */
+  async endCompletedUpload(upload: UploadRecord & { bucket: string; key: string; uploadId: string }): Promise<boolean> {
+    const inUse = await this.dataIdsOfKey(upload.bucket, upload.key);
+    if (!(upload.parts ?? []).some((p) => inUse.has(p.dataId!))) return false;
+    await this.endUpload(upload, inUse);
+    return true;
+  }
+
+  /** Drops the upload's records, then the shards of its parts no version uses. */
+  private async endUpload(upload: UploadRecord & { bucket: string; key: string; uploadId: string }, inUse: Set<string>): Promise<void> {
+    const { bucket, key, uploadId } = upload;
     // The record goes first: shards freed under a record that survives would leave parts no heal can rebuild.
-    await this.onPlacementQuorum('abort upload', bucket, key, (client) => client.deleteUpload({ bucket, key, uploadId }));
+    await this.onPlacementQuorum('end upload', bucket, key, (client) => client.deleteUpload({ bucket, key, uploadId }));
     await this.discardSegments((upload.parts ?? []).filter((p) => !inUse.has(p.dataId!)));
   }
 

@@ -149,7 +149,10 @@ export async function scanAndHeal(store: ClusterClient, onProgress: (p: ScanProg
   return progress;
 }
 
-/** The parts of every multipart upload in progress. */
+/**
+ * The parts of every multipart upload in progress. An upload that a complete already made into a
+ * version, but whose end never arrived (its gateway died in between), is ended on the way.
+ */
 export async function* allUploadParts(store: ClusterClient, pageSize = 500): AsyncGenerator<DataSegment> {
   for (const bucket of await store.listBucketNames()) {
     let keyMarker = '';
@@ -158,7 +161,9 @@ export async function* allUploadParts(store: ClusterClient, pageSize = 500): Asy
       const uploads = await store.listUploads(bucket, { keyMarker, uploadIdMarker, limit: pageSize });
       for (const upload of uploads.slice(0, pageSize)) {
         const record = await store.getUpload(bucket, upload.key!, upload.uploadId!);
-        yield* record?.parts ?? [];
+        if (record && !(await store.endCompletedUpload({ ...record, bucket, key: upload.key!, uploadId: upload.uploadId! }))) {
+          yield* record.parts ?? [];
+        }
       }
       if (uploads.length <= pageSize) break;
       keyMarker = uploads[pageSize - 1]!.key!;

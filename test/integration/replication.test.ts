@@ -95,6 +95,23 @@ t.test('6 nodes at 4+2', async (t) => {
     await nodes.store.abortUpload(upload.bucket, upload.key, upload.uploadId);
   });
 
+  await t.test('heal ends an upload whose complete committed but died before ending it', async (t) => {
+    const upload = { bucket, key: 'completed-then-crashed', uploadId: 'upload-2' };
+    const size = 1024 * 1024;
+    await nodes.store.createUpload(upload);
+    const used = await nodes.store.writePart(upload, 1, patternStream(size, 21), () => ({}));
+    const unused = await nodes.store.writePart(upload, 2, patternStream(size, 22), () => ({}));
+    // What a complete commits before it ends the upload, from a gateway that dies right after.
+    await nodes.store.updateVersion({ bucket, key: upload.key, versionId: 'null', hlc: Date.now() * 4096, size, segments: [used] });
+    const result = await scanAndHeal(nodes.store);
+    t.equal(result.report.failed, 0, 'nothing left unhealable');
+    t.same(await nodes.store.listUploads(bucket, { prefix: upload.key, limit: 10 }), [], 'the upload is ended');
+    t.equal(await readSha(nodes, bucket, upload.key), patternSha256(size, 21), 'the object made of its part reads back');
+    const shards = await Promise.all(unused.nodes!.map((id, shardIndex) =>
+      nodes.store.cluster.client(id).verifyShards([{ dataId: unused.dataId, shardIndex }])));
+    t.ok(shards.every((r) => r.shards[0]?.state === pb.ShardStatus.State.MISSING), 'the part it did not use is freed');
+  });
+
   await t.test('a corrupted shard still reads correctly, is reported and healed', async (t) => {
     const version = (await nodes.store.getVersion(bucket, 'obj-3145745'))!;
     const segment = version.segments![0]!;
