@@ -234,7 +234,9 @@ export class ClusterClient implements ObjectStore {
       throw quorumError('delete', result, quorum);
     }
     this.resolveInBackground([...result.ok.keys()], ref, stamp);
-    if (existing) await this.discardSegments(existing.segments ?? []);
+    // A multipart version's data may still be named by its upload (a complete whose end never
+    // arrived): its nodes free that data themselves, where no part record names it any more.
+    if (existing) await this.discardSegments((existing.segments ?? []).filter((s) => !s.partNumber));
   }
 
   // ------------------------------------------------------------------ reads

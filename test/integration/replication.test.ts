@@ -112,6 +112,22 @@ t.test('6 nodes at 4+2', async (t) => {
     t.ok(shards.every((r) => r.shards[0]?.state === pb.ShardStatus.State.MISSING), 'the part it did not use is freed');
   });
 
+  await t.test("deleting an object made of a lingering upload's parts leaves the parts to the upload", async (t) => {
+    const upload = { bucket, key: 'completed-crashed-deleted', uploadId: 'upload-3' };
+    const size = 1024 * 1024;
+    await nodes.store.createUpload(upload);
+    const part = await nodes.store.writePart(upload, 1, patternStream(size, 31), () => ({}));
+    await nodes.store.updateVersion({ bucket, key: upload.key, versionId: 'null', hlc: Date.now() * 4096, size, segments: [part] });
+    await nodes.store.deleteVersion(bucket, upload.key, 'null');
+    const states = async () => (await Promise.all(part.nodes!.map((id, shardIndex) =>
+      nodes.store.cluster.client(id).verifyShards([{ dataId: part.dataId, shardIndex }])))).map((r) => r.shards[0]?.state);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the delete settles in the background
+    t.same(await states(), part.nodes!.map(() => pb.ShardStatus.State.OK), 'every shard of the part stays');
+    t.equal((await scanAndHeal(nodes.store)).report.failed, 0, 'the upload (still open: no version uses it) heals');
+    await nodes.store.abortUpload(upload.bucket, upload.key, upload.uploadId);
+    t.same(await states(), part.nodes!.map(() => pb.ShardStatus.State.MISSING), 'aborting it frees them');
+  });
+
   await t.test('a corrupted shard still reads correctly, is reported and healed', async (t) => {
     const version = (await nodes.store.getVersion(bucket, 'obj-3145745'))!;
     const segment = version.segments![0]!;
