@@ -77,7 +77,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
     return traced('read parent ids', async () => (await cache.read(parent)) ?? readChunkIds(repo, (await loading)[1], parent));
   });
   const [locked, opened, loaded, parentRead] = await Promise.allSettled([locking, opening, loading, readingParent]);
-  let snapshot: Snapshot | undefined;
+  let succeeded = false;
   try {
     if (locked.status === 'rejected') throw locked.reason;
     if (opened.status === 'rejected') throw opened.reason;
@@ -96,7 +96,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
     const packs = await traced('upload packs', run.writer.finish());
     const indexed = [...packs, ...index.recovered];
     if (indexed.length > 0) await traced('write index', repo.writeIndex(snapshotId, indexed, retainUntil));
-    const made = Snapshot.create({
+    const snapshot = Snapshot.create({
       id: snapshotId,
       disk: request.disk,
       timeMs: started,
@@ -113,13 +113,13 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
       durationMs: Date.now() - started,
       lockUntilMs: retainUntil?.getTime() ?? 0,
     });
-    await Promise.all([traced('save snapshot', repo.saveSnapshot(made)), cache.write(request.disk, run.chunkIds)]);
-    snapshot = made;
+    await Promise.all([traced('save snapshot', repo.saveSnapshot(snapshot)), cache.write(request.disk, run.chunkIds)]);
+    succeeded = true;
     return snapshot;
   } finally {
     const source = opened.status === 'fulfilled' ? opened.value.source : undefined;
     const lock = locked.status === 'fulfilled' ? locked.value : undefined;
-    await traced('close source and unlock', Promise.all([source?.finish(snapshot !== undefined), lock?.release()]));
+    await traced('close source and unlock', Promise.all([source?.finish(succeeded), lock?.release()]));
   }
 }
 

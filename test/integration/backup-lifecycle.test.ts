@@ -1,7 +1,7 @@
 // Snapshot lifecycle against a real S3 store: serve a snapshot over NBD, prune by policy, gc
 // (also while a backup runs), verify finding damage, and Object Lock retention (the gateway's).
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -158,4 +158,17 @@ t.test('Object Lock: --lock-days writes retained objects; prune and gc leave the
   await tessera(['gc', '--bucket', bucket, '--grace', '0s']);
   await tessera(['verify', '--bucket', bucket]);
   t.equal((JSON.parse(await tessera(['snapshots', '--bucket', bucket, '--json'])) as unknown[]).length, 2);
+});
+
+t.test('credentials from a --profile of the shared credentials file, as the AWS tools take them', async (t) => {
+  const bucket = await store.createBucket('profile');
+  await backup(bucket, 'vm', randomImage('profile.raw', 1));
+  const credentials = join(work, 'credentials');
+  writeFileSync(credentials, `[backup]\naws_access_key_id = ${store.env.AWS_ACCESS_KEY_ID}\naws_secret_access_key = ${store.env.AWS_SECRET_ACCESS_KEY}\n`);
+  const env = { ...store.env, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SHARED_CREDENTIALS_FILE: credentials };
+  const listed = await runTessera(['snapshots', '--bucket', bucket, '--profile', 'backup', '--json'], env);
+  t.equal(listed.code, 0, listed.stderr);
+  t.equal((JSON.parse(listed.stdout) as unknown[]).length, 1, 'the snapshot is listed');
+  const without = await runTessera(['snapshots', '--bucket', bucket, '--json'], env);
+  t.not(without.code, 0, 'with neither keys nor a profile there are no credentials');
 });
