@@ -1,9 +1,10 @@
-// Writing a new file with direct I/O (O_DIRECT) where the file system allows it. On this kind of
-// virtual machine copying shard bytes into the page cache cost a node 70 % of its CPU during PUTs
-// (perf: copy_folio_from_iter_atomic; every page-cache page of a new file is fresh memory), while
-// a direct write hands the buffer to the disk. Direct writes need aligned memory, file offsets and
-// lengths, so the caller fills an aligned buffer, whole aligned pieces go out directly and only the
-// unaligned tail of the file goes through the page cache.
+// Shard bytes with direct I/O (O_DIRECT) where the file system allows it. On this kind of virtual
+// machine copying shard bytes into the page cache cost a node 70 % of its CPU during PUTs (perf:
+// copy_folio_from_iter_atomic; every page-cache page of a new file is fresh memory), while a
+// direct write hands the buffer to the disk, and a direct read has the disk fill the caller's
+// buffer. Direct I/O needs aligned memory, file offsets and lengths: a writer fills an aligned
+// buffer, whole aligned pieces go out directly and only the unaligned tail of the file goes
+// through the page cache; a reader reads whole aligned blocks of a shard directly.
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { nativeAddon } from '../common/native-addon.js';
@@ -16,6 +17,26 @@ export function alignedBuffer(size: number): Buffer {
   const raw = Buffer.allocUnsafeSlow(size + DIRECT_ALIGN);
   const skip = nativeAddon.alignmentOffset(raw, DIRECT_ALIGN);
   return raw.subarray(skip, skip + size);
+}
+
+/** `n` rounded up to a multiple of DIRECT_ALIGN. */
+export function alignUp(n: number): number {
+  return Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
+}
+
+/** Whether `buffer` can take a direct read of `length` bytes (rounded up). */
+export function fitsDirectRead(buffer: Buffer, length: number): boolean {
+  return buffer.length >= alignUp(length) && nativeAddon.alignmentOffset(buffer, DIRECT_ALIGN) === 0;
+}
+
+/** `path` opened for direct reads; undefined where the file system refuses O_DIRECT. */
+export async function openForDirectReads(path: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, constants.O_RDONLY | constants.O_DIRECT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+    throw err;
+  }
 }
 
 export class NewFile {

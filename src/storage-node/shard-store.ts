@@ -6,7 +6,7 @@ import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } f
 import { join } from 'node:path';
 import { StoreError } from '../common/errors.js';
 import { BufferPool } from '../common/buffer-pool.js';
-import { alignedBuffer, DIRECT_ALIGN, NewFile } from './direct-file.js';
+import { alignedBuffer, alignUp, DIRECT_ALIGN, fitsDirectRead, NewFile, openForDirectReads } from './direct-file.js';
 import { MAX_BLOCK_SIZE, blockChecksum, encodeTrailer, nameHash, readTrailer, type ShardLayout } from './shard-file.js';
 import { shardMetrics } from './metrics.js';
 
@@ -74,9 +74,8 @@ export class ShardStore {
   private reservedBytes = 0;
   private readonly knownDirs = new Set<string>();
   private readonly writing = new Set<string>();
-  readonly pool = new BufferPool();
-  /** Write batches: aligned, for direct writes. */
-  private readonly batches = new BufferPool(8, alignedBuffer);
+  /** Block buffers for reads (blockBuffer()) and write batches, aligned for direct I/O. */
+  private readonly pool = new BufferPool(8, alignedBuffer);
 
   private constructor(
     private readonly shardsDir: string,
@@ -121,7 +120,7 @@ export class ShardStore {
     }
     const tempPath = join(this.tmpDir, `${shardName(ref)}.${randomUUID()}${TEMP_SUFFIX}`);
     this.writing.add(tempPath);
-    const writer = new BlockWriter(blockSize, this.batches, (bytes) => this.reserve(bytes));
+    const writer = new BlockWriter(blockSize, this.pool, (bytes) => this.reserve(bytes));
     let file: NewFile | undefined;
     try {
       file = await NewFile.create(tempPath, 0o600);
@@ -168,10 +167,20 @@ export class ShardStore {
     this.reservedBytes += bytes;
   }
 
+  /** A buffer for one block of `blockSize` bytes that can take a direct read; hand it back with returnBuffer(). */
+  blockBuffer(blockSize: number): Buffer {
+    return this.pool.take(alignUp(blockSize));
+  }
+
+  returnBuffer(buffer: Buffer): void {
+    this.pool.give(buffer);
+  }
+
   /** Opens a shard for verified reads. The caller closes it. */
   async openShard(ref: ShardRef): Promise<ShardReader> {
     validateShardRef(ref);
     let file: FileHandle;
+    let direct: FileHandle | undefined;
     try {
       file = await open(this.pathOf(ref), 'r');
     } catch (err) {
@@ -179,8 +188,12 @@ export class ShardStore {
     }
     try {
       const { size } = await file.stat();
-      return new ShardReader(file, await readTrailer(file, size, shardName(ref)), shardName(ref), size);
+      const layout = await readTrailer(file, size, shardName(ref));
+      // Blocks start at aligned offsets only when the block size is a multiple of the alignment.
+      if (layout.blockSize % DIRECT_ALIGN === 0) direct = await openForDirectReads(this.pathOf(ref));
+      return new ShardReader(file, direct, layout, shardName(ref), size);
     } catch (err) {
+      await direct?.close();
       await file.close();
       if (err instanceof StoreError && err.kind === 'Corrupt') shardMetrics.corrupt();
       throw err;
@@ -212,7 +225,7 @@ export class ShardStore {
       if (err instanceof StoreError && err.kind === 'Corrupt') return { shard: ref, state: 'CORRUPT', bytes: 0, badBlock: 0 };
       throw err;
     }
-    const buffer = this.pool.take(reader.layout.blockSize);
+    const buffer = this.blockBuffer(reader.layout.blockSize);
     try {
       for (let block = 0; block < reader.blockCount; block++) {
         const data = await reader.readBlock(block, buffer);
@@ -224,7 +237,7 @@ export class ShardStore {
       }
       return { shard: ref, state: 'OK', bytes: reader.fileBytes, badBlock: 0 };
     } finally {
-      this.pool.give(buffer);
+      this.returnBuffer(buffer);
       await reader.close();
     }
   }
@@ -345,6 +358,8 @@ export class ShardReader {
 
   constructor(
     private readonly file: FileHandle,
+    /** The same file opened for direct reads, where its blocks are aligned. */
+    private readonly direct: FileHandle | undefined,
     readonly layout: ShardLayout,
     readonly name: string,
     readonly fileBytes: number,
@@ -352,17 +367,29 @@ export class ShardReader {
     this.blockCount = layout.checksums.length;
   }
 
-  /** Reads block `index` into `buffer` (at least blockSize long); returns the filled part. */
-  async readBlock(index: number, buffer: Buffer): Promise<Buffer> {
-    const start = index * this.layout.blockSize;
-    const length = Math.min(this.layout.blockSize, this.layout.dataLength - start);
+  /**
+   * Reads `count` blocks from block `first` (fewer at the end of the shard) into `buffer` (at
+   * least count * blockSize long; one from ShardStore.blockBuffer() is read directly) and returns
+   * the filled part.
+   */
+  async readBlocks(first: number, count: number, buffer: Buffer): Promise<Buffer> {
+    const start = first * this.layout.blockSize;
+    const length = Math.max(0, Math.min(count * this.layout.blockSize, this.layout.dataLength - start));
+    const direct = this.direct && fitsDirectRead(buffer, length);
+    // A direct read covers whole aligned pieces: the last block's read runs into the checksum table.
+    const file = direct ? this.direct! : this.file;
+    const want = direct ? alignUp(length) : length;
     let read = 0;
     while (read < length) {
-      const { bytesRead } = await this.file.read(buffer, read, length - read, start + read);
+      const { bytesRead } = await file.read(buffer, read, want - read, start + read);
       if (bytesRead === 0) break;
       read += bytesRead;
     }
-    return buffer.subarray(0, read);
+    return buffer.subarray(0, Math.min(read, length));
+  }
+
+  readBlock(index: number, buffer: Buffer): Promise<Buffer> {
+    return this.readBlocks(index, 1, buffer);
   }
 
   blockIsIntact(index: number, data: Buffer): boolean {
@@ -370,19 +397,28 @@ export class ShardReader {
     return data.length === expected && blockChecksum(data) === this.layout.checksums[index];
   }
 
-  /** Reads a block and throws DATA_LOSS-worthy Corrupt when it fails its checksum. */
-  async readVerifiedBlock(index: number, buffer: Buffer): Promise<Buffer> {
-    const data = await this.readBlock(index, buffer);
-    if (!this.blockIsIntact(index, data)) {
-      shardMetrics.corrupt();
-      throw new StoreError('Corrupt', `shard ${this.name}: block ${index} failed its xxHash64 check`, { block: index });
+  /** Reads blocks as readBlocks() does and throws DATA_LOSS-worthy Corrupt for the first that fails its checksum. */
+  async readVerifiedBlocks(first: number, count: number, buffer: Buffer): Promise<Buffer> {
+    const data = await this.readBlocks(first, count, buffer);
+    const { blockSize } = this.layout;
+    const blocks = Math.min(count, this.blockCount - first);
+    for (let i = 0; i < blocks; i++) {
+      if (!this.blockIsIntact(first + i, data.subarray(i * blockSize, (i + 1) * blockSize))) {
+        shardMetrics.corrupt();
+        throw new StoreError('Corrupt', `shard ${this.name}: block ${first + i} failed its xxHash64 check`, { block: first + i });
+      }
     }
     shardMetrics.read(data.length);
     return data;
   }
 
-  close(): Promise<void> {
-    return this.file.close();
+  readVerifiedBlock(index: number, buffer: Buffer): Promise<Buffer> {
+    return this.readVerifiedBlocks(index, 1, buffer);
+  }
+
+  async close(): Promise<void> {
+    await this.direct?.close();
+    await this.file.close();
   }
 }
 
