@@ -39,13 +39,13 @@ export function parseTime(text: string, now = Date.now()): number {
 /** The snapshot named by --snapshot ID, or the newest at or before --at TIME. */
 export async function selectSnapshot(repo: Repository, args: ParsedArgs): Promise<Snapshot> {
   const disk = requireFlag(args, 'disk');
-  const snapshots = await repo.listSnapshots(disk);
   const id = flag(args, 'snapshot');
   if (id) {
-    const found = snapshots.find((s) => s.id === id);
+    const found = await repo.readSnapshot(disk, id);
     if (!found) throw new Error(`disk ${disk} has no snapshot ${id}`);
     return found;
   }
+  const snapshots = await repo.listSnapshots(disk);
   const at = hasFlag(args, 'at') ? parseTime(requireFlag(args, 'at')) : Date.now();
   const found = snapshots.filter((s) => s.timeMs <= at).at(-1);
   if (!found) throw new Error(`disk ${disk} has no snapshot at or before ${new Date(at).toISOString()}`);

@@ -134,6 +134,13 @@ export class Repository {
     return snapshots.sort((a, b) => a.timeMs - b.timeMs || a.id.localeCompare(b.id));
   }
 
+  /** One snapshot by id (a single GET), or undefined if the disk has none by that id. */
+  async readSnapshot(disk: string, id: string): Promise<Snapshot | undefined> {
+    if (!/^[A-Za-z0-9-]+$/.test(id)) return undefined;
+    const body = await this.store.tryGet(snapshotKey({ disk, id }));
+    return body ? Snapshot.decode(this.codec.open(body)) : undefined;
+  }
+
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     const retainUntil = snapshot.lockUntilMs ? new Date(snapshot.lockUntilMs) : undefined;
     await this.store.put(snapshotKey(snapshot), this.codec.seal(Buffer.from(Snapshot.encode(snapshot).finish())), { retainUntil });
