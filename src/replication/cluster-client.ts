@@ -244,14 +244,15 @@ export class ClusterClient implements ObjectStore {
   /**
    * The version asked for (or the newest) as a read quorum of its placement nodes sees it. Only
    * as many nodes are asked as a read needs: a read quorum, and k for an inline object's shards
-   * (data-shard nodes first, so no decoding); the others only when those fall short.
+   * (data-shard nodes first, so no decoding); the others only when those fall short. Heal asks
+   * every node (`askEveryNode`).
    */
-  async getVersion(bucket: string, key: string, versionId?: string): Promise<ObjectVersion | undefined> {
+  async getVersion(bucket: string, key: string, versionId?: string, { askEveryNode = false } = {}): Promise<ObjectVersion | undefined> {
     const layout = this.defaultLayout();
     const nodes = this.placement(bucket, key, layout);
     const request = [{ bucket, key, versionId: versionId ?? '' }];
     const needed = readQuorum(layout.dataShards, layout.parityShards);
-    const askedFirst = this.preferLikelyUp(nodes).slice(0, Math.max(needed, layout.dataShards));
+    const askedFirst = askEveryNode ? nodes : this.preferLikelyUp(nodes).slice(0, Math.max(needed, layout.dataShards));
     const answers: FanOutResult<pb.GetMetaResult> = { ok: new Map(), failed: new Map() };
     const found = new Map<string, pb.IObjectVersion>();
     const ask = async (ids: string[]) => {
@@ -270,6 +271,7 @@ export class ClusterClient implements ObjectStore {
       newest = pickNewest([...found.values()]);
     }
     if (answers.ok.size < needed) throw quorumError('metadata read', answers, needed);
+    newest = await this.skipDeleted(request[0]!.versionId, newest, found, answers);
     newest = this.skipAbandonedInline(newest, found, answers.failed.size, layout);
     if (!newest) newest = await this.findOffPlacement(nodes, request, found);
     if (!newest) return undefined;
@@ -303,6 +305,32 @@ export class ClusterClient implements ObjectStore {
       void this.cluster.fanOut(holders, (client) => client.resolveMeta(ref, stamp, false));
       for (const id of holders) found.delete(id);
       unknown += holders.length;
+      newest = pickNewest([...found.values()]);
+    }
+    return newest;
+  }
+
+  /**
+   * A version that a node still holds because it was away when the version was deleted: the delete
+   * reached a write quorum, so the read quorum that answered includes a node that purged it. Once
+   * that delete is final (settled, or too old to be reverted), read past the version and pass the
+   * delete on to the nodes that missed it.
+   */
+  private async skipDeleted(askedFor: string, newest: pb.IObjectVersion | undefined, found: Map<string, pb.IObjectVersion>,
+    answers: FanOutResult<pb.GetMetaResult>): Promise<pb.IObjectVersion | undefined> {
+    while (newest) {
+      const candidate = newest;
+      const holders = [...found].filter(([, v]) => holds(v, candidate)).map(([id]) => id);
+      const others = [...answers.ok.keys()].filter((id) => !holders.includes(id));
+      if (!others.length) return candidate;
+      const ref = [{ bucket: candidate.bucket, key: candidate.key, versionId: candidate.versionId }];
+      // Asked for this very version, the nodes without it said when they purged it; else ask them.
+      const said = askedFor === candidate.versionId ? others.map((id) => answers.ok.get(id)!)
+        : [...(await this.cluster.fanOut(others, (client) => client.getMeta(ref, false))).ok.values()];
+      const deletedAt = Math.max(0, ...said.map((r) => finalTombstone(r.results?.[0])));
+      if (deletedAt < Number(candidate.hlc)) return candidate;
+      await this.cluster.fanOut(holders, (client) => client.deleteMeta(ref, deletedAt));
+      for (const id of holders) found.delete(id);
       newest = pickNewest([...found.values()]);
     }
     return newest;
@@ -633,6 +661,13 @@ function stripInline(version: pb.IObjectVersion): ObjectVersion {
 }
 
 /** Whether a node's record is this very version. */
+/** When a node purged the version, if that delete can no longer be reverted (else 0). */
+function finalTombstone(slot: pb.IMetaSlot | undefined): number {
+  const hlc = Number(slot?.tombstoneHlc ?? 0);
+  if (!hlc || (slot?.tombstonePending && writeAgeMs({ hlc, revision: 0 }) <= ABANDONED_WRITE_AGE_MS)) return 0;
+  return hlc;
+}
+
 function holds(record: pb.IObjectVersion | undefined, version: pb.IObjectVersion): record is pb.IObjectVersion {
   return record !== undefined && record.hlc === version.hlc && record.versionId === version.versionId;
 }

@@ -76,7 +76,8 @@ export class HealQueue {
  */
 export async function healVersion(store: ClusterClient, bucket: string, key: string, versionId: string,
   report: HealReport): Promise<boolean> {
-  const version = await store.getVersion(bucket, key, versionId);
+  // Every node, so that one still holding a version deleted while it was away hears of the delete.
+  const version = await store.getVersion(bucket, key, versionId, { askEveryNode: true });
   report.versions++;
   if (!version) return true;
   let complete = true;

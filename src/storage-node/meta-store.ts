@@ -490,6 +490,16 @@ export class MetaStore {
     return bytes ? pb.ObjectVersion.decode(bytes) : undefined;
   }
 
+  /** The delete that purged this exact version here, if any, and whether it may still be reverted. */
+  tombstoneOf(ref: VersionRef): { hlc: number; pending: boolean } | undefined {
+    requireNames('get', { bucket: ref.bucket, key: ref.key, versionId: ref.versionId });
+    const tombstone = this.db.getSync(recordKey(Space.Tombstone, ref.bucket, ref.key, ref.versionId));
+    if (!tombstone) return undefined;
+    const hlc = readU64(tombstone);
+    const pending = decodeKeptList(this.db.getSync(keptKey(ref))).some((k) => k.stamp.hlc === hlc);
+    return { hlc, pending };
+  }
+
   // ------------------------------------------------------------ multipart uploads
 
   /**

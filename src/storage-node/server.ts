@@ -255,8 +255,11 @@ class NodeService {
 
   private async getMeta(request: pb.IGetMetaRequest): Promise<pb.IGetMetaResult> {
     const results = await Promise.all((request.keys ?? []).map(async (key): Promise<pb.IMetaSlot> => {
-      const version = await this.meta.getVersion(versionRefOf(key));
-      return version ? { found: true, version: request.withInline ? version : withoutInline(version) } : { found: false };
+      const ref = versionRefOf(key);
+      const version = await this.meta.getVersion(ref);
+      if (version) return { found: true, version: request.withInline ? version : withoutInline(version) };
+      const tombstone = ref.versionId ? this.meta.tombstoneOf(ref) : undefined;
+      return { found: false, tombstoneHlc: tombstone?.hlc ?? 0, tombstonePending: tombstone?.pending ?? false };
     }));
     return { results };
   }

@@ -80,6 +80,19 @@ t.test('6 nodes at 4+2', async (t) => {
     t.same(await nodes.store.listBucketNames(), [bucket], 'the node that missed the delete does not bring it back');
   });
 
+  await t.test('an object deleted while a node was down stays deleted when it returns', async (t) => {
+    const key = 'deleted-while-away';
+    const version = await put(nodes, bucket, key, 1024 * 1024, 41);
+    const away = version.segments![0]!.nodes![0]!;
+    nodes.kill(away);
+    await nodes.store.deleteVersion(bucket, key, 'null');
+    await nodes.start(away);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the delete settles in the background
+    t.equal(await nodes.store.getVersion(bucket, key, 'null', { askEveryNode: true }), undefined, 'a read that reaches the returned node finds nothing');
+    const listed = await nodes.store.list(bucket, { prefix: key, limit: 10 });
+    t.same(listed.items, [], 'the returned node heard of the delete: nothing is listed');
+  });
+
   await t.test('heal also rebuilds the parts of multipart uploads in progress', async (t) => {
     const upload = { bucket, key: 'in-progress', uploadId: 'upload-1' };
     await nodes.store.createUpload(upload);

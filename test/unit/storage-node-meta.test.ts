@@ -234,6 +234,7 @@ t.test('a reverted delete restores the version and its tombstone state', async (
   const stamp = { hlc: fresh(), revision: 0 };
   await store.deleteVersions([ref('k', 'v1')], stamp.hlc, { revertible: true });
   t.equal(await store.getVersion(ref('k', 'v1')), undefined, 'deleted until resolved');
+  t.same(store.tombstoneOf(ref('k', 'v1')), { hlc: stamp.hlc, pending: true }, 'readers learn the delete may still be reverted');
   const kept: string[] = [];
   for await (const segment of store.referencedSegments()) kept.push(segment.dataId!);
   t.same(kept, ['v1-data'], 'the scrubber still sees the kept shards as referenced');
@@ -243,6 +244,16 @@ t.test('a reverted delete restores the version and its tombstone state', async (
   await store.deleteVersions([ref('k', 'v1')], stamp.hlc, { revertible: true });
   t.ok(await store.getVersion(ref('k', 'v1')), 'a late copy of the reverted delete stays out');
   t.same(released, []);
+});
+
+t.test('a settled delete leaves a final tombstone that readers are told of', async (t) => {
+  const { store } = await openStore(t);
+  await store.putVersions([version('k', 'v1', fresh(-1000))]);
+  const stamp = { hlc: fresh(), revision: 0 };
+  await store.deleteVersions([ref('k', 'v1')], stamp.hlc, { revertible: true });
+  await store.resolveWrites([ref('k', 'v1')], stamp, true);
+  t.same(store.tombstoneOf(ref('k', 'v1')), { hlc: stamp.hlc, pending: false });
+  t.equal(store.tombstoneOf(ref('k', 'never')), undefined, 'a version never deleted here has none');
 });
 
 t.test('a revertible write that arrives after its deadline is refused', async (t) => {
