@@ -1,9 +1,9 @@
 // The client end of the bulk shard channel (protocol in src/common/bulk-protocol.ts): one TCP
 // connection per shard stream, raw frames written straight from the stripe buffers and read
-// into one reused buffer.
+// into one reused buffer (ReusedReadBuffer).
 import { connect, type Socket } from 'node:net';
 import {
-  BULK_MAGIC, ByteReader, encodeRef, errorFromStatus, frameHeader, OP_GET, OP_PUT, u64, writeFrame,
+  BULK_MAGIC, ByteReader, encodeRef, errorFromStatus, frameHeader, OP_GET, OP_PUT, ReusedReadBuffer, u64, writeFrame,
 } from '../common/bulk-protocol.js';
 import { StoreError } from '../common/errors.js';
 import type { pb } from '../common/node-service.js';
@@ -14,69 +14,6 @@ import type { ShardReader, ShardSink } from './node-client.js';
  * so encoding the next stripe overlaps sending this one instead of waiting for every node.
  */
 const MAX_QUEUED_BYTES = 1024 * 1024;
-
-/** Bytes per socket read into a connection's one read buffer. */
-const READ_BUFFER_BYTES = 128 * 1024;
-
-/**
- * A socket's incoming bytes, read into one buffer per connection: each chunk is valid until the
- * next is asked for, and the socket reads nothing meanwhile. Node's default, a fresh 64 KiB
- * buffer per read, made a GET allocate as many bytes as it moved, and V8 answers each 64 MiB of
- * such allocation with a full garbage collection (--trace-gc: one every 60 ms at 360 MB/s).
- */
-class ReusedReadBuffer implements AsyncIterator<Buffer> {
-  private chunk: Buffer | undefined;
-  private handedOut = false;
-  private ended = false;
-  private failure: Error | undefined;
-  private wake: (() => void) | undefined;
-  private socket: Socket | undefined;
-
-  readonly onread = {
-    buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
-    callback: (bytes: number, buffer: Uint8Array): boolean => {
-      this.chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
-      this.notify();
-      return false; // stop reading until this chunk is done with
-    },
-  };
-
-  attach(socket: Socket): void {
-    this.socket = socket;
-    socket.on('end', () => this.finish());
-    socket.on('close', () => this.finish());
-    socket.on('error', (err) => this.finish(err));
-    socket.resume();
-  }
-
-  async next(): Promise<IteratorResult<Buffer>> {
-    if (this.handedOut) {
-      this.handedOut = false;
-      this.socket!.resume();
-    }
-    while (!this.chunk) {
-      if (this.failure) throw this.failure;
-      if (this.ended) return { done: true, value: undefined };
-      await new Promise<void>((resolve) => { this.wake = resolve; });
-    }
-    const value = this.chunk;
-    this.chunk = undefined;
-    this.handedOut = true;
-    return { done: false, value };
-  }
-
-  private finish(err?: Error): void {
-    this.failure ??= err;
-    this.ended = true;
-    this.notify();
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-}
 
 function open(address: string, token: string, request: Buffer[]): { socket: Socket; reader: ByteReader } {
   const colon = address.lastIndexOf(':');

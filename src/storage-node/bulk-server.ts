@@ -3,7 +3,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type pino from 'pino';
 import {
-  BULK_MAGIC, ByteReader, ERROR_FRAME, frameHeader, OP_GET, OP_PUT, statusMessage, statusOf, u64, writeFrame,
+  BULK_MAGIC, ByteReader, ERROR_FRAME, frameHeader, OP_GET, OP_PUT, readingIntoReusedBuffer, ReusedReadBuffer, statusMessage,
+  statusOf, u64, writeFrame,
 } from '../common/bulk-protocol.js';
 import { verifyClusterToken } from '../common/cluster-auth.js';
 import { StoreError } from '../common/errors.js';
@@ -18,10 +19,12 @@ export interface BulkServer {
 
 export async function startBulkServer(listen: string, secret: string, shards: ShardStore, log: pino.Logger): Promise<BulkServer> {
   const sockets = new Set<Socket>();
-  const server = createServer({ noDelay: true }, (socket) => {
+  const server = createServer({ pauseOnConnect: true }, (accepted) => {
+    const reads = new ReusedReadBuffer();
+    const socket = readingIntoReusedBuffer(accepted, reads);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    serveConnection(socket, secret, shards).catch((err: unknown) => {
+    serveConnection(socket, new ByteReader(reads), secret, shards).catch((err: unknown) => {
       if (!(err instanceof StoreError && err.kind === 'Unavailable')) log.warn({ err }, 'bulk connection failed');
       socket.destroy();
     });
@@ -50,8 +53,7 @@ function listenOn(server: Server, host: string, port: number): Promise<number> {
   });
 }
 
-async function serveConnection(socket: Socket, secret: string, shards: ShardStore): Promise<void> {
-  const reader = new ByteReader(socket[Symbol.asyncIterator]());
+async function serveConnection(socket: Socket, reader: ByteReader, secret: string, shards: ShardStore): Promise<void> {
   const magic = await reader.exact(4);
   const token = (await reader.exact(await reader.u16())).toString();
   if (!magic.equals(BULK_MAGIC) || !verifyClusterToken(secret, token)) {
