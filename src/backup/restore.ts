@@ -53,6 +53,7 @@ const SYNC_EVERY = 256 * 1024 * 1024;
  * decompressing. O_DIRECT wants offsets, lengths and memory aligned to the device's blocks.
  */
 const DIRECT_ALIGNMENT = 4096;
+const WASM_PAGE = 64 * 1024;
 /** NBD requests stay well below qemu's 32 MiB limit. */
 const MAX_RUN_CHUNKS = 64;
 
@@ -92,7 +93,12 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
     const concurrency = request.concurrency ?? 8;
     // One pair of buffers per range in flight, in memory the codec threads share: a range is
     // fetched into one and opened into the other in place, with no allocation per range.
-    const free = Array.from({ length: Math.min(concurrency, ranges.length) }, () => ({ body: sharedBuffer(MAX_RANGE), plain: sharedBuffer(MAX_RANGE_PLAIN) }));
+    const slots = Math.min(concurrency, ranges.length);
+    const plains = pageAlignedShared(slots * MAX_RANGE_PLAIN);
+    const free = Array.from({ length: slots }, (_, i) => ({
+      body: Buffer.from(new SharedArrayBuffer(MAX_RANGE)),
+      plain: plains.subarray(i * MAX_RANGE_PLAIN, (i + 1) * MAX_RANGE_PLAIN),
+    }));
     await forEachLimit(ranges, concurrency, async (range) => {
       const buffers = free.pop()!;
       const body = await readRange(repo.store, range, buffers.body);
@@ -119,9 +125,17 @@ function directAligned(offset: number, parts: Buffer[]): boolean {
   return aligned(offset) && parts.every((p) => aligned(p.byteOffset) && aligned(p.length));
 }
 
-function sharedBuffer(length: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(length));
+/**
+ * Shared memory whose start is page-aligned, as O_DIRECT writes from it must be: a shared
+ * WebAssembly memory is mapped whole pages at a time (a plain SharedArrayBuffer comes from malloc).
+ */
+function pageAlignedShared(length: number): Buffer {
+  const pages = Math.ceil(length / WASM_PAGE);
+  return Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }).buffer, 0, length);
 }
+
+/** The one WebAssembly API used here (the project's TypeScript libs do not declare it). */
+declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => { buffer: SharedArrayBuffer } };
 
 /** Groups writes of consecutive chunks (one syscall or NBD request per run). */
 function adjacentRuns(writes: Array<{ chunk: number; data: Buffer }>): Array<{ chunk: number; parts: Buffer[] }> {
@@ -164,7 +178,7 @@ async function openRawTarget(path: string, size: number): Promise<ImageTarget> {
   const { size: current } = await file.stat();
   if (current !== size && (await file.stat()).isFile()) await file.truncate(size);
   const zeroes = Buffer.alloc(1024 * 1024);
-  let direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
+  const direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
   // What goes through the page cache is written back while the restore goes on, rather than all
   // of it in the final fsync.
   let unsynced = 0;
@@ -183,9 +197,8 @@ async function openRawTarget(path: string, size: number): Promise<ImageTarget> {
           await direct.writev(parts, offset);
           return;
         } catch (err) {
+          // Refused before writing anything (an alignment the device wants): through the page cache.
           if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-          await direct.close(); // refused (alignment): the page cache from now on
-          direct = undefined;
         }
       }
       const { bytesWritten } = await file.writev(parts, offset);
