@@ -39,49 +39,79 @@ export async function openForDirectReads(path: string): Promise<FileHandle | und
   }
 }
 
+/** A file being written: direct where the file system allows, through the page cache otherwise. */
 export class NewFile {
   private position = 0;
+  /** The page-cache handle, opened for the tail (or for everything once a direct write is refused). */
+  private buffered: FileHandle | undefined;
 
-  private constructor(private readonly path: string, private readonly handle: FileHandle, readonly direct: boolean) {}
+  private constructor(private readonly path: string, private directHandle: FileHandle | undefined, buffered?: FileHandle) {
+    this.buffered = buffered;
+  }
 
   /** Creates `path` (which must not exist); direct unless the file system refuses O_DIRECT. */
   static async create(path: string, mode: number): Promise<NewFile> {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
     try {
-      return new NewFile(path, await open(path, flags | constants.O_DIRECT, mode), true);
+      return new NewFile(path, await open(path, flags | constants.O_DIRECT, mode));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      return new NewFile(path, await open(path, flags, mode), false);
+      return new NewFile(path, undefined, await open(path, flags, mode));
     }
   }
 
-  /** Appends `bytes`: when direct, a view from the start of an alignedBuffer, a multiple of DIRECT_ALIGN long. */
-  append(bytes: Buffer): Promise<void> {
-    return this.writeFully(this.handle, bytes);
+  /** Whether appends go around the page cache (and so must be aligned). */
+  get direct(): boolean {
+    return this.directHandle !== undefined;
+  }
+
+  /**
+   * Appends `bytes`: when direct, a view from the start of an alignedBuffer, a multiple of
+   * DIRECT_ALIGN long. A direct write the file system refuses (EINVAL, e.g. a larger logical
+   * block size) is made through the page cache, and so is every later one.
+   */
+  async append(bytes: Buffer): Promise<void> {
+    const position = this.position;
+    this.position += bytes.length;
+    if (this.directHandle) {
+      try {
+        await writeAt(this.directHandle, bytes, position);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        const direct = this.directHandle;
+        this.directHandle = undefined;
+        await direct.close();
+      }
+    }
+    await writeAt(await this.bufferedHandle(), bytes, position);
   }
 
   /** Appends the last pieces through the page cache, makes the whole file durable and closes it. */
   async finish(pieces: Buffer[]): Promise<void> {
-    const buffered = this.direct ? await open(this.path, 'r+') : this.handle;
-    try {
-      for (const piece of pieces) await this.writeFully(buffered, piece);
-      await buffered.sync(); // the inode's data, including what went around the page cache, and its metadata
-    } finally {
-      if (buffered !== this.handle) await buffered.close();
+    const buffered = await this.bufferedHandle();
+    for (const piece of pieces) {
+      await writeAt(buffered, piece, this.position);
+      this.position += piece.length;
     }
-    await this.handle.close();
+    await buffered.sync(); // the inode's data, including what went around the page cache, and its metadata
+    await this.close();
   }
 
-  close(): Promise<void> {
-    return this.handle.close();
+  async close(): Promise<void> {
+    const handles = [this.directHandle, this.buffered];
+    this.directHandle = this.buffered = undefined;
+    for (const handle of handles) await handle?.close();
   }
 
-  /** Writes at the file's end; the next write's place is taken at once, so writes may overlap. */
-  private async writeFully(handle: FileHandle, bytes: Buffer): Promise<void> {
-    const position = this.position;
-    this.position += bytes.length;
-    for (let written = 0; written < bytes.length;) {
-      written += (await handle.write(bytes, written, bytes.length - written, position + written)).bytesWritten;
-    }
+  private async bufferedHandle(): Promise<FileHandle> {
+    this.buffered ??= await open(this.path, 'r+');
+    return this.buffered;
+  }
+}
+
+async function writeAt(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  for (let written = 0; written < bytes.length;) {
+    written += (await handle.write(bytes, written, bytes.length - written, position + written)).bytesWritten;
   }
 }

@@ -359,7 +359,7 @@ export class ShardReader {
   constructor(
     private readonly file: FileHandle,
     /** The same file opened for direct reads, where its blocks are aligned. */
-    private readonly direct: FileHandle | undefined,
+    private direct: FileHandle | undefined,
     readonly layout: ShardLayout,
     readonly name: string,
     readonly fileBytes: number,
@@ -375,17 +375,18 @@ export class ShardReader {
   async readBlocks(first: number, count: number, buffer: Buffer): Promise<Buffer> {
     const start = first * this.layout.blockSize;
     const length = Math.max(0, Math.min(count * this.layout.blockSize, this.layout.dataLength - start));
-    const direct = this.direct && fitsDirectRead(buffer, length);
-    // A direct read covers whole aligned pieces: the last block's read runs into the checksum table.
-    const file = direct ? this.direct! : this.file;
-    const want = direct ? alignUp(length) : length;
-    let read = 0;
-    while (read < length) {
-      const { bytesRead } = await file.read(buffer, read, want - read, start + read);
-      if (bytesRead === 0) break;
-      read += bytesRead;
+    if (this.direct && fitsDirectRead(buffer, length)) {
+      try {
+        // A direct read covers whole aligned pieces: the last block's read runs into the checksum table.
+        return await readInto(this.direct, buffer, start, length, alignUp(length));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        const direct = this.direct; // refused by the file system: read through the page cache from now on
+        this.direct = undefined;
+        await direct.close();
+      }
     }
-    return buffer.subarray(0, Math.min(read, length));
+    return readInto(this.file, buffer, start, length, length);
   }
 
   readBlock(index: number, buffer: Buffer): Promise<Buffer> {
@@ -420,6 +421,17 @@ export class ShardReader {
     await this.direct?.close();
     await this.file.close();
   }
+}
+
+/** Reads up to `want` bytes at `position` into `buffer`; returns the first `length` of those read. */
+async function readInto(file: FileHandle, buffer: Buffer, position: number, length: number, want: number): Promise<Buffer> {
+  let read = 0;
+  while (read < length) {
+    const { bytesRead } = await file.read(buffer, read, want - read, position + read);
+    if (bytesRead === 0) break;
+    read += bytesRead;
+  }
+  return buffer.subarray(0, Math.min(read, length));
 }
 
 async function fsyncDir(dir: string): Promise<void> {

@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { pb } from '../../src/common/node-service.js';
 import { serializeChunkIntoScratch } from '../../src/storage-node/chunk-serializer.js';
+import { alignedBuffer, DIRECT_ALIGN, NewFile } from '../../src/storage-node/direct-file.js';
 import { ShardStore, type ShardRef } from '../../src/storage-node/shard-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-shards-'));
@@ -77,6 +78,18 @@ t.test('shards of several write batches round-trip whatever the block size (dire
     t.ok((await readRange(store, ref, 0, size)).equals(data), `block size ${blockSize}: every byte reads back`);
     t.equal((await store.verify(ref)).state, 'OK');
   }
+});
+
+t.test('a direct write the file system refuses goes through the page cache, and so do the later ones', async (t) => {
+  const path = join(root, 'refused-direct-write');
+  const file = await NewFile.create(path, 0o600);
+  const aligned = alignedBuffer(2 * DIRECT_ALIGN).fill(1);
+  const misaligned = alignedBuffer(2 * DIRECT_ALIGN + 1).fill(2).subarray(1); // memory off the alignment: EINVAL where direct
+  await file.append(aligned.subarray(0, DIRECT_ALIGN));
+  await file.append(misaligned);
+  await file.append(aligned);
+  await file.finish([Buffer.from('tail')]);
+  t.ok(readFileSync(path).equals(Buffer.concat([aligned.subarray(0, DIRECT_ALIGN), misaligned, aligned, Buffer.from('tail')])));
 });
 
 t.test('a flipped bit anywhere in the file makes the shard corrupt', async (t) => {
