@@ -154,6 +154,8 @@ export async function run(argv: string[]): Promise<number> {
       AWS_ACCESS_KEY_ID: store.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: store.credentials.secretAccessKey,
       AWS_ENDPOINT_URL: store.endpoint, AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1',
     };
+    // Tessera's local chunk-id cache, like restic's cache, lives in the bench's work folder.
+    const tesseraEnv = { ...s3Env, TESSERA_CACHE_DIR: join(work, 'tessera-cache') };
     const resticEnv = { ...s3Env, RESTIC_REPOSITORY: `s3:${store.endpoint}/restic-bench`, RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
     const borgRepo = join(work, 'borg');
     const borgEnv = { BORG_REPO: borgRepo, BORG_PASSPHRASE: 'bench', BORG_BASE_DIR: join(work, 'borg-home'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
@@ -181,7 +183,7 @@ export async function run(argv: string[]): Promise<number> {
       const rawSize = statSync(raw).size;
       const backups: Record<Tool, () => Promise<Run>> = {
         tessera: async () => {
-          const t = measure(process.execPath, [tesseraMain, 'backup', '--bucket', 'tessera-bench', '--disk', 'vm', '--encrypt', '--key-file', keyFile, '--json', qcow2], s3Env);
+          const t = measure(process.execPath, [tesseraMain, 'backup', '--bucket', 'tessera-bench', '--disk', 'vm', '--encrypt', '--key-file', keyFile, '--json', qcow2], tesseraEnv);
           const summary = JSON.parse(t.stdout) as { snapshot: string; bytesRead: number };
           snapshots.tessera.push(summary.snapshot);
           return { tool: 'tessera', phase, wallS: t.wallS, cpuS: t.cpuS, storeCpuS: t.storeCpuS, bytesRead: summary.bytesRead, storedBytes: await bucketBytes('tessera-bench'), changedBytes };
@@ -217,7 +219,7 @@ export async function run(argv: string[]): Promise<number> {
     const out = join(work, 'restore');
     for (const [phase, day] of [['restore latest', days], ['restore day 1', Math.min(1, days)]] as const) {
       const restores: Record<Tool, () => { wallS: number; cpuS: number; storeCpuS: number; file: string }> = {
-        tessera: () => ({ ...measure(process.execPath, [tesseraMain, 'restore', '--bucket', 'tessera-bench', '--disk', 'vm', '--key-file', keyFile, '--snapshot', snapshots.tessera[day]!, '--to', join(out, 'disk.raw')], s3Env), file: join(out, 'disk.raw') }),
+        tessera: () => ({ ...measure(process.execPath, [tesseraMain, 'restore', '--bucket', 'tessera-bench', '--disk', 'vm', '--key-file', keyFile, '--snapshot', snapshots.tessera[day]!, '--to', join(out, 'disk.raw')], tesseraEnv), file: join(out, 'disk.raw') }),
         // Tessera's restore ends with an fsync; restic's and borg's images are synced as part of
         // their timed command (nothing to do if they already were): every tool is measured until
         // the restored image is on disk.
