@@ -126,7 +126,7 @@ export class ClusterClient implements ObjectStore {
     const layout = this.defaultLayout();
     const nodes = this.placement(version.bucket, version.key, layout);
     const quorum = writeQuorum(layout.dataShards, layout.parityShards);
-    const ref = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+    const ref = versionKey(version);
     const stamp = stampOf(version);
     const result = await this.cluster.fanOut(nodes, (client, id) => client.putMeta([recordFor(version, inline, id)], true));
     if (result.ok.size >= quorum) {
@@ -150,7 +150,7 @@ export class ClusterClient implements ObjectStore {
 
   /** Nodes currently holding a record of this version (for rebalancing). */
   async metadataHolders(version: ObjectVersion): Promise<string[]> {
-    const key = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+    const key = versionKey(version);
     const result = await this.cluster.fanOut(this.cluster.memberIds(), (client) => client.getMeta(key, false));
     return [...result.ok].filter(([, res]) => res.results?.[0]?.found).map(([id]) => id);
   }
@@ -160,7 +160,7 @@ export class ClusterClient implements ObjectStore {
     const inline = await this.completeInlineShards(version);
     // A new revision: the version's shard locations changed, and its stamp is fresh for the nodes.
     await this.commitVersion({ ...version, segments, revision: this.clock.now() }, inline, []);
-    const key = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+    const key = versionKey(version);
     await this.cluster.fanOut(dropFrom, (client) => client.deleteMeta(key, this.clock.now()));
   }
 
@@ -171,7 +171,7 @@ export class ClusterClient implements ObjectStore {
    * writer that crashed never settled it).
    */
   async repairRecords(version: ObjectVersion): Promise<number> {
-    const key = [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+    const key = versionKey(version);
     const nodes = this.placement(version.bucket, version.key);
     const result = await this.cluster.fanOut(nodes, (client) => client.getMeta(key, true));
     const stale = [...result.ok].filter(([, res]) => {
@@ -297,11 +297,11 @@ export class ClusterClient implements ObjectStore {
     let unknown = unanswered;
     while (newest && !inlineShardsComplete(newest, found)) {
       const candidate = newest;
-      const holders = [...found].filter(([, v]) => holds(v, candidate)).map(([id]) => id);
+      const holders = holdersOf(found, candidate);
       if (holders.length + unknown >= layout.dataShards) return candidate;
       const stamp = stampOf(candidate);
       if (writeAgeMs(stamp) <= ABANDONED_WRITE_AGE_MS) return candidate;
-      const ref = [{ bucket: candidate.bucket, key: candidate.key, versionId: candidate.versionId }];
+      const ref = versionKey(candidate);
       void this.cluster.fanOut(holders, (client) => client.resolveMeta(ref, stamp, false));
       for (const id of holders) found.delete(id);
       unknown += holders.length;
@@ -320,10 +320,10 @@ export class ClusterClient implements ObjectStore {
     answers: FanOutResult<pb.GetMetaResult>): Promise<pb.IObjectVersion | undefined> {
     while (newest) {
       const candidate = newest;
-      const holders = [...found].filter(([, v]) => holds(v, candidate)).map(([id]) => id);
+      const holders = holdersOf(found, candidate);
       const others = [...answers.ok.keys()].filter((id) => !holders.includes(id));
       if (!others.length) return candidate;
-      const ref = [{ bucket: candidate.bucket, key: candidate.key, versionId: candidate.versionId }];
+      const ref = versionKey(candidate);
       // Asked for this very version, the nodes without it said when they purged it; else ask them.
       const said = askedFor === candidate.versionId ? others.map((id) => answers.ok.get(id)!)
         : [...(await this.cluster.fanOut(others, (client) => client.getMeta(ref, false))).ok.values()];
@@ -666,6 +666,16 @@ function finalTombstone(slot: pb.IMetaSlot | undefined): number {
   const hlc = Number(slot?.tombstoneHlc ?? 0);
   if (!hlc || (slot?.tombstonePending && writeAgeMs({ hlc, revision: 0 }) <= ABANDONED_WRITE_AGE_MS)) return 0;
   return hlc;
+}
+
+/** The one-key request that names exactly this version. */
+function versionKey(version: pb.IObjectVersion): pb.IObjectKey[] {
+  return [{ bucket: version.bucket, key: version.key, versionId: version.versionId }];
+}
+
+/** The nodes whose record (in `found`, by node) is this version. */
+function holdersOf(found: Map<string, pb.IObjectVersion>, version: pb.IObjectVersion): string[] {
+  return [...found].filter(([, record]) => holds(record, version)).map(([id]) => id);
 }
 
 function holds(record: pb.IObjectVersion | undefined, version: pb.IObjectVersion): record is pb.IObjectVersion {

@@ -104,7 +104,6 @@ function sameStamp(a: WriteStamp, b: WriteStamp): boolean {
   return a.hlc === b.hlc && a.revision === b.revision;
 }
 
-
 /**
  * A revertible write that arrives after its writer gave up on it (a request held up by a cut
  * link and delivered when it healed) must not apply: the writer may have reverted it everywhere
@@ -311,11 +310,12 @@ export class MetaStore {
    * of an upload of the same key still names here. A completed upload's version is made of its
    * parts' data, and the upload can outlive it where its end never arrived (the gateway died
    * between the two, or the complete was reverted): its parts must stay healable and abortable.
+   * Only a part's data carries a part number, so other releases skip the look-up.
    */
   private releaseAfterCommit(tx: Tx, owner: { bucket: string; key: string }, segments: DataSegment[]): void {
     if (segments.length === 0) return;
     tx.afterCommit(async () => {
-      const named = await this.partDataIds(owner);
+      const named = segments.some((s) => s.partNumber) ? await this.partDataIds(owner) : new Set<string>();
       const unnamed = segments.filter((s) => !named.has(s.dataId ?? ''));
       if (unnamed.length > 0) await this.options.releaseSegments(unnamed);
     });
