@@ -49,7 +49,15 @@ export function amzDate(now: Date): string {
 }
 
 const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256', key).update(data).digest();
-const sha256Hex = (data: string): string => createHash('sha256').update(data).digest('hex');
+
+export function sha256Hex(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** kSigning: the HMAC chain over the day (yyyymmdd), region and service. */
+export function deriveSigningKey(secret: string, day: string, region: string, service: string): Buffer {
+  return hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), service), 'aws4_request');
+}
 
 export class SigV4Signer {
   private cachedScopeDay = '';
@@ -88,8 +96,7 @@ export class SigV4Signer {
 
   private signingKey(day: string): Buffer {
     if (day !== this.cachedScopeDay) {
-      const dateKey = hmac(`AWS4${this.credentials.secretAccessKey}`, day);
-      this.cachedKey = hmac(hmac(hmac(dateKey, this.region), this.service), 'aws4_request');
+      this.cachedKey = deriveSigningKey(this.credentials.secretAccessKey, day, this.region, this.service);
       this.cachedScopeDay = day;
     }
     return this.cachedKey;

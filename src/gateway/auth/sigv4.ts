@@ -1,8 +1,9 @@
 // AWS Signature Version 4 as S3 uses it: the Authorization header and presigned query forms,
 // and the per-chunk / trailer signatures of aws-chunked bodies.
 // https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-authenticating-requests.html
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { canonicalQuery as canonicalQueryOf, deriveSigningKey, encodePath, sha256Hex } from '../../common/sigv4-signer.js';
 import { S3Error } from '../errors.js';
 
 export const ALGORITHM = 'AWS4-HMAC-SHA256';
@@ -28,13 +29,7 @@ export interface SignatureV4 {
   expiresSeconds?: number;
 }
 
-export function sha256Hex(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-function hmac(key: Buffer | string, data: string): Buffer {
-  return createHmac('sha256', key).update(data).digest();
-}
+export { sha256Hex };
 
 const signingKeys = new Map<string, Buffer>();
 
@@ -43,8 +38,7 @@ export function signingKey(secret: string, credential: Credential): Buffer {
   const cacheKey = `${secret}\n${credential.scope}`;
   let key = signingKeys.get(cacheKey);
   if (!key) {
-    const kDate = hmac(`AWS4${secret}`, credential.date);
-    key = hmac(hmac(hmac(kDate, credential.region), credential.service), 'aws4_request');
+    key = deriveSigningKey(secret, credential.date, credential.region, credential.service);
     if (signingKeys.size > 1000) signingKeys.clear();
     signingKeys.set(cacheKey, key);
   }
@@ -97,19 +91,8 @@ export function parseAmzDate(value: string): number {
   return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
 }
 
-/** RFC 3986 percent-encoding of every byte outside A-Z a-z 0-9 - . _ ~ (and '/' when it is a path). */
-export function uriEncode(value: string, keepSlash: boolean): string {
-  const encoded = encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  return keepSlash ? encoded.replace(/%2F/g, '/') : encoded;
-}
-
 export function canonicalQuery(query: URLSearchParams, omit?: string): string {
-  const pairs: Array<[string, string]> = [];
-  for (const [name, value] of query) {
-    if (name !== omit) pairs.push([uriEncode(name, false), uriEncode(value, false)]);
-  }
-  pairs.sort(([a, av], [b, bv]) => (a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0));
-  return pairs.map(([n, v]) => `${n}=${v}`).join('&');
+  return canonicalQueryOf([...query].filter(([name]) => name !== omit));
 }
 
 /** Signed headers as `name:value\n` lines: values trimmed, inner runs of spaces folded, repeats joined by ','. */
@@ -133,7 +116,7 @@ export function canonicalUris(rawPath: string): string[] {
   } catch {
     return [rawPath];
   }
-  const encoded = uriEncode(decoded, true);
+  const encoded = encodePath(decoded);
   return encoded === rawPath ? [encoded] : [encoded, rawPath];
 }
 
