@@ -42,6 +42,17 @@ function refusedByNode(err: unknown): boolean {
   return err instanceof StoreError && err.kind !== 'Unavailable';
 }
 
+/** One key's write, named by its stamp, in a coalesced DeleteMeta or ResolveMeta. */
+interface StampedKey {
+  key: pb.IObjectKey;
+  stamp: WriteStamp;
+}
+
+/** A coalescer for each value of a call's boolean flag (calls with different flags cannot share). */
+function perFlag<Item, Result>(send: (flag: boolean) => (items: Item[], waitedMs: number) => Promise<Result[]>): Array<CallCoalescer<Item, Result>> {
+  return [false, true].map((flag) => new CallCoalescer(send(flag), refusedByNode));
+}
+
 export class NodeClient {
   private readonly client: grpc.Client;
   /** The node's bulk shard channel, once Health has told us; until then shards go over gRPC. */
@@ -49,19 +60,26 @@ export class NodeClient {
   private token = { value: '', renewAt: 0 };
 
   /**
-   * Single-key metadata reads and single-version record writes, coalesced per flag value. Time
-   * spent queued counts against the deadline, so a caller still gives up when it always did.
+   * Single-key metadata calls (reads, record writes, deletes, resolutions), coalesced per flag
+   * value. Time spent queued counts against the deadline, so a caller still gives up when it
+   * always did.
    */
-  private readonly metaReads = [false, true].map((withInline) => new CallCoalescer(
-    async (keys: pb.IObjectKey[], waitedMs: number) =>
-      (await this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }), UNARY_DEADLINE_MS - waitedMs)).results,
-    refusedByNode));
-  private readonly metaWrites = [false, true].map((revertible) => new CallCoalescer(
-    async (versions: pb.IObjectVersion[], waitedMs: number) => {
-      const result = await this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible }), UNARY_DEADLINE_MS - waitedMs);
-      return versions.map((_, i) => pb.PutMetaResult.create({ applied: [result.applied[i]!], keptPrevious: [result.keptPrevious[i]!] }));
-    },
-    refusedByNode));
+  private readonly metaReads = perFlag((withInline) => async (keys: pb.IObjectKey[], waitedMs: number) =>
+    (await this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }), UNARY_DEADLINE_MS - waitedMs)).results);
+  private readonly metaWrites = perFlag((revertible) => async (versions: pb.IObjectVersion[], waitedMs: number) => {
+    const result = await this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible }), UNARY_DEADLINE_MS - waitedMs);
+    return versions.map((_, i) => pb.PutMetaResult.create({ applied: [result.applied[i]!], keptPrevious: [result.keptPrevious[i]!] }));
+  });
+  private readonly metaDeletes = perFlag((revertible) => async (deletes: StampedKey[], waitedMs: number) => {
+    const request = { keys: deletes.map((d) => d.key), keyHlcs: deletes.map((d) => d.stamp.hlc), revertible };
+    const ack = await this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create(request), UNARY_DEADLINE_MS - waitedMs);
+    return deletes.map(() => ack);
+  });
+  private readonly metaResolves = perFlag((commit) => async (writes: StampedKey[], waitedMs: number) => {
+    const request = { keys: writes.map((w) => w.key), keyHlcs: writes.map((w) => w.stamp.hlc), keyRevisions: writes.map((w) => w.stamp.revision), commit };
+    const ack = await this.unary(svc.ResolveMeta, pb.ResolveMetaRequest.create(request), UNARY_DEADLINE_MS - waitedMs);
+    return writes.map(() => ack);
+  });
 
   constructor(readonly nodeId: string, readonly address: string, private readonly secret: string, private readonly tls?: NodeTls) {
     this.client = new grpc.Client(address, nodeChannelCredentials(tls), { ...bulkChannelOptions, ...nodeChannelOptions(tls) });
@@ -115,8 +133,12 @@ export class NodeClient {
     if (keys.length === 1) return pb.GetMetaResult.create({ results: [await this.metaReads[Number(withInline)]!.call(keys[0]!)] });
     return this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }));
   }
-  deleteMeta(keys: pb.IObjectKey[], hlc: number, revertible = false) { return this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create({ keys, hlc, revertible })); }
-  resolveMeta(keys: pb.IObjectKey[], stamp: WriteStamp, commit: boolean) {
+  async deleteMeta(keys: pb.IObjectKey[], hlc: number, revertible = false): Promise<pb.Ack> {
+    if (keys.length === 1) return this.metaDeletes[Number(revertible)]!.call({ key: keys[0]!, stamp: { hlc, revision: 0 } });
+    return this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create({ keys, hlc, revertible }));
+  }
+  async resolveMeta(keys: pb.IObjectKey[], stamp: WriteStamp, commit: boolean): Promise<pb.Ack> {
+    if (keys.length === 1) return this.metaResolves[Number(commit)]!.call({ key: keys[0]!, stamp });
     return this.unary(svc.ResolveMeta, pb.ResolveMetaRequest.create({ keys, hlc: stamp.hlc, revision: stamp.revision, commit }));
   }
   deleteShards(shards: pb.IShardRef[]) { return this.unary(svc.DeleteShards, pb.ShardRefs.create({ shards })); }

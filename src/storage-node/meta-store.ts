@@ -26,6 +26,18 @@ export interface VersionRef {
   versionId: string;
 }
 
+/** One exact version to purge, stamped with its delete's hlc (0: whatever is stored now). */
+export interface VersionDelete {
+  ref: VersionRef;
+  hlc: number;
+}
+
+/** One revertible write to settle or revert, named by its stamp. */
+export interface StampedWrite {
+  ref: VersionRef;
+  stamp: WriteStamp;
+}
+
 export interface PutResult {
   /** Per version: false where a newer version (or a tombstone) already won. */
   applied: boolean[];
@@ -331,13 +343,13 @@ export class MetaStore {
   }
 
   /**
-   * Purges exact versions stored at or before `hlc` (0: whatever is stored now) and leaves a
+   * Purges exact versions stored at or before their `hlc` (0: whatever is stored now) and leaves a
    * tombstone so a late write of the same version stays deleted. Their local shards go too.
    */
-  async deleteVersions(refs: readonly VersionRef[], hlc: number, { revertible = false } = {}, now = Date.now()): Promise<void> {
-    if (revertible) refuseLateWrite([{ hlc, revision: 0 }], now);
+  async deleteVersions(deletes: readonly VersionDelete[], { revertible = false } = {}, now = Date.now()): Promise<void> {
+    if (revertible) refuseLateWrite(deletes.map(({ hlc }) => ({ hlc, revision: 0 })), now);
     return this.committer.run(async (tx) => {
-      for (const ref of refs) this.deleteVersion(tx, ref, hlc, revertible, now);
+      for (const { ref, hlc } of deletes) this.deleteVersion(tx, ref, hlc, revertible, now);
     });
   }
 
@@ -370,9 +382,9 @@ export class MetaStore {
    * here — remove the record they wrote, restore what they replaced or purged — and refuse late
    * copies of them, all without touching a newer write that has since won.
    */
-  resolveWrites(refs: readonly VersionRef[], stamp: WriteStamp, commit: boolean, now = Date.now()): Promise<void> {
+  resolveWrites(writes: readonly StampedWrite[], commit: boolean, now = Date.now()): Promise<void> {
     return this.committer.run(async (tx) => {
-      for (const ref of refs) {
+      for (const { ref, stamp } of writes) {
         requireNames('resolve', { bucket: ref.bucket, key: ref.key, versionId: ref.versionId });
         if (commit) this.settle(tx, ref, stamp);
         else this.revert(tx, ref, stamp, now);

@@ -8,7 +8,7 @@ import { AUTH_METADATA_KEY, verifyClusterToken } from '../common/cluster-auth.js
 import { StoreError } from '../common/errors.js';
 import { type LocalCalls, localCalls } from '../common/local-calls.js';
 import { createLogger } from '../common/log.js';
-import { bulkChannelOptions, pb, storageNodeService } from '../common/node-service.js';
+import { bulkChannelOptions, pb, storageNodeService, type WriteStamp } from '../common/node-service.js';
 import { nodeServerCredentials, type NodeTls } from '../common/node-tls.js';
 import { serializeChunkIntoScratch } from './chunk-serializer.js';
 import { serviceError, statusOf } from './grpc-status.js';
@@ -140,12 +140,14 @@ class NodeService {
         this.meta.putVersions((req.versions ?? []).map((v) => pb.ObjectVersion.create(v)), { revertible: req.revertible ?? false })),
       GetMeta: this.unary((req: pb.IGetMetaRequest) => this.getMeta(req)),
       DeleteMeta: this.unary(async (req: pb.IDeleteMetaRequest) => {
-        await this.meta.deleteVersions((req.keys ?? []).map(versionRefOf), req.hlc ?? 0, { revertible: req.revertible ?? false });
+        const hlcs = stampsOf(req.keys ?? [], req.hlc, 0, req.keyHlcs, []).map((s) => s.hlc);
+        const deletes = (req.keys ?? []).map((key, i) => ({ ref: versionRefOf(key), hlc: hlcs[i]! }));
+        await this.meta.deleteVersions(deletes, { revertible: req.revertible ?? false });
         return { ok: true };
       }),
       ResolveMeta: this.unary(async (req: pb.IResolveMetaRequest) => {
-        const stamp = { hlc: req.hlc ?? 0, revision: req.revision ?? 0 };
-        await this.meta.resolveWrites((req.keys ?? []).map(versionRefOf), stamp, req.commit ?? false);
+        const stamps = stampsOf(req.keys ?? [], req.hlc, req.revision, req.keyHlcs, req.keyRevisions);
+        await this.meta.resolveWrites((req.keys ?? []).map((key, i) => ({ ref: versionRefOf(key), stamp: stamps[i]! })), req.commit ?? false);
         return { ok: true };
       }),
       List: this.serverStream((call: grpc.ServerWritableStream<pb.IListRequest, pb.IListPage>) => this.list(call)),
@@ -308,6 +310,19 @@ class NodeService {
 
 function versionRefOf(key: pb.IObjectKey): { bucket: string; key: string; versionId: string } {
   return { bucket: key.bucket ?? '', key: key.key ?? '', versionId: key.versionId ?? '' };
+}
+
+/**
+ * Each key's write stamp: its own when the call coalesces several writes (per-key lists), else the
+ * call's single stamp.
+ */
+function stampsOf(keys: readonly unknown[], hlc: number | null | undefined, revision: number | null | undefined,
+  keyHlcs: readonly number[] | null | undefined, keyRevisions: readonly number[] | null | undefined): WriteStamp[] {
+  if (!keyHlcs?.length) return keys.map(() => ({ hlc: Number(hlc ?? 0), revision: Number(revision ?? 0) }));
+  if (keyHlcs.length !== keys.length || (keyRevisions?.length && keyRevisions.length !== keys.length)) {
+    throw new StoreError('InvalidArgument', 'per-key stamps must match the keys one to one');
+  }
+  return keys.map((_, i) => ({ hlc: Number(keyHlcs[i]), revision: Number(keyRevisions?.[i] ?? 0) }));
 }
 
 function bindAsync(server: grpc.Server, address: string, tls: NodeTls | undefined): Promise<number> {

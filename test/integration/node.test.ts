@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../../src/common/cluster-auth.js';
+import { HybridClock } from '../../src/common/hlc.js';
 import { pb } from '../../src/common/node-service.js';
 import { TEST_SECRET, getShard, putShard, spawnStorageNode, type NodeProcess } from '../lib/storage-node.js';
 
@@ -161,6 +162,30 @@ t.test('metadata, listing, records, cluster map and health over gRPC', async (t)
   t.equal(health.objectCount, 3);
   t.ok(health.freeBytes > 0);
   t.equal(grpcCode(await node.call('PutMeta', { versions: [version('bad\0key', 1)] }).catch((e) => e)), grpc.status.INVALID_ARGUMENT);
+});
+
+t.test('coalesced DeleteMeta and ResolveMeta apply each key its own stamp', async (t) => {
+  const node = await startNode(t, 'coalesced');
+  const clock = new HybridClock();
+  const version = (key: string, hlc: number): pb.IObjectVersion => ({ bucket: 'b', key, versionId: 'null', hlc, size: 1, etag: '"e"' });
+  const keys = ['older', 'newer', 'kept', 'undone'].map((key) => ({ bucket: 'b', key, versionId: 'null' }));
+  const found = async () => (await node.call<pb.GetMetaResult>('GetMeta', { keys })).results.map((r) => r.found);
+  await node.call('PutMeta', { versions: [version('older', 10), version('newer', 30), version('kept', 10), version('undone', 10)] });
+
+  await node.call('DeleteMeta', { keys: keys.slice(0, 2), keyHlcs: [20, 20] });
+  t.same(await found(), [false, true, true, true], 'each delete purges only what is stored at or before its own stamp');
+
+  const stamps = [clock.now(), clock.now()];
+  await node.call('DeleteMeta', { keys: keys.slice(2), keyHlcs: stamps, revertible: true });
+  t.same(await found(), [false, true, false, false]);
+  await node.call('ResolveMeta', { keys: keys.slice(2), keyHlcs: [stamps[0], stamps[1]! + 1], keyRevisions: [0, 0], commit: false });
+  t.same(await found(), [false, true, true, false], 'each revert undoes only the write its own stamp names');
+  await node.call('ResolveMeta', { keys: keys.slice(3), keyHlcs: [stamps[1]], keyRevisions: [0], commit: false });
+  t.same(await found(), [false, true, true, true]);
+
+  const mismatched = await node.call('DeleteMeta', { keys, keyHlcs: [1] }).catch((e) => e);
+  t.equal(grpcCode(mismatched), grpc.status.INVALID_ARGUMENT, 'stamps that do not match the keys one to one are refused');
+  t.same(await found(), [false, true, true, true], 'and change nothing');
 });
 
 t.test('the background scrubber removes orphans and logs without the secret', async (t) => {

@@ -124,7 +124,7 @@ t.test('node listing matches the model', async (t) => {
         // Sent concurrently, so they share group-committed batches, in the same order as the model.
         await Promise.all(ops.map((o) => (o.put
           ? store.putVersions([pb.ObjectVersion.create({ bucket, key: o.key, ...o.version })])
-          : store.deleteVersions([{ bucket, key: o.key, versionId: o.versionId }], o.hlc))));
+          : store.deleteVersions([{ ref: { bucket, key: o.key, versionId: o.versionId }, hlc: o.hlc }]))));
         for (const q of queries) {
           const full = { ...q, bucket };
           const got = await nodeList(store, full, limit);

@@ -70,15 +70,15 @@ t.test('named versions coexist; the newest (even a delete marker) answers an emp
 t.test('deleting a version purges it, frees its shards and keeps late writes out', async (t) => {
   const { store, released } = await openStore(t);
   await store.putVersions([version('k', 'v1', 10), version('k', 'null', 20)]);
-  await store.deleteVersions([ref('k', 'v1')], 50);
+  await store.deleteVersions([{ ref: ref('k', 'v1'), hlc: 50 }]);
   t.equal(await store.getVersion(ref('k', 'v1')), undefined);
   t.same(released, ['d-k-10']);
   t.same((await store.putVersions([version('k', 'v1', 10)])).applied, [false], 'a late write of the purged version stays deleted');
   t.same((await store.putVersions([version('k', 'v1', 60)])).applied, [true], 'a write newer than the delete is applied');
 
-  await store.deleteVersions([ref('k', 'null')], 5);
+  await store.deleteVersions([{ ref: ref('k', 'null'), hlc: 5 }]);
   t.equal((await store.getVersion(ref('k', 'null')))?.hlc, 20, 'a delete older than the stored version leaves it');
-  await store.deleteVersions([ref('k', 'null')], 0);
+  await store.deleteVersions([{ ref: ref('k', 'null'), hlc: 0 }]);
   t.equal(await store.getVersion(ref('k', 'null')), undefined, 'hlc 0 deletes whatever is stored');
   t.same((await store.putVersions([version('k', 'null', 20)])).applied, [false], 'and its tombstone holds that hlc');
 
@@ -185,7 +185,7 @@ t.test('a reverted overwrite brings the replaced value back, and a late copy of 
   t.same(await store.putVersions([refused], { revertible: true }), { applied: [true], keptPrevious: [true] });
   t.equal((await store.getVersion(ref('k', 'null')))?.segments[0]?.dataId, 'refused', 'the overwrite is visible until resolved');
   t.same(released, [], "the replaced version's shards stay while it is kept");
-  await store.resolveWrites([ref('k', 'null')], { hlc: refused.hlc, revision: 0 }, false);
+  await store.resolveWrites([{ ref: ref('k', 'null'), stamp: { hlc: refused.hlc, revision: 0 } }], false);
   t.equal((await store.getVersion(ref('k', 'null')))?.segments[0]?.dataId, 'before', 'reverted: the value before is back');
   t.same(released, ['refused'], "the reverted write's shards go");
   t.same((await store.putVersions([refused], { revertible: true })).applied, [false], 'a late copy of the reverted write is refused');
@@ -200,7 +200,7 @@ t.test("a version made of an upload's parts never frees them while the upload st
 
   const reverted = completed();
   await store.putVersions([reverted], { revertible: true });
-  await store.resolveWrites([ref('k', 'null')], stampOf(reverted), false);
+  await store.resolveWrites([{ ref: ref('k', 'null'), stamp: stampOf(reverted) }], false);
   t.same(released, [], 'a reverted complete leaves the parts it was made of');
 
   await store.putVersions([completed()], { revertible: true });
@@ -217,9 +217,9 @@ t.test('a settled overwrite frees what it replaced; an unresolved one is settled
   await store.putVersions([version('k', 'null', fresh(-2000), 'first')]);
   const second = version('k', 'null', fresh(-1000), 'second');
   await store.putVersions([second], { revertible: true });
-  await store.resolveWrites([ref('k', 'null')], { hlc: second.hlc + 1, revision: 0 }, true);
+  await store.resolveWrites([{ ref: ref('k', 'null'), stamp: { hlc: second.hlc + 1, revision: 0 } }], true);
   t.same(released, [], "settling another write's stamp changes nothing");
-  await store.resolveWrites([ref('k', 'null')], { hlc: second.hlc, revision: 0 }, true);
+  await store.resolveWrites([{ ref: ref('k', 'null'), stamp: { hlc: second.hlc, revision: 0 } }], true);
   t.same(released, ['first'], 'settled: the replaced shards go');
   await store.putVersions([version('k', 'null', fresh(), 'third')], { revertible: true });
   t.equal(await store.purgeExpiredTombstones(Date.now() + KEPT_TTL_MS + 1000), 1, 'an abandoned kept record expires');
@@ -232,16 +232,16 @@ t.test('a reverted delete restores the version and its tombstone state', async (
   const stored = version('k', 'v1', fresh(-1000), 'v1-data');
   await store.putVersions([stored]);
   const stamp = { hlc: fresh(), revision: 0 };
-  await store.deleteVersions([ref('k', 'v1')], stamp.hlc, { revertible: true });
+  await store.deleteVersions([{ ref: ref('k', 'v1'), hlc: stamp.hlc }], { revertible: true });
   t.equal(await store.getVersion(ref('k', 'v1')), undefined, 'deleted until resolved');
   t.same(store.tombstoneOf(ref('k', 'v1')), { hlc: stamp.hlc, pending: true }, 'readers learn the delete may still be reverted');
   const kept: string[] = [];
   for await (const segment of store.referencedSegments()) kept.push(segment.dataId!);
   t.same(kept, ['v1-data'], 'the scrubber still sees the kept shards as referenced');
-  await store.resolveWrites([ref('k', 'v1')], stamp, false);
+  await store.resolveWrites([{ ref: ref('k', 'v1'), stamp }], false);
   t.equal((await store.getVersion(ref('k', 'v1')))?.segments[0]?.dataId, 'v1-data', 'reverted: the version is back');
   t.same((await store.putVersions([stored])).applied, [true], 'no tombstone is left to block a repair of it');
-  await store.deleteVersions([ref('k', 'v1')], stamp.hlc, { revertible: true });
+  await store.deleteVersions([{ ref: ref('k', 'v1'), hlc: stamp.hlc }], { revertible: true });
   t.ok(await store.getVersion(ref('k', 'v1')), 'a late copy of the reverted delete stays out');
   t.same(released, []);
 });
@@ -250,8 +250,8 @@ t.test('a settled delete leaves a final tombstone that readers are told of', asy
   const { store } = await openStore(t);
   await store.putVersions([version('k', 'v1', fresh(-1000))]);
   const stamp = { hlc: fresh(), revision: 0 };
-  await store.deleteVersions([ref('k', 'v1')], stamp.hlc, { revertible: true });
-  await store.resolveWrites([ref('k', 'v1')], stamp, true);
+  await store.deleteVersions([{ ref: ref('k', 'v1'), hlc: stamp.hlc }], { revertible: true });
+  await store.resolveWrites([{ ref: ref('k', 'v1'), stamp }], true);
   t.same(store.tombstoneOf(ref('k', 'v1')), { hlc: stamp.hlc, pending: false });
   t.equal(store.tombstoneOf(ref('k', 'never')), undefined, 'a version never deleted here has none');
 });
@@ -260,7 +260,7 @@ t.test('a revertible write that arrives after its deadline is refused', async (t
   const { store } = await openStore(t);
   const late = version('k', 'null', fresh(-60_000));
   await t.rejects(store.putVersions([late], { revertible: true }), { name: 'StoreError(Unavailable)' });
-  await t.rejects(store.deleteVersions([ref('k', 'null')], late.hlc, { revertible: true }), { name: 'StoreError(Unavailable)' });
+  await t.rejects(store.deleteVersions([{ ref: ref('k', 'null'), hlc: late.hlc }], { revertible: true }), { name: 'StoreError(Unavailable)' });
   t.same((await store.putVersions([late])).applied, [true], 'repairs of old versions are not revertible and apply');
 });
 
@@ -285,14 +285,14 @@ t.test('overlapping refused writes: any order of settles and reverts ends at the
     const base = fresh(-3000);
     await store.putVersions([version('k', 'null', base, 'acked')]);
     const stamps = plan.map((_, i) => ({ hlc: base + (i + 1) * HLC_PER_MS, revision: 0 }));
-    const resolve = async (i: number) => store.resolveWrites([ref('k', 'null')], stamps[i]!, plan[i]!.settle);
+    const resolve = async (i: number) => store.resolveWrites([{ ref: ref('k', 'null'), stamp: stamps[i]! }], plan[i]!.settle);
     const due = new Map<number, number[]>();
     for (const [i, w] of plan.entries()) {
       const at = Math.min(plan.length - 1, i + w.resolveAfter);
       due.set(at, [...(due.get(at) ?? []), i]);
     }
     for (const [i, w] of plan.entries()) {
-      if (w.remove) await store.deleteVersions([ref('k', 'null')], stamps[i]!.hlc, { revertible: true });
+      if (w.remove) await store.deleteVersions([{ ref: ref('k', 'null'), hlc: stamps[i]!.hlc }], { revertible: true });
       else await store.putVersions([version('k', 'null', stamps[i]!.hlc, `w${i}`)], { revertible: true });
       for (const j of due.get(i) ?? []) await resolve(j);
     }
