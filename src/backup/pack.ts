@@ -110,13 +110,19 @@ export interface RangeRead {
   blobs: BlobLocation[];
 }
 
-/** A ranged GET's most stored bytes, and the most plaintext its blobs open to. */
-export const MAX_RANGE = 4 * 1024 * 1024;
-export const MAX_RANGE_PLAIN = 16 * 1024 * 1024;
-const MAX_GAP = 256 * 1024;
+export interface RangeLimits {
+  /** Most stored bytes per GET. */
+  stored: number;
+  /** Most plaintext the blobs of one GET open to. */
+  plain: number;
+  /** Bytes no blob wants that a GET may span between two that are. */
+  gap: number;
+}
+
+const DEFAULT_LIMITS: RangeLimits = { stored: 4 * 1024 * 1024, plain: 16 * 1024 * 1024, gap: 256 * 1024 };
 
 /** Groups blobs into few ranged GETs: neighbours in a pack (small gaps allowed) share one request. */
-export function planRangeReads(locations: BlobLocation[]): RangeRead[] {
+export function planRangeReads(locations: BlobLocation[], limits = DEFAULT_LIMITS): RangeRead[] {
   // Plain comparison: localeCompare (ICU collation) made sorting a large restore's blobs take a second.
   const sorted = [...locations].sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : 0) || a.entry.offset - b.entry.offset);
   const ranges: Array<RangeRead & { plain: number }> = [];
@@ -124,8 +130,8 @@ export function planRangeReads(locations: BlobLocation[]): RangeRead[] {
     const { pack, entry } = location;
     const last = ranges[ranges.length - 1];
     const end = entry.offset + entry.length;
-    const fits = last && end - last.start <= MAX_RANGE && last.plain + entry.rawLength <= MAX_RANGE_PLAIN;
-    if (last && last.pack === pack && entry.offset - last.end <= MAX_GAP && fits) {
+    const fits = last && end - last.start <= limits.stored && last.plain + entry.rawLength <= limits.plain;
+    if (last && last.pack === pack && entry.offset - last.end <= limits.gap && fits) {
       last.end = Math.max(last.end, end);
       last.plain += entry.rawLength;
       last.blobs.push(location);
@@ -136,7 +142,7 @@ export function planRangeReads(locations: BlobLocation[]): RangeRead[] {
   return ranges;
 }
 
-/** The range's bytes, into `into` if given (it must hold MAX_RANGE bytes). */
+/** The range's bytes, into `into` if given (it must hold the range's length). */
 export function readRange(store: ObjectStore, range: RangeRead, into?: Buffer): Promise<Buffer> {
   return store.get(packKey(range.pack), { start: range.start, end: range.end }, into);
 }
