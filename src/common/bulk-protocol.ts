@@ -176,10 +176,7 @@ export class ReusedReadBuffer implements AsyncIterator<Buffer> {
   }
 
   async next(): Promise<IteratorResult<Buffer>> {
-    if (this.handedOut) {
-      this.handedOut = false;
-      this.socket!.resume();
-    }
+    this.doneWithChunk();
     while (!this.chunk) {
       if (this.failure) throw this.failure;
       if (this.ended) return { done: true, value: undefined };
@@ -189,6 +186,18 @@ export class ReusedReadBuffer implements AsyncIterator<Buffer> {
     this.chunk = undefined;
     this.handedOut = true;
     return { done: false, value };
+  }
+
+  /** The chunk handed out last is no longer used: the socket may read into the buffer again. */
+  doneWithChunk(): void {
+    if (!this.handedOut) return;
+    this.handedOut = false;
+    this.socket!.resume();
+  }
+
+  /** Whether the connection is still open with nothing unread (what a connection between requests must be). */
+  get quiet(): boolean {
+    return !this.chunk && !this.ended;
   }
 
   private finish(err?: Error): void {

@@ -7,7 +7,7 @@ import { type LocalCalls, localCalls } from '../common/local-calls.js';
 import { bulkChannelOptions, pb, storageNodeService as svc, UNARY_DEADLINE_MS, type WriteStamp } from '../common/node-service.js';
 import { localShards } from '../common/local-shards.js';
 import { nodeChannelCredentials, nodeChannelOptions, type NodeTls } from '../common/node-tls.js';
-import { awaitConfirmation, BulkShardWriter, openBulkReader, silentNode } from './bulk-client.js';
+import { awaitConfirmation, BulkChannel, silentNode } from './bulk-client.js';
 import { LocalShardWriter, openLocalReader } from './local-shard-streams.js';
 import { CallCoalescer } from './call-coalescer.js';
 
@@ -58,6 +58,7 @@ export class NodeClient {
   /** The node's bulk shard channel, once Health has told us; until then shards go over gRPC. */
   bulkAddress = '';
   private token = { value: '', renewAt: 0 };
+  private readonly bulk: BulkChannel;
 
   /**
    * Single-key metadata calls (reads, record writes, deletes, resolutions), coalesced per flag
@@ -83,6 +84,7 @@ export class NodeClient {
 
   constructor(readonly nodeId: string, readonly address: string, private readonly secret: string, private readonly tls?: NodeTls) {
     this.client = new grpc.Client(address, nodeChannelCredentials(tls), { ...bulkChannelOptions, ...nodeChannelOptions(tls) });
+    this.bulk = new BulkChannel(nodeId, () => this.clusterToken());
   }
 
   /** The cluster token is an HMAC of the time: one a second serves every call of that second. */
@@ -173,7 +175,7 @@ export class NodeClient {
   openShardReader(read: pb.IShardRead): ShardReader {
     const local = localShards.at(this.bulkAddress);
     if (local) return openLocalReader(this.nodeId, local, read);
-    if (this.bulkAddress) return openBulkReader(this.nodeId, this.bulkAddress, this.clusterToken(), read);
+    if (this.bulkAddress) return this.bulk.openReader(this.bulkAddress, read);
     const def = svc.GetShard;
     const call = this.client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize,
       pb.ShardRead.create(read), this.metadata(), {});
@@ -210,13 +212,14 @@ export class NodeClient {
   openShardWriter(header: pb.IShardHeader): ShardSink {
     const local = localShards.at(this.bulkAddress);
     if (local) return new LocalShardWriter(this.nodeId, local, header, STREAM_IDLE_MS);
-    if (this.bulkAddress) return new BulkShardWriter(this.nodeId, this.bulkAddress, this.clusterToken(), header, STREAM_IDLE_MS);
+    if (this.bulkAddress) return this.bulk.openWriter(this.bulkAddress, header, STREAM_IDLE_MS);
     return new GrpcShardWriter(this.nodeId, (callback) => this.client.makeClientStreamRequest(
       svc.PutShard.path, svc.PutShard.requestSerialize, svc.PutShard.responseDeserialize,
       this.metadata(), {}, callback), header);
   }
 
   close(): void {
+    this.bulk.close();
     this.client.close();
   }
 }

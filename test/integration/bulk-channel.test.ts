@@ -60,6 +60,33 @@ t.test('a caller without the cluster secret is refused', async (t) => {
   t.notOk(findShardFile('evil.0', false), 'nothing was stored');
 });
 
+t.test('shard streams keep working across connections the node closed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-bulk-restart-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const options = { id: 'b2', dataDir: dir, listen: '127.0.0.1:0', secret: 'right-secret', scrubIntervalMs: 0 };
+  let restartable = await startStorageNode(options);
+  t.teardown(() => restartable.close());
+  const client = new NodeClient('b2', restartable.address, 'right-secret');
+  t.teardown(() => client.close());
+  const bulkListen = (await client.health()).bulkAddress;
+  const put = async (dataId: string, data: Buffer) => {
+    const writer = client.openShardWriter({ dataId, shardIndex: 0, blockSize: 4096 });
+    await writer.write(data);
+    return writer.finish();
+  };
+  // Sequential and concurrent streams, so connections are handed from one stream to the next.
+  for (let i = 0; i < 5; i++) t.ok(await put(`seq-${i}`, patternBytes(0, 10_000, i)), `write ${i}`);
+  await Promise.all([0, 1, 2, 3].map((i) => put(`par-${i}`, patternBytes(0, 5_000, 10 + i))));
+  for (let i = 0; i < 5; i++) t.ok((await readAll(client, `seq-${i}`)).equals(patternBytes(0, 10_000, i)), `read ${i}`);
+  t.ok((await readAll(client, 'par-3', 100, 200)).equals(patternBytes(0, 5_000, 13).subarray(100, 300)), 'a range read');
+
+  await restartable.close();
+  restartable = await startStorageNode({ ...options, listen: restartable.address, bulkListen });
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the client sees the old connections end
+  t.same(await put('after-restart', patternBytes(0, 3000, 99)), { bytes: 3000, blocks: 1 }, 'a write after the restart');
+  t.ok((await readAll(client, 'seq-4')).equals(patternBytes(0, 10_000, 4)), 'a read after the restart');
+});
+
 function findShardFile(name: string, required = true): string {
   const shards = join(dataDir, 'shards');
   for (const dir of readdirSync(shards)) {
