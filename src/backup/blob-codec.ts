@@ -12,7 +12,11 @@ import { StoreError } from '../common/errors.js';
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
-const COMPRESSION_LEVEL = 3;
+/**
+ * zstd level 1: 2.4x the speed of level 3 on the bench's disk data (0.33 vs 0.14 GB/s on a loaded
+ * core) for 5 % more stored bytes; it dominated an incremental's CPU. Decoding reads any level.
+ */
+const COMPRESSION_LEVEL = 1;
 /** Keep the compressed form only when it saves at least this fraction. */
 const MIN_SAVING = 1 / 32;
 

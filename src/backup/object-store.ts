@@ -43,7 +43,8 @@ interface S3Request {
   key?: string;
   query?: Query;
   headers?: Record<string, string>;
-  body?: Buffer;
+  /** The body, or its parts back to back (sent without joining them). */
+  body?: Buffer | Buffer[];
 }
 
 interface S3Response {
@@ -74,13 +75,16 @@ export class ObjectStore {
     return new ObjectStore(endpoint, region, credentialSource(options.profile, region), options.bucket);
   }
 
-  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<void> {
+  /** Stores `body`, or its parts back to back (a pack's blobs are sent without joining them). */
+  async put(key: string, body: Buffer | Buffer[], options: PutOptions = {}): Promise<void> {
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (options.retainUntil) {
       headers['x-amz-object-lock-mode'] = 'COMPLIANCE';
       headers['x-amz-object-lock-retain-until-date'] = options.retainUntil.toISOString();
       // S3 requires an integrity header on uploads that set a retention period.
-      headers['content-md5'] = createHash('md5').update(body).digest('base64');
+      const md5 = createHash('md5');
+      for (const part of [body].flat()) md5.update(part);
+      headers['content-md5'] = md5.digest('base64');
     }
     const response = await this.request({ method: 'PUT', key, headers, body });
     await expectOk(response, key, this.bucket);
@@ -171,7 +175,8 @@ export class ObjectStore {
   private async attempt(call: S3Request): Promise<S3Response> {
     const credentials = await this.credentials();
     const path = encodePath(`${this.endpoint.pathname.replace(/\/$/, '')}/${this.bucket}${call.key === undefined ? '' : `/${call.key}`}`);
-    const headers: Record<string, string> = { ...call.headers, host: this.endpoint.host, 'content-length': String(call.body?.length ?? 0) };
+    const parts = call.body === undefined ? [] : [call.body].flat();
+    const headers: Record<string, string> = { ...call.headers, host: this.endpoint.host, 'content-length': String(parts.reduce((sum, p) => sum + p.length, 0)) };
     if (credentials.sessionToken) headers['x-amz-security-token'] = credentials.sessionToken;
     const signed = this.signer(credentials).sign({ method: call.method, path, query: call.query, headers });
     const query = canonicalQuery(call.query);
@@ -181,7 +186,10 @@ export class ObjectStore {
         path: query ? `${path}?${query}` : path, headers: signed,
       }, (message) => resolve({ status: message.statusCode ?? 0, headers: message.headers, message }));
       req.on('error', reject);
-      req.end(call.body);
+      // Corked, the parts leave in one writev.
+      req.cork();
+      for (const part of parts) req.write(part);
+      req.end();
     });
   }
 

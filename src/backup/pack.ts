@@ -1,7 +1,8 @@
 // Packs: many small blobs in one S3 object, so a backup makes a few requests per hundred MiB
 // instead of one per chunk. Layout: blob bytes back to back, then the sealed PackTrailer (the
 // pack's own index, so a pack whose index file never got written can still be recovered), then
-// the trailer's length as 4 bytes big-endian. A pack is named by the SHA-256 of its bytes.
+// the trailer's length as 4 bytes big-endian. A pack is named by the SHA-256 of its trailer (packs
+// written before were named by the SHA-256 of all their bytes; either is just a unique name).
 import { createHash } from 'node:crypto';
 import type { BlobCodec } from './blob-codec.js';
 import { PackEntry, PackRef, PackTrailer, type BlobType } from './format.js';
@@ -75,16 +76,19 @@ export class PackWriter {
     const trailer = this.codec.seal(Buffer.from(PackTrailer.encode({ entries }).finish()));
     const length = Buffer.alloc(4);
     length.writeUInt32BE(trailer.length);
-    const body = Buffer.concat([...this.blobs, trailer, length]);
+    const body = [...this.blobs, trailer, length];
+    const size = this.size + trailer.length + length.length;
     this.blobs = [];
     this.entries = [];
     this.size = 0;
-    const pack = createHash('sha256').update(body).digest('hex');
+    // The trailer lists every blob's id and place (and is sealed with a fresh nonce when
+    // encrypted), so its hash names the pack without hashing the blobs again.
+    const pack = createHash('sha256').update(trailer).digest('hex');
     const retainUntil = this.options.retainUntil;
     const upload = this.store.put(packKey(pack), body, { retainUntil }).then(
       () => {
         this.written.push(PackRef.create({ pack, entries, lockUntilMs: retainUntil?.getTime() ?? 0 }));
-        this.options.onUploaded?.(body.length);
+        this.options.onUploaded?.(size);
       },
       (err: Error) => { this.failure ??= err; },
     ).finally(() => this.uploads.delete(upload));
