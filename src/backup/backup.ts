@@ -4,7 +4,7 @@
 // therefore never becomes visible before everything it references is stored.
 import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.js';
 import { CodecPool } from './codec-pool.js';
-import { BlobType, ID_BYTES, Snapshot, ZERO_ID } from './format.js';
+import { BlobType, ID_BYTES, isZeroIdAt, Snapshot, ZERO_ID } from './format.js';
 import { PackWriter } from './pack.js';
 import { type BlobIndex, forEachLimit, newId, type Repository } from './repository.js';
 import { ChunkIdCache } from './id-cache.js';
@@ -304,7 +304,7 @@ class BackupRun {
   private countAllocated(): number {
     let bytes = 0;
     for (let i = 0; i < this.chunkCount; i++) {
-      if (!this.chunkIds.subarray(i * ID_BYTES, (i + 1) * ID_BYTES).equals(ZERO_ID)) bytes += this.chunkLength(i);
+      if (!isZeroIdAt(this.chunkIds, i)) bytes += this.chunkLength(i);
     }
     return bytes;
   }

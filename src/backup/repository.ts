@@ -90,13 +90,14 @@ export class Repository {
    */
   async loadIndex(exclude: ReadonlySet<string> = new Set()): Promise<BlobIndex> {
     const index = new BlobIndex();
-    const files = await this.store.listAll('index/');
+    // Both listings at once: a pack listed whose index file was not is recovered from its trailer.
+    const [files, packs] = await Promise.all([this.store.listAll('index/'), this.store.listAll('packs/')]);
     await forEachLimit(files, 16, async ({ key }) => {
       const file = IndexFile.decode(this.codec.open(await this.store.get(key)));
       index.files.push(key);
       for (const ref of file.packs as PackRef[]) if (!exclude.has(ref.pack)) index.addPack(ref);
     });
-    const unindexed = (await this.store.listAll('packs/')).map((o) => packIdOfKey(o.key)).filter((p) => !index.packs.has(p) && !exclude.has(p));
+    const unindexed = packs.map((o) => packIdOfKey(o.key)).filter((p) => !index.packs.has(p) && !exclude.has(p));
     await forEachLimit(unindexed, 16, async (pack) => {
       try {
         const entries = await readPackTrailer(this.store, this.codec, pack);

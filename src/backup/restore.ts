@@ -5,13 +5,13 @@
 // Over an existing image only chunks whose content differs are written.
 import { constants, existsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { ID_BYTES, type Snapshot, ZERO_ID } from './format.js';
+import { ID_BYTES, isZeroIdAt, type Snapshot } from './format.js';
 import { NbdClient } from './nbd/client.js';
 import { StoreError } from '../common/errors.js';
 import { CodecPool } from './codec-pool.js';
 import { ChunkIdCache } from './id-cache.js';
 import { planRangeReads, type RangeLimits, readRange } from './pack.js';
-import { type BlobLocation, forEachLimit, type Repository } from './repository.js';
+import { type BlobIndex, type BlobLocation, forEachLimit, type Repository } from './repository.js';
 import { imageInfo, qemuImg, serveImage } from './qemu-tools.js';
 import { trace, traced } from './trace.js';
 import { readChunkIds } from './tree.js';
@@ -72,27 +72,40 @@ const MAX_WRITE = 16 * MiB;
 export async function restore(repo: Repository, request: RestoreRequest): Promise<RestoreSummary> {
   const started = Date.now();
   const { snapshot } = request;
-  const [index, cached] = await traced('load index', Promise.all([repo.loadIndex(), ChunkIdCache.forBucket(repo.store.bucket, repo.codec).read(snapshot)]));
-  const ids = cached ?? await traced('read chunk ids', readChunkIds(repo, index, snapshot));
-  const target = await openTarget(request.to, request.format, snapshot.diskSize);
+  // Threads start while the index loads; restoring over an image reads all of it to compare.
+  const pool = CodecPool.forWork(repo.codec, existsSync(request.to) ? snapshot.diskSize : Number(snapshot.allocatedBytes || snapshot.diskSize), request.codecThreads);
+  try {
+    const [index, cached] = await traced('load index', Promise.all([repo.loadIndex(), ChunkIdCache.forBucket(repo.store.bucket, repo.codec).read(snapshot)]));
+    const ids = cached ?? await traced('read chunk ids', readChunkIds(repo, index, snapshot));
+    const target = await openTarget(request.to, request.format, snapshot.diskSize);
+    try {
+      const summary = await writeSnapshot(repo, index, ids, pool, target, request);
+      return { ...summary, durationMs: Date.now() - started };
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Writes the chunks whose ids are `ids` (the snapshot's, in disk order) into `target`. */
+async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, pool: CodecPool, target: ImageTarget, request: RestoreRequest): Promise<RestoreSummary> {
+  const { snapshot } = request;
   const summary = { snapshot: snapshot.id, bytesWritten: 0, bytesFetched: 0, chunksUnchanged: 0, durationMs: 0 };
   const count = ids.length / ID_BYTES;
-  const idAt = (i: number) => ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
   const chunkLength = (i: number) => Math.min(snapshot.chunkSize, snapshot.diskSize - i * snapshot.chunkSize);
-  let dataChunks = 0;
-  for (let i = 0; i < count; i++) if (!idAt(i).equals(ZERO_ID)) dataChunks++;
   const writing: Array<Promise<void>> = [];
-  const pool = CodecPool.forWork(repo.codec, target.existed ? snapshot.diskSize : dataChunks * snapshot.chunkSize, request.codecThreads);
   try {
     const differs = target.existed ? await changedChunks(pool, target, ids, snapshot.chunkSize, chunkLength) : undefined;
     const positions = new Map<string, number[]>();
     for (let i = 0; i < count; i++) {
       if (differs && !differs[i]) { summary.chunksUnchanged++; continue; }
-      if (idAt(i).equals(ZERO_ID)) {
+      if (isZeroIdAt(ids, i)) {
         if (differs) { await target.writeZeroes(i * snapshot.chunkSize, chunkLength(i)); summary.bytesWritten += chunkLength(i); }
         continue;
       }
-      const hex = idAt(i).toString('hex');
+      const hex = ids.toString('hex', i * ID_BYTES, (i + 1) * ID_BYTES);
       const list = positions.get(hex);
       if (list) list.push(i);
       else positions.set(hex, [i]);
@@ -143,12 +156,10 @@ export async function restore(repo: Repository, request: RestoreRequest): Promis
     await Promise.all(writing);
     if (writeFailure) throw writeFailure;
     trace(`fetched and wrote ${ranges.length} ranges`);
+    return summary;
   } finally {
     await Promise.all(writing);
-    await Promise.all([pool.close(), target.close()]);
   }
-  summary.durationMs = Date.now() - started;
-  return summary;
 }
 
 function directAligned(offset: number, parts: Buffer[]): boolean {
