@@ -4,9 +4,8 @@
 // Repository format 2 seals each blob with its id as GCM's additional data, so opening it proves
 // it is the blob the key holder stored under that id: reading need not hash the plaintext again
 // (format 1 blobs, sealed without it, are re-hashed).
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Compressor } from 'zstd-napi';
 import zstdBinding from 'zstd-napi/binding.js';
 import { StoreError } from '../common/errors.js';
 
@@ -34,12 +33,16 @@ export interface CodecKeys {
 }
 
 export class BlobCodec {
-  private readonly compressor = new Compressor();
-  /** The binding's context decompresses into a given buffer (the Decompressor class allocates one). */
+  /**
+   * The binding's contexts work in given buffers (zstd-napi's classes allocate a buffer per call):
+   * compression into a reused scratch buffer, decompression straight into the caller's.
+   */
+  private readonly compressor = new zstdBinding.CCtx();
   private readonly decompressor = new zstdBinding.DCtx();
+  private scratch = Buffer.alloc(0);
 
   private constructor(readonly keys: CodecKeys | undefined) {
-    this.compressor.setParameters({ compressionLevel: COMPRESSION_LEVEL });
+    this.compressor.setParameter(zstdBinding.CParameter.compressionLevel, COMPRESSION_LEVEL);
   }
 
   static plain(): BlobCodec {
@@ -64,10 +67,24 @@ export class BlobCodec {
     return this.keys ? createHmac('sha256', this.keys.mac).update(plain).digest() : createHash('sha256').update(plain).digest();
   }
 
+  /** Most bytes a blob's stored form takes beyond its plaintext. */
+  get overhead(): number {
+    return this.keys ? NONCE_BYTES + TAG_BYTES : 0;
+  }
+
   encode(plain: Buffer, id: Uint8Array): EncodedBlob {
-    const packed = this.compressor.compress(plain);
-    const compressed = packed.length < plain.length * (1 - MIN_SAVING);
-    return { stored: this.seal(compressed ? packed : plain, this.sealedId(id)), compressed };
+    const out = Buffer.allocUnsafe(plain.length + this.overhead);
+    const { length, compressed } = this.encodeInto(plain, id, out);
+    return { stored: out.subarray(0, length), compressed };
+  }
+
+  /** Writes the stored form into `out` (room for plain.length + overhead bytes); returns its length. */
+  encodeInto(plain: Buffer, id: Uint8Array, out: Buffer): { length: number; compressed: boolean } {
+    const bound = zstdBinding.compressBound(plain.length);
+    if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafe(bound);
+    const packedLength = this.compressor.compress2(this.scratch, plain);
+    const compressed = packedLength < plain.length * (1 - MIN_SAVING);
+    return { length: this.sealInto(compressed ? this.scratch.subarray(0, packedLength) : plain, this.sealedId(id), out), compressed };
   }
 
   /**
@@ -105,12 +122,19 @@ export class BlobCodec {
   /** AES-256-GCM with a fresh nonce; `bound` (if given) is authenticated too but not stored. */
   seal(plain: Buffer, bound?: Uint8Array): Buffer {
     if (!this.keys) return plain;
-    const nonce = randomBytes(NONCE_BYTES);
+    const out = Buffer.allocUnsafe(plain.length + this.overhead);
+    return out.subarray(0, this.sealInto(plain, bound, out));
+  }
+
+  /** seal() into `out` (room for plain.length + overhead bytes); returns the sealed length. */
+  private sealInto(plain: Buffer, bound: Uint8Array | undefined, out: Buffer): number {
+    if (!this.keys) return plain.copy(out);
+    const nonce = randomFillSync(out.subarray(0, NONCE_BYTES));
     const cipher = createCipheriv('aes-256-gcm', this.keys.enc, nonce);
     if (bound) cipher.setAAD(bound);
-    const body = cipher.update(plain);
+    const length = NONCE_BYTES + cipher.update(plain).copy(out, NONCE_BYTES);
     cipher.final();
-    return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+    return length + cipher.getAuthTag().copy(out, length);
   }
 
   /** Opens what seal() made; `bound` must be what was bound then. */

@@ -46,10 +46,7 @@ export interface CodecResult {
 export function runCodecTask(codec: BlobCodec, task: CodecTask): CodecResult {
   switch (task.op) {
     case 'name': return { ...nameChunks(codec, view(task.data, 0, task.data.byteLength), task.chunkSize), input: task.data };
-    case 'encode': {
-      const encoded = task.pieces.map((p) => codec.encode(view(task.data, p.offset, p.length), p.id));
-      return { ...concatenate(encoded.map((e) => e.stored)), compressed: encoded.map((e) => e.compressed) };
-    }
+    case 'encode': return encodeChunks(codec, task.data, task.pieces);
     case 'decode': {
       // Each plaintext goes straight to its place in the caller's output buffer.
       const lengths = task.blobs.map((b) => b.rawLength);
@@ -62,6 +59,22 @@ export function runCodecTask(codec: BlobCodec, task: CodecTask): CodecResult {
       return { data: task.out, input: task.data, lengths, compressed: [] };
     }
   }
+}
+
+/** The stored forms of the pieces, back to back in one fresh (transferable, unpooled) buffer. */
+function encodeChunks(codec: BlobCodec, data: Uint8Array, chunks: ChunkPiece[]): CodecResult {
+  const out = Buffer.from(new ArrayBuffer(chunks.reduce((sum, p) => sum + p.length + codec.overhead, 0)));
+  const lengths: number[] = [];
+  const compressed: boolean[] = [];
+  let at = 0;
+  for (const piece of chunks) {
+    const encoded = codec.encodeInto(view(data, piece.offset, piece.length), piece.id, out.subarray(at));
+    lengths.push(encoded.length);
+    compressed.push(encoded.compressed);
+    at += encoded.length;
+  }
+  // Packs keep the stored forms until uploaded: well-compressed ones move to a buffer their size.
+  return { data: at < out.length / 2 ? new Uint8Array(out.subarray(0, at)) : out.subarray(0, at), lengths, compressed };
 }
 
 function nameChunks(codec: BlobCodec, data: Buffer, chunkSize: number): CodecResult {
@@ -106,13 +119,3 @@ export function pieces(data: Uint8Array, lengths: number[]): Buffer[] {
   });
 }
 
-/** Copies the parts into one fresh (transferable, unpooled) buffer. */
-function concatenate(parts: Uint8Array[]): { data: Uint8Array; lengths: number[] } {
-  const data = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    data.set(part, at);
-    at += part.length;
-  }
-  return { data, lengths: parts.map((p) => p.length) };
-}
