@@ -10,7 +10,7 @@ import { xmlChild, xmlChildren, xmlText } from '../xml.js';
 import { assertVersionDeletable } from './object-lock.js';
 
 const MAX_KEYS_PER_DELETE = 1000;
-const DELETE_CONCURRENCY = 16;
+const DELETE_CONCURRENCY = 64;
 
 export interface DeleteOutcome {
   /** The version removed (by id) or the delete marker created. */
