@@ -1,7 +1,7 @@
 // Test helper: a real multi-process Tessera cluster on loopback (`tessera cluster`), with the
 // handles tests need to hurt it: kill, pause and restart storage nodes, find their files.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +62,15 @@ export function runTessera(args: string[], env: NodeJS.ProcessEnv = {}): Promise
   });
 }
 
+function killStartedNodes(dataDir: string): void {
+  for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    try {
+      process.kill(Number(readFileSync(join(dataDir, entry.name, 'node.pid'), 'utf8').trim()), 'SIGKILL');
+    } catch { /* no pid file yet, or already gone */ }
+  }
+}
+
 export async function startCluster(options: { nodes?: number; ec?: string } = {}): Promise<TestCluster> {
   const nodes = options.nodes ?? 6;
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-test-'));
@@ -72,7 +81,13 @@ export async function startCluster(options: { nodes?: number; ec?: string } = {}
   if (options.ec) args.push('--ec', options.ec);
   const env = { ...process.env, TESSERA_ACCESS_KEY: accessKeyId, TESSERA_SECRET_KEY: secretAccessKey };
   const launcher = spawn(process.execPath, [tesseraMain, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  await waitForLine(launcher, /tessera cluster ready/, 'tessera cluster');
+  // A launcher that never gets ready must not outlive the test, nor must the nodes it started.
+  await waitForLine(launcher, /tessera cluster ready/, 'tessera cluster').catch((err: unknown) => {
+    launcher.kill('SIGKILL');
+    killStartedNodes(dataDir);
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  });
   const clusterFile = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as {
     secret: string; nodes: Array<{ id: string; address: string }>;
   };
