@@ -36,6 +36,11 @@ function allFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
 }
 
+/** Temp files a shard write leaves while it runs (beside the shard files, or in tmp/ where older versions put them). */
+function tempFiles(dataDir: string): string[] {
+  return allFiles(dataDir).filter((name) => name.endsWith('.tmp'));
+}
+
 function flipByte(path: string, offset: number): void {
   const fd = openSync(path, 'r+');
   const byte = Buffer.alloc(1);
@@ -87,7 +92,7 @@ t.test('capacity limit: RESOURCE_EXHAUSTED and nothing left behind', async (t) =
   await t.rejects(putShard(node, { dataId: 'big', shardIndex: 0, blockSize: BLOCK }, randomBytes(2 * 1024 * 1024)),
     { code: grpc.status.RESOURCE_EXHAUSTED });
   t.same(allFiles(join(root, 'full', 'shards')), [], 'no shard file');
-  t.same(allFiles(join(root, 'full', 'tmp')), [], 'no temp file');
+  t.same(tempFiles(join(root, 'full')), [], 'no temp file');
   const health = await node.call<pb.HealthResult>('Health', {});
   t.equal(health.usedBytes, 0);
   t.equal(health.capacityBytes, 1024 * 1024);
@@ -113,7 +118,7 @@ t.test('SIGKILL during PutShard leaves no shard; scrub removes the temp file', a
   call.on('error', () => {});
   call.write({ header: { dataId: 'half', shardIndex: 1, blockSize: BLOCK } });
   call.write({ data: randomBytes(3 * BLOCK) });
-  while (allFiles(join(dataDir, 'tmp')).length === 0) await new Promise((r) => setTimeout(r, 20));
+  while (tempFiles(dataDir).length === 0) await new Promise((r) => setTimeout(r, 20));
   await node.stop('SIGKILL');
 
   const restarted = await startNode(t, 'killed');
@@ -121,7 +126,7 @@ t.test('SIGKILL during PutShard leaves no shard; scrub removes the temp file', a
   const report = await restarted.call<pb.ScrubReport>('Scrub', { orphanGraceMs: 0, removeOrphans: true });
   t.same(report.orphans.map((o) => [o.dataId, o.shardIndex]), [['half', 1]]);
   t.equal(report.orphansRemoved, 1);
-  t.same(allFiles(join(dataDir, 'tmp')), [], 'temp file gone');
+  t.same(tempFiles(dataDir), [], 'temp file gone');
 });
 
 t.test('metadata, listing, records, cluster map and health over gRPC', async (t) => {
@@ -192,12 +197,14 @@ t.test('the background scrubber removes orphans and logs without the secret', as
   const dataDir = join(root, 'background');
   const node = await startNode(t, 'background', ['--scrub-interval', '200ms', '--orphan-grace', '0', '--log-level', 'info']);
   await putShard(node, { dataId: 'stray', shardIndex: 0, blockSize: BLOCK }, randomBytes(1000));
-  writeFileSync(join(dataDir, 'tmp', 'dead.0.0000.tmp'), 'left by a killed writer');
+  writeFileSync(join(dataDir, 'tmp', 'dead.0.0000.tmp'), 'left by a killed writer of an older version');
+  const shardDir = readdirSync(join(dataDir, 'shards'))[0]!;
+  writeFileSync(join(dataDir, 'shards', shardDir, 'dead.1.0000.tmp'), 'left by a killed writer');
   for (let waited = 0; allFiles(dataDir).some((f) => f === 'stray.0' || f.endsWith('.tmp')) && waited < 20_000; waited += 100) {
     await new Promise((r) => setTimeout(r, 100));
   }
   t.notOk(allFiles(dataDir).includes('stray.0'), 'unreferenced shard removed');
-  t.notOk(allFiles(dataDir).some((f) => f.endsWith('.tmp')), 'temp file removed');
+  t.same(tempFiles(dataDir), [], 'temp files removed, in tmp/ and beside the shards');
   t.match(node.output(), /scrub finished/);
   t.notMatch(node.output(), TEST_SECRET, 'the secret never reaches the log');
 });
@@ -218,7 +225,7 @@ t.test('a really full disk (a small tmpfs): RESOURCE_EXHAUSTED, no leftovers, no
   node = await spawnStorageNode('tiny', join(mountPoint, 'tiny'));
   await t.rejects(putShard(node, { dataId: 'huge', shardIndex: 0, blockSize: BLOCK }, randomBytes(4 * 1024 * 1024)),
     { code: grpc.status.RESOURCE_EXHAUSTED });
-  t.same(allFiles(join(mountPoint, 'tiny', 'tmp')), [], 'no temp file');
+  t.same(tempFiles(join(mountPoint, 'tiny')), [], 'no temp file');
   t.same(allFiles(join(mountPoint, 'tiny', 'shards')), [], 'no shard file');
   const small = randomBytes(100_000);
   await putShard(node, { dataId: 'small', shardIndex: 0, blockSize: BLOCK }, small);
