@@ -31,7 +31,7 @@ export interface BackupRequest {
   readConcurrency?: number;
   /** Bytes per NBD read. */
   readSize?: number;
-  /** Threads for hashing, compression and encryption (default: by the amount to read). */
+  /** Threads for hashing, compression and encryption (default: one per core; 0 = inline). */
   codecThreads?: number;
   packSize?: number;
   maxUploads?: number;
@@ -62,6 +62,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
   const started = Date.now();
   const snapshotId = newId(new Date(started));
   const cache = ChunkIdCache.forBucket(repo.store.bucket, repo.codec);
+  const pool = CodecPool.perCore(repo.codec, request.codecThreads);
   const locking = traced('lock', repo.acquireLock('backup'));
   const listing = traced('list snapshots', repo.listSnapshots(request.disk));
   const loading = locking.then(() => traced('load index', Promise.all([repo.readGcPending(), repo.loadIndex()])));
@@ -91,7 +92,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
     if (sameDisk && parentRead.status === 'rejected') throw parentRead.reason;
     const parentIds = sameDisk && parentRead.status === 'fulfilled' ? parentRead.value : undefined;
     const run = new BackupRun(repo, index, new Set(pending.packs), source, request, parentIds, retainUntil);
-    await run.readAndStore();
+    await run.readAndStore(pool);
     const tree = await run.storeTree();
     const packs = await traced('upload packs', run.writer.finish());
     const indexed = [...packs, ...index.recovered];
@@ -119,7 +120,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
   } finally {
     const source = opened.status === 'fulfilled' ? opened.value.source : undefined;
     const lock = locked.status === 'fulfilled' ? locked.value : undefined;
-    await traced('close source and unlock', Promise.all([source?.finish(succeeded), lock?.release()]));
+    await traced('close source and unlock', Promise.all([source?.finish(succeeded), lock?.release(), pool.close()]));
   }
 }
 
@@ -154,14 +155,13 @@ class BackupRun {
     });
   }
 
-  async readAndStore(): Promise<void> {
+  async readAndStore(pool: CodecPool): Promise<void> {
     const wanted = await traced('dirty extents', this.chunksToRead());
     const zero = await traced('zero extents', this.zeroChunks(wanted));
     const runs = this.readRuns(wanted, zero);
     trace(`read ${runs.length} runs`);
     this.bytesToRead = runs.reduce((sum, r) => sum + r.length, 0);
     if (!this.request.packSize) this.writer.setTargetSize(Math.min(DEFAULTS.packSize, Math.max(MIN_PACK_SIZE, Math.floor(this.bytesToRead / PACKS_PER_BACKUP))));
-    const pool = CodecPool.forWork(this.repo.codec, this.bytesToRead, this.request.codecThreads);
     let next = 0;
     const worker = async () => {
       while (next < runs.length) {
@@ -172,11 +172,7 @@ class BackupRun {
         this.request.onProgress?.({ bytesToRead: this.bytesToRead, bytesRead: this.stats.bytesRead, bytesUploaded: this.stats.bytesUploaded });
       }
     };
-    try {
-      await Promise.all(Array.from({ length: this.request.readConcurrency ?? this.readConcurrency(runs) }, worker));
-    } finally {
-      await pool.close();
-    }
+    await Promise.all(Array.from({ length: this.request.readConcurrency ?? this.readConcurrency(runs) }, worker));
     this.stats.allocatedBytes = this.countAllocated();
     trace('read and encoded');
   }

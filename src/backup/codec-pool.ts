@@ -73,6 +73,15 @@ export class CodecPool {
     return CodecPool.withThreads(codec, threads ?? (workBytes < INLINE_BYTES ? 0 : Math.min(MAX_THREADS, availableParallelism())));
   }
 
+  /**
+   * `threads` if given, else one per core, started now: a backup starts them before it knows how
+   * much it will read, so that their start-up (~60 ms of module compiling each) overlaps its
+   * waiting for the store and the qemu tools instead of delaying the first chunks.
+   */
+  static perCore(codec: BlobCodec, threads?: number): CodecPool {
+    return CodecPool.withThreads(codec, threads ?? Math.min(MAX_THREADS, availableParallelism()));
+  }
+
   static withThreads(codec: BlobCodec, count: number): CodecPool {
     return new CodecPool(codec, Array.from({ length: count }, () => new CodecThread(codec)));
   }
