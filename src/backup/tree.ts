@@ -4,7 +4,8 @@
 // costs index pages in proportion to the change; the root id is a Merkle hash of the whole image.
 import { StoreError } from '../common/errors.js';
 import { ID_BYTES, IndexPage } from './format.js';
-import type { BlobIndex, Repository } from './repository.js';
+import { blobInRange, planRangeReads, readRange } from './pack.js';
+import type { BlobIndex, BlobLocation, Repository } from './repository.js';
 import { forEachLimit } from './repository.js';
 
 export const DEFAULT_FANOUT = 1024;
@@ -44,22 +45,34 @@ export function buildTree(chunkIds: Buffer, fanout: number, idOf: (body: Buffer)
   }
 }
 
-/** Reads a snapshot's chunk ids, fetching (and verifying) every page of its tree. */
+/**
+ * Reads a snapshot's chunk ids, fetching (and verifying) every page of its tree. A level's pages
+ * are fetched in few ranged GETs (a backup stores its pages together, so neighbours in a pack
+ * share one), each distinct page once.
+ */
 export async function readChunkIds(repo: Repository, index: BlobIndex, tree: TreeRoot, concurrency = 64, onPage?: (id: Buffer) => void): Promise<Buffer> {
   let ids = Buffer.from(tree.root);
   for (let level = tree.depth - 1; level >= 0; level--) {
     const count = ids.length / ID_BYTES;
-    const children: Buffer[] = new Array<Buffer>(count);
-    await forEachLimit(Array.from({ length: count }, (_, i) => i), concurrency, async (i) => {
+    const pages = new Map<string, BlobLocation>();
+    for (let i = 0; i < count; i++) {
       const id = ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
       onPage?.(id);
       const location = index.get(id);
       if (!location) throw new StoreError('NotFound', `index page ${id.toString('hex')} is missing`);
-      const page = IndexPage.decode(await repo.readBlob(location));
-      if (page.level !== level) throw new StoreError('Corrupt', `index page ${id.toString('hex')} is at level ${page.level}, expected ${level}`);
-      children[i] = Buffer.from(page.ids);
+      pages.set(id.toString('hex'), location);
+    }
+    const bodies = new Map<string, Buffer>();
+    await forEachLimit(planRangeReads([...pages.values()]), concurrency, async (range) => {
+      const stored = await readRange(repo.store, range);
+      for (const { entry } of range.blobs) {
+        const page = IndexPage.decode(repo.codec.decode(blobInRange(stored, range, entry), entry.id, entry.compressed, entry.rawLength));
+        const hex = Buffer.from(entry.id).toString('hex');
+        if (page.level !== level) throw new StoreError('Corrupt', `index page ${hex} is at level ${page.level}, expected ${level}`);
+        bodies.set(hex, Buffer.from(page.ids));
+      }
     });
-    ids = Buffer.concat(children);
+    ids = Buffer.concat(Array.from({ length: count }, (_, i) => bodies.get(ids.toString('hex', i * ID_BYTES, (i + 1) * ID_BYTES))!));
   }
   return ids;
 }
