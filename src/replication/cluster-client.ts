@@ -165,12 +165,13 @@ export class ClusterClient implements ObjectStore {
   }
 
   /**
-   * Write the version's record to placement nodes that lack it; -1 if some could not be reached.
+   * Write the version's record to placement nodes that lack it: how many it wrote, and the nodes
+   * that did not answer.
    * Once every placement node holds it and its writer can no longer be waiting on it, the version
    * is committed whatever became of that writer, so what its revertible write kept can go (a
    * writer that crashed never settled it).
    */
-  async repairRecords(version: ObjectVersion): Promise<number> {
+  async repairRecords(version: ObjectVersion): Promise<{ repaired: number; unanswered: Map<string, StoreError> | undefined }> {
     const key = versionKey(version);
     const nodes = this.placement(version.bucket, version.key);
     const result = await this.cluster.fanOut(nodes, (client) => client.getMeta(key, true));
@@ -183,13 +184,13 @@ export class ClusterClient implements ObjectStore {
       const inline = await this.completeInlineShards(version);
       await this.cluster.fanOut(stale, (client, id) => client.putMeta([recordFor(version, inline, id)]));
     }
-    if (result.failed.size) return -1;
+    if (result.failed.size) return { repaired: stale.length, unanswered: result.failed };
     const stamp = stampOf(version);
     const age = writeAgeMs(stamp);
     if (age > UNARY_DEADLINE_MS + MAX_CLOCK_SKEW_MS && age < KEPT_TTL_MS) {
       await this.cluster.fanOut(nodes, (client) => client.resolveMeta(key, stamp, true));
     }
-    return stale.length;
+    return { repaired: stale.length, unanswered: undefined };
   }
 
   /** Every inline shard of a version, rebuilt from the ones the nodes still hold. */

@@ -9,6 +9,8 @@ import type { DataSegment, ObjectVersion } from './types.js';
 
 const RETRY_MS = 5_000;
 const MAX_QUEUE = 100_000;
+/** What a full heal could not heal, and why, is listed up to this many entries. */
+const MAX_LISTED_UNHEALED = 20;
 
 export interface HealReport {
   versions: number;
@@ -20,6 +22,8 @@ export interface HealReport {
 export interface ScanProgress {
   scanned: number;
   report: HealReport;
+  /** The first versions and upload parts that could not be healed, each with the reason. */
+  unhealed: string[];
 }
 
 export class HealQueue {
@@ -54,8 +58,10 @@ export class HealQueue {
       for (const [id, [bucket, key, versionId]] of this.queued) {
         if (this.stopped) return;
         this.queued.delete(id);
-        const ok = await healVersion(this.store, bucket, key, versionId, this.totals).catch(() => false);
-        if (!ok) retry.push([bucket, key, versionId]);
+        await healVersion(this.store, bucket, key, versionId, this.totals).catch(() => {
+          this.totals.failed++;
+          retry.push([bucket, key, versionId]);
+        });
       }
     } finally {
       this.running = false;
@@ -71,30 +77,32 @@ export class HealQueue {
 }
 
 /**
- * Heal one version. Returns false when it could not be completed now (a node is down), so the
- * caller retries later.
+ * Heal one version: as much as can be done now. Throws (the first reason) when it could not be
+ * completed (a node is down), so the caller retries later.
  */
 export async function healVersion(store: ClusterClient, bucket: string, key: string, versionId: string,
-  report: HealReport): Promise<boolean> {
+  report: HealReport): Promise<void> {
   // Every node, so that one still holding a version deleted while it was away hears of the delete.
   const version = await store.getVersion(bucket, key, versionId, { askEveryNode: true });
   report.versions++;
-  if (!version) return true;
-  let complete = true;
+  if (!version) return;
+  const problems: unknown[] = [];
   for (const segment of version.segments ?? []) {
     if (segment.inline) continue;
-    const healed = await healSegment(store, segment);
-    if (healed < 0) complete = false;
-    else report.healedShards += healed;
+    await healSegment(store, segment).then((healed) => { report.healedShards += healed; }, (err: unknown) => { problems.push(err); });
   }
   const records = await store.repairRecords(version);
-  if (records < 0) complete = false;
-  else report.healedRecords += records;
-  if (!complete) report.failed++;
-  return complete;
+  if (records.unanswered) problems.push(unanswered('its record', records.unanswered));
+  report.healedRecords += records.repaired;
+  if (problems.length) throw problems[0];
 }
 
-/** Rebuild the shards of a segment that are missing or corrupt; -1 if a holder is unreachable. */
+function unanswered(what: string, failed: Map<string, StoreError>): StoreError {
+  const [[id, err]] = failed;
+  return new StoreError('Unavailable', `${what}: node ${id} did not answer (${err.message})`);
+}
+
+/** Rebuild the shards of a segment that are missing or corrupt; throws if a holder is unreachable. */
 export async function healSegment(store: ClusterClient, segment: DataSegment): Promise<number> {
   const nodes = segment.nodes ?? [];
   const result = await store.cluster.fanOut(nodes, (client, id) =>
@@ -105,7 +113,8 @@ export async function healSegment(store: ClusterClient, segment: DataSegment): P
     if (state === pb.ShardStatus.State.MISSING || state === pb.ShardStatus.State.CORRUPT) damaged.push(index);
   });
   if (damaged.length) await rewriteShards(store, segment, damaged);
-  return result.failed.size ? -1 : damaged.length;
+  if (result.failed.size) throw unanswered(`shards of ${segment.dataId}`, result.failed);
+  return damaged.length;
 }
 
 /** Rebuild shards `indexes` of a segment from the others and write them to `targets` (default: their own nodes). */
@@ -132,19 +141,20 @@ export async function rewriteShards(store: ClusterClient, segment: DataSegment, 
  * `onProgress` sees each step.
  */
 export async function scanAndHeal(store: ClusterClient, onProgress: (p: ScanProgress) => void = () => undefined): Promise<ScanProgress> {
-  const progress: ScanProgress = { scanned: 0, report: { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 } };
+  const progress: ScanProgress = { scanned: 0, report: { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 }, unhealed: [] };
+  const unhealed = (what: string) => (err: unknown) => {
+    progress.report.failed++;
+    if (progress.unhealed.length < MAX_LISTED_UNHEALED) progress.unhealed.push(`${what}: ${(err as Error).message}`);
+  };
   for await (const version of allVersions(store)) {
     progress.scanned++;
-    await healVersion(store, version.bucket, version.key, version.versionId, progress.report).catch(() => {
-      progress.report.failed++;
-    });
+    await healVersion(store, version.bucket, version.key, version.versionId, progress.report)
+      .catch(unhealed(`${version.bucket}/${version.key} version ${version.versionId}`));
     onProgress(progress);
   }
   for await (const part of allUploadParts(store)) {
     progress.scanned++;
-    const healed = await healSegment(store, part).catch(() => -1);
-    if (healed < 0) progress.report.failed++;
-    else progress.report.healedShards += healed;
+    await healSegment(store, part).then((healed) => { progress.report.healedShards += healed; }, unhealed(`upload part ${part.partNumber} (${part.dataId})`));
     onProgress(progress);
   }
   return progress;

@@ -98,6 +98,10 @@ t.test('6 nodes at 4+2', async (t) => {
     await nodes.store.createUpload(upload);
     nodes.kill('n6');
     const part = await nodes.store.writePart(upload, 1, patternStream(2 * 1024 * 1024, 11), () => ({}));
+    const whileDown = await scanAndHeal(nodes.store);
+    t.ok(whileDown.report.failed > 0, 'a heal with a node down does not claim success');
+    t.ok(whileDown.unhealed.some((problem) => problem.includes('upload part 1') && problem.includes('node n6 did not answer')),
+      'and names what it could not heal and why');
     await nodes.start('n6');
     const result = await scanAndHeal(nodes.store);
     t.equal(result.report.failed, 0);

@@ -116,6 +116,7 @@ async function runHeal(store: ClusterClient): Promise<number> {
   const result = await scanAndHeal(store, (p) =>
     progressLine(`heal: ${p.scanned} versions scanned, ${p.report.healedShards} shards and ${p.report.healedRecords} records rebuilt`));
   process.stdout.write(`\nheal done: ${JSON.stringify({ scanned: result.scanned, ...result.report })}\n`);
+  for (const problem of result.unhealed) process.stderr.write(`  not healed: ${problem}\n`);
   return result.report.failed ? 1 : 0;
 }
 
