@@ -14,6 +14,8 @@ import { createTestHosts, netnsAvailable, type TestHost } from './netns.js';
 /** Port of a node inside its own namespace (nothing else listens there). */
 const NAMESPACED_NODE_PORT = 7480;
 const CLUSTER_SECRET = 'fault-suite-cluster-secret-0123456789abcdef';
+/** How a storage node names the temp file of a shard write in progress. */
+const TEMP_SUFFIX = '.tmp';
 
 export interface FaultClusterOptions {
   nodes: number;
@@ -164,12 +166,13 @@ export class FaultCluster {
 
   /** Every shard file the node holds (not temp files). */
   shardFiles(id: string): string[] {
-    return walk(join(this.node(id).dataDir, 'shards'));
+    return walk(join(this.node(id).dataDir, 'shards')).filter((path) => !path.endsWith(TEMP_SUFFIX));
   }
 
-  /** Temp files of shard writes that never finished. */
+  /** Temp files of shard writes that never finished (beside the shard files, or in tmp/ from older versions). */
   tempFiles(id: string): string[] {
-    return walk(join(this.node(id).dataDir, 'tmp'));
+    const { dataDir } = this.node(id);
+    return [...walk(join(dataDir, 'shards')), ...walk(join(dataDir, 'tmp'))].filter((path) => path.endsWith(TEMP_SUFFIX));
   }
 
   /** Bytes of shard files on the node's disk. */
