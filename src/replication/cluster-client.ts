@@ -193,6 +193,16 @@ export class ClusterClient implements ObjectStore {
     return { repaired: stale.length, unanswered: undefined };
   }
 
+  /**
+   * A write still in flight, as far as anyone can tell: an inline version read from fewer than k
+   * nodes (so not acknowledged yet), too young to be judged abandoned — its writer may still be
+   * adding copies. Heal leaves it for later; once it is old enough, reads and heal revert it.
+   */
+  isUnfinishedWrite(version: ObjectVersion): boolean {
+    const gathered = this.inline.get(version);
+    return gathered !== undefined && !enoughInlineShards(version, gathered) && writeAgeMs(stampOf(version)) <= ABANDONED_WRITE_AGE_MS;
+  }
+
   /** Every inline shard of a version, rebuilt from the ones the nodes still hold. */
   private async completeInlineShards(version: ObjectVersion): Promise<InlineShards> {
     if (!version.segments?.some((s) => s.inline)) return [];
@@ -685,9 +695,13 @@ function holds(record: pb.IObjectVersion | undefined, version: pb.IObjectVersion
 
 /** Whether the records at hand carry enough inline shards (k per segment) to serve the version. */
 function inlineShardsComplete(version: pb.IObjectVersion, byNode: Map<string, pb.IObjectVersion>): boolean {
-  const gathered = gatherInline(version, byNode);
+  return enoughInlineShards(version, gatherInline(version, byNode));
+}
+
+/** Whether every inline segment of the version has at least k of its shards among `gathered`. */
+function enoughInlineShards(version: pb.IObjectVersion, gathered: InlineShards): boolean {
   return (version.segments ?? []).every((segment, i) => !segment.inline || Number(segment.size ?? 0) === 0
-    || gathered[i]!.filter((shard) => shard !== null).length >= layoutOf(segment).dataShards);
+    || (gathered[i] ?? []).filter((shard) => shard !== null).length >= layoutOf(segment).dataShards);
 }
 
 /** Collect each node's inline shard of the chosen version, by segment and shard index. */

@@ -16,8 +16,17 @@ export interface HealReport {
   versions: number;
   healedShards: number;
   healedRecords: number;
+  /** Writes still in flight (not acknowledged, too young to revert): left for a later heal. */
+  unfinished: number;
   failed: number;
 }
+
+export function emptyHealReport(): HealReport {
+  return { versions: 0, healedShards: 0, healedRecords: 0, unfinished: 0, failed: 0 };
+}
+
+/** What healing one version came to; failures throw. */
+type HealOutcome = 'done' | 'unfinished';
 
 export interface ScanProgress {
   scanned: number;
@@ -31,7 +40,7 @@ export class HealQueue {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  readonly totals: HealReport = { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 };
+  readonly totals = emptyHealReport();
 
   constructor(private readonly store: ClusterClient) {}
 
@@ -58,10 +67,11 @@ export class HealQueue {
       for (const [id, [bucket, key, versionId]] of this.queued) {
         if (this.stopped) return;
         this.queued.delete(id);
-        await healVersion(this.store, bucket, key, versionId, this.totals).catch(() => {
+        const outcome = await healVersion(this.store, bucket, key, versionId, this.totals).catch(() => {
           this.totals.failed++;
-          retry.push([bucket, key, versionId]);
+          return 'failed';
         });
+        if (outcome !== 'done') retry.push([bucket, key, versionId]);
       }
     } finally {
       this.running = false;
@@ -78,14 +88,18 @@ export class HealQueue {
 
 /**
  * Heal one version: as much as can be done now. Throws (the first reason) when it could not be
- * completed (a node is down), so the caller retries later.
+ * completed (a node is down); the caller retries later, as it does an unfinished write.
  */
 export async function healVersion(store: ClusterClient, bucket: string, key: string, versionId: string,
-  report: HealReport): Promise<void> {
+  report: HealReport): Promise<HealOutcome> {
   // Every node, so that one still holding a version deleted while it was away hears of the delete.
   const version = await store.getVersion(bucket, key, versionId, { askEveryNode: true });
   report.versions++;
-  if (!version) return;
+  if (!version) return 'done';
+  if (store.isUnfinishedWrite(version)) {
+    report.unfinished++;
+    return 'unfinished';
+  }
   const problems: unknown[] = [];
   for (const segment of version.segments ?? []) {
     if (segment.inline) continue;
@@ -95,6 +109,7 @@ export async function healVersion(store: ClusterClient, bucket: string, key: str
   if (records.unanswered) problems.push(unanswered('its record', records.unanswered));
   report.healedRecords += records.repaired;
   if (problems.length) throw problems[0];
+  return 'done';
 }
 
 function unanswered(what: string, failed: Map<string, StoreError>): StoreError {
@@ -141,7 +156,7 @@ export async function rewriteShards(store: ClusterClient, segment: DataSegment, 
  * `onProgress` sees each step.
  */
 export async function scanAndHeal(store: ClusterClient, onProgress: (p: ScanProgress) => void = () => undefined): Promise<ScanProgress> {
-  const progress: ScanProgress = { scanned: 0, report: { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 }, unhealed: [] };
+  const progress: ScanProgress = { scanned: 0, report: emptyHealReport(), unhealed: [] };
   const unhealed = (what: string) => (err: unknown) => {
     progress.report.failed++;
     if (progress.unhealed.length < MAX_LISTED_UNHEALED) progress.unhealed.push(`${what}: ${(err as Error).message}`);

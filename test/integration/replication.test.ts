@@ -195,6 +195,20 @@ t.test('6 nodes at 4+2', async (t) => {
     for (const key of ['crashed-small', 'crashed-old']) await nodes.store.deleteVersion(bucket, key, 'null');
   });
 
+  await t.test('heal leaves a small write still in flight (on two nodes, seconds old) for later', async (t) => {
+    await put(nodes, bucket, 'in-flight', 100, 22);
+    const before = (await nodes.store.getVersion(bucket, 'in-flight'))!;
+    const segments = before.segments!.map((segment) => ({ ...segment, inlineShard: Buffer.alloc(25, 7) }));
+    const inFlight = { ...before, hlc: before.hlc + 1, segments };
+    for (const id of nodes.store.placement(bucket, 'in-flight').slice(0, 2)) {
+      await nodes.store.cluster.client(id).putMeta([inFlight]);
+    }
+    const result = await scanAndHeal(nodes.store);
+    t.equal(result.report.unfinished, 1, 'it is counted as unfinished');
+    t.equal(result.report.failed, 0, 'not as a failure');
+    await nodes.store.deleteVersion(bucket, 'in-flight', 'null');
+  });
+
   await t.test('a seventh node: rebalancing moves about 1/7 of the shards while reads go on', async (t) => {
     const before = countShards(nodes);
     const added = await nodes.addNode('n7');

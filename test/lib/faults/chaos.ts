@@ -3,7 +3,7 @@
 // The CI test and the soak command both run this, for seconds or for minutes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pb } from '../../../src/common/node-service.js';
-import { allUploadParts, allVersions, healSegment, healVersion } from '../../../src/replication/heal.js';
+import { allUploadParts, allVersions, emptyHealReport, healSegment, healVersion } from '../../../src/replication/heal.js';
 import { checkErrors, checkListing, RegisterChecker, type Violation } from './checker.js';
 import type { FaultCluster } from './fault-cluster.js';
 import { History, type ReadOp } from './history.js';
@@ -124,10 +124,11 @@ export async function finalHeal(cluster: FaultCluster, log: (line: string) => vo
 async function unhealableVersions(cluster: FaultCluster): Promise<string[]> {
   const store = await cluster.connectStore();
   const problems: string[] = [];
-  const report = { versions: 0, healedShards: 0, healedRecords: 0, failed: 0 };
+  const report = emptyHealReport();
   try {
     for await (const v of allVersions(store)) {
-      const outcome = await healVersion(store, v.bucket, v.key, v.versionId, report).then(() => '', (err: Error) => err.message);
+      const outcome = await healVersion(store, v.bucket, v.key, v.versionId, report)
+        .then((result) => (result === 'done' ? '' : 'a write still unfinished'), (err: Error) => err.message);
       if (outcome) problems.push(`${v.bucket}/${v.key} version ${v.versionId}: ${outcome}`);
     }
     for await (const part of allUploadParts(store)) {
