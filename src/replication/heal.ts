@@ -2,7 +2,7 @@
 // shard, rebuilding missing or corrupt shards from k good ones. Degraded reads and partial
 // writes queue versions here; `scan` walks every version in the cluster (the full heal).
 import { StoreError } from '../common/errors.js';
-import { pb } from '../common/node-service.js';
+import { pb, stampOf } from '../common/node-service.js';
 import type { ClusterClient } from './cluster-client.js';
 import { rebuildShards } from './reader.js';
 import type { DataSegment, ObjectVersion } from './types.js';
@@ -108,8 +108,17 @@ export async function healVersion(store: ClusterClient, bucket: string, key: str
   const records = await store.repairRecords(version);
   if (records.unanswered) problems.push(unanswered('its record', records.unanswered));
   report.healedRecords += records.repaired;
-  if (problems.length) throw problems[0];
+  // A version overwritten or deleted meanwhile may have lost its shards with it: nothing to heal.
+  if (problems.length && !(await replacedSince(store, version))) throw problems[0];
   return 'done';
+}
+
+/** Whether the stored version is no longer the one that was being healed (asking again fails: no). */
+async function replacedSince(store: ClusterClient, healed: ObjectVersion): Promise<boolean> {
+  const now = await store.getVersion(healed.bucket, healed.key, healed.versionId).catch(() => healed);
+  if (!now) return true;
+  const [was, is] = [stampOf(healed), stampOf(now)];
+  return was.hlc !== is.hlc || was.revision !== is.revision;
 }
 
 function unanswered(what: string, failed: Map<string, StoreError>): StoreError {
