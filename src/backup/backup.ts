@@ -54,7 +54,7 @@ const MAX_READ_CONCURRENCY = 64;
 const STATUS_CONCURRENCY = 32;
 
 /**
- * Everything that needs no lock starts at once: the snapshot list, the source (qemu tools, QMP),
+ * Everything that needs no lock starts at once: the newest snapshot, the source (qemu tools, QMP),
  * the parent's chunk ids (from the local cache when it holds them). The lock is announced before
  * gc's hand-off and the index are read, as gc counts on that.
  */
@@ -64,16 +64,14 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
   const cache = ChunkIdCache.forBucket(repo.store.bucket, repo.codec);
   const pool = CodecPool.perCore(repo.codec, request.codecThreads);
   const locking = traced('lock', repo.acquireLock('backup'));
-  const listing = traced('list snapshots', repo.listSnapshots(request.disk));
+  const listing = traced('latest snapshot', repo.latestSnapshot(request.disk));
   const loading = locking.then(() => traced('load index', Promise.all([repo.readGcPending(), repo.loadIndex()])));
   const inspecting = request.open ? undefined : inspectSource(request.source);
-  const opening = listing.then(async (snapshots) => {
-    const parent = snapshots.at(-1);
+  const opening = listing.then(async (parent) => {
     const open = request.open ?? ((r: SourceRequest) => openSource(r, inspecting));
     return { parent, source: await traced('open source', open({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap })) };
   });
-  const readingParent = listing.then(async (snapshots) => {
-    const parent = snapshots.at(-1);
+  const readingParent = listing.then(async (parent) => {
     if (!parent || parent.chunkSize !== repo.config.chunkSize) return undefined;
     return traced('read parent ids', async () => (await cache.read(parent)) ?? readChunkIds(repo, (await loading)[1], parent));
   });

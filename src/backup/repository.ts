@@ -135,6 +135,19 @@ export class Repository {
     return snapshots.sort((a, b) => a.timeMs - b.timeMs || a.id.localeCompare(b.id));
   }
 
+  /**
+   * The disk's newest snapshot, reading only it: ids begin with the snapshot's time, so the
+   * listing's last key is the newest (an object deleted since the listing passes to the one before).
+   */
+  async latestSnapshot(disk: string): Promise<Snapshot | undefined> {
+    const keys = (await this.store.listAll(`snapshots/${disk}/`)).map((o) => o.key).sort();
+    for (const key of keys.reverse()) {
+      const body = await this.store.tryGet(key);
+      if (body) return Snapshot.decode(this.codec.open(body));
+    }
+    return undefined;
+  }
+
   /** One snapshot by id (a single GET), or undefined if the disk has none by that id. */
   async readSnapshot(disk: string, id: string): Promise<Snapshot | undefined> {
     if (!/^[A-Za-z0-9-]+$/.test(id)) return undefined;
