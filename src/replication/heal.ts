@@ -176,28 +176,48 @@ export async function scanAndHeal(store: ClusterClient, onProgress: (p: ScanProg
       .catch(unhealed(`${version.bucket}/${version.key} version ${version.versionId}`));
     onProgress(progress);
   }
-  for await (const part of allUploadParts(store)) {
+  for await (const uploadPart of allUploadParts(store)) {
     progress.scanned++;
-    await healSegment(store, part).then((healed) => { progress.report.healedShards += healed; }, unhealed(`upload part ${part.partNumber} (${part.dataId})`));
+    const { part } = uploadPart;
+    await healUploadPart(store, uploadPart).then((healed) => { progress.report.healedShards += healed; }, unhealed(`upload part ${part.partNumber} (${part.dataId})`));
     onProgress(progress);
   }
   return progress;
+}
+
+/** A part of a multipart upload in progress. */
+export interface UploadPart {
+  upload: { bucket: string; key: string; uploadId: string };
+  part: DataSegment;
+}
+
+/** Heal one part; a part its upload no longer has (completed or aborted meanwhile) needs nothing. */
+export async function healUploadPart(store: ClusterClient, { upload, part }: UploadPart): Promise<number> {
+  try {
+    return await healSegment(store, part);
+  } catch (err) {
+    // Asking again fails: keep the part, and the failure.
+    const record = await store.getUpload(upload.bucket, upload.key, upload.uploadId).catch(() => ({ parts: [part] }));
+    if (record?.parts?.some((p) => p.dataId === part.dataId)) throw err;
+    return 0;
+  }
 }
 
 /**
  * The parts of every multipart upload in progress. An upload that a complete already made into a
  * version, but whose end never arrived (its gateway died in between), is ended on the way.
  */
-export async function* allUploadParts(store: ClusterClient, pageSize = 500): AsyncGenerator<DataSegment> {
+export async function* allUploadParts(store: ClusterClient, pageSize = 500): AsyncGenerator<UploadPart> {
   for (const bucket of await store.listBucketNames()) {
     let keyMarker = '';
     let uploadIdMarker = '';
     for (;;) {
       const uploads = await store.listUploads(bucket, { keyMarker, uploadIdMarker, limit: pageSize });
       for (const upload of uploads.slice(0, pageSize)) {
-        const record = await store.getUpload(bucket, upload.key!, upload.uploadId!);
-        if (record && !(await store.endCompletedUpload({ ...record, bucket, key: upload.key!, uploadId: upload.uploadId! }))) {
-          yield* record.parts ?? [];
+        const ref = { bucket, key: upload.key!, uploadId: upload.uploadId! };
+        const record = await store.getUpload(bucket, ref.key, ref.uploadId);
+        if (record && !(await store.endCompletedUpload({ ...record, ...ref }))) {
+          for (const part of record.parts ?? []) yield { upload: ref, part };
         }
       }
       if (uploads.length <= pageSize) break;

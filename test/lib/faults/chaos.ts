@@ -3,7 +3,7 @@
 // The CI test and the soak command both run this, for seconds or for minutes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pb } from '../../../src/common/node-service.js';
-import { allUploadParts, allVersions, emptyHealReport, healSegment, healVersion } from '../../../src/replication/heal.js';
+import { allUploadParts, allVersions, emptyHealReport, healUploadPart, healVersion } from '../../../src/replication/heal.js';
 import { checkErrors, checkListing, RegisterChecker, type Violation } from './checker.js';
 import type { FaultCluster } from './fault-cluster.js';
 import { History, type ReadOp } from './history.js';
@@ -131,8 +131,9 @@ async function unhealableVersions(cluster: FaultCluster): Promise<string[]> {
         .then((result) => (result === 'done' ? '' : 'a write still unfinished'), (err: Error) => err.message);
       if (outcome) problems.push(`${v.bucket}/${v.key} version ${v.versionId}: ${outcome}`);
     }
-    for await (const part of allUploadParts(store)) {
-      const healed = await healSegment(store, part).catch((err: Error) => err.message);
+    for await (const uploadPart of allUploadParts(store)) {
+      const { part } = uploadPart;
+      const healed = await healUploadPart(store, uploadPart).catch((err: Error) => err.message);
       if (healed !== 0) problems.push(`part ${part.partNumber} ${part.dataId} nodes ${part.nodes?.join(',')}: ${healed}`);
     }
   } finally {
