@@ -200,7 +200,8 @@ export class ShardStore {
       await direct?.close();
       await file.close();
       if (err instanceof StoreError && err.kind === 'Corrupt') shardMetrics.corrupt();
-      throw err;
+      // Deleted between the two opens: as missing as if the first had failed.
+      throw fileError(err, shardName(ref));
     }
   }
 
