@@ -8,6 +8,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, ran
 import { readFile } from 'node:fs/promises';
 import zstdBinding from 'zstd-napi/binding.js';
 import { StoreError } from '../common/errors.js';
+import type { PackEntry } from './format.js';
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
@@ -93,6 +94,11 @@ export class BlobCodec {
    */
   decode(stored: Buffer, id: Uint8Array, compressed: boolean, rawLength: number, rehash = false): Buffer {
     return this.decodeInto(stored, id, compressed, Buffer.allocUnsafe(rawLength), rehash);
+  }
+
+  /** decode() of a pack entry's stored bytes. */
+  decodeEntry(stored: Buffer, entry: PackEntry, rehash = false): Buffer {
+    return this.decode(stored, entry.id, entry.compressed, entry.rawLength, rehash);
   }
 
   /** decode() into `out`, which is exactly the blob's plaintext length (no buffer per blob). */

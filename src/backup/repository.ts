@@ -120,7 +120,7 @@ export class Repository {
   async readBlob(location: BlobLocation): Promise<Buffer> {
     const { pack, entry } = location;
     const stored = await this.store.get(packKey(pack), { start: entry.offset, end: entry.offset + entry.length });
-    return this.codec.decode(stored, entry.id, entry.compressed, entry.rawLength);
+    return this.codec.decodeEntry(stored, entry);
   }
 
   // ------------------------------------------------------------------ snapshots

@@ -66,7 +66,7 @@ export async function readChunkIds(repo: Repository, index: BlobIndex, tree: Tre
     await forEachLimit(planRangeReads([...pages.values()]), concurrency, async (range) => {
       const stored = await readRange(repo.store, range);
       for (const { entry } of range.blobs) {
-        const page = IndexPage.decode(repo.codec.decode(blobInRange(stored, range, entry), entry.id, entry.compressed, entry.rawLength));
+        const page = IndexPage.decode(repo.codec.decodeEntry(blobInRange(stored, range, entry), entry));
         const hex = Buffer.from(entry.id).toString('hex');
         if (page.level !== level) throw new StoreError('Corrupt', `index page ${hex} is at level ${page.level}, expected ${level}`);
         bodies.set(hex, Buffer.from(page.ids));

@@ -66,7 +66,7 @@ export async function verify(repo: Repository, snapshots: Snapshot[], concurrenc
       report.blobsChecked++;
       report.bytesChecked += entry.length;
       try {
-        repo.codec.decode(blobInRange(body, range, entry), entry.id, entry.compressed, entry.rawLength, true);
+        repo.codec.decodeEntry(blobInRange(body, range, entry), entry, true);
       } catch (err) {
         if (!isStoreError(err, 'Corrupt')) throw err;
         record(Buffer.from(entry.id).toString('hex'), 'corrupt');

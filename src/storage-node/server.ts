@@ -140,8 +140,8 @@ class NodeService {
         this.meta.putVersions((req.versions ?? []).map((v) => pb.ObjectVersion.create(v)), { revertible: req.revertible ?? false })),
       GetMeta: this.unary((req: pb.IGetMetaRequest) => this.getMeta(req)),
       DeleteMeta: this.unary(async (req: pb.IDeleteMetaRequest) => {
-        const hlcs = stampsOf(req.keys ?? [], req.hlc, 0, req.keyHlcs, []).map((s) => s.hlc);
-        const deletes = (req.keys ?? []).map((key, i) => ({ ref: versionRefOf(key), hlc: hlcs[i]! }));
+        const stamps = stampsOf(req.keys ?? [], req.hlc, 0, req.keyHlcs, []);
+        const deletes = (req.keys ?? []).map((key, i) => ({ ref: versionRefOf(key), hlc: stamps[i]!.hlc }));
         await this.meta.deleteVersions(deletes, { revertible: req.revertible ?? false });
         return { ok: true };
       }),
