@@ -60,7 +60,8 @@ function checkStatement(statement: PolicyStatement, bucket: string): void {
   const inBucket = (r: string) => r === `arn:aws:s3:::${bucket}` || r.startsWith(`arn:aws:s3:::${bucket}/`) || wildcardMatch(r, `arn:aws:s3:::${bucket}`);
   if (resources.some((r) => typeof r !== 'string' || !inBucket(r))) throw malformed('Policy has invalid resource');
   for (const [operator, entries] of Object.entries(statement.Condition ?? {})) {
-    if (!CONDITION_OPERATORS[baseOperator(operator)]) throw malformed(`Invalid Condition type : ${operator}`);
+    const base = baseOperator(operator);
+    if (!CONDITION_OPERATORS[base] && base !== PRESENCE_OPERATOR) throw malformed(`Invalid Condition type : ${operator}`);
     if (entries === null || typeof entries !== 'object') throw malformed('Invalid Condition block');
   }
 }
@@ -115,6 +116,9 @@ const CONDITION_OPERATORS: Record<string, Operator> = {
   NotIpAddress: (a, e) => !ipInCidr(a, e),
 };
 
+/** `Null` tests presence rather than value: "true" holds when the key is absent, "false" when present. */
+const PRESENCE_OPERATOR = 'Null';
+
 /** Negated operators hold for every expected value; the others for any. */
 const NEGATED = new Set(['StringNotEquals', 'StringNotEqualsIgnoreCase', 'StringNotLike', 'NumericNotEquals', 'NotIpAddress']);
 
@@ -133,6 +137,7 @@ function conditionKey(ctx: S3Context, principal: Principal, name: string): strin
     case 'aws:referer': return header(ctx.request, 'referer');
     case 'aws:useragent': return header(ctx.request, 'user-agent');
     case 'aws:username': case 'aws:userid': return principal.accessKeyId === undefined ? undefined : principal.userId;
+    case 's3:if-match': case 's3:if-none-match': return header(ctx.request, key.slice(3));
     case 's3:prefix': case 's3:delimiter': case 's3:max-keys': case 's3:versionid':
       return ctx.address.query.get(key === 's3:versionid' ? 'versionId' : key.slice(3)) ?? undefined;
     default:
@@ -144,13 +149,17 @@ function conditionKey(ctx: S3Context, principal: Principal, name: string): strin
 function conditionsHold(ctx: S3Context, principal: Principal, conditions: PolicyStatement['Condition']): boolean {
   for (const [operator, entries] of Object.entries(conditions ?? {})) {
     const base = baseOperator(operator);
-    const test = CONDITION_OPERATORS[base]!;
     for (const [name, expectedValue] of Object.entries(entries)) {
       const actual = conditionKey(ctx, principal, name);
+      if (base === PRESENCE_OPERATOR) {
+        if (!list(expectedValue).some((e) => String(e).toLowerCase() === String(actual === undefined))) return false;
+        continue;
+      }
       if (actual === undefined) {
         if (operator.endsWith('IfExists')) continue;
         return false;
       }
+      const test = CONDITION_OPERATORS[base]!;
       const expected = list(expectedValue).map(String);
       const holds = NEGATED.has(base) ? expected.every((e) => test(actual, e)) : expected.some((e) => test(actual, e));
       if (!holds) return false;

@@ -124,6 +124,7 @@ t.test('bucket policies: public read, Deny beats Allow, conditions, status, erro
       { Sid: 'PublicRead', Effect: 'Allow', Principal: '*', Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${Bucket}/*`] },
       { Sid: 'PublicList', Effect: 'Allow', Principal: { AWS: ['*'] }, Action: 's3:ListBucket', Resource: `arn:aws:s3:::${Bucket}`, Condition: { StringLike: { 's3:prefix': ['public/*'] } } },
       { Sid: 'NoSecrets', Effect: 'Deny', Principal: '*', Action: 's3:Get*', Resource: `arn:aws:s3:::${Bucket}/secret/*` },
+      { Sid: 'ConditionalDeletesOnly', Effect: 'Deny', Principal: '*', Action: 's3:DeleteObject', Resource: `arn:aws:s3:::${Bucket}/*`, Condition: { Null: { 's3:if-match': 'true' } } },
     ],
   };
   await s3.send(new PutBucketPolicyCommand({ Bucket, Policy: JSON.stringify(policy) }));
@@ -147,6 +148,11 @@ print(json.dumps(anon.get_object(Bucket='${Bucket}', Key='public/a.txt')['Body']
 `;
   const { stdout } = await execFileAsync('python3', ['-c', script], { env: cluster.clientEnv });
   t.equal(JSON.parse(stdout), 'A', 'boto3 unsigned client reads through the policy');
+
+  const scratch = await s3.send(new PutObjectCommand({ Bucket, Key: 'public/scratch.txt', Body: 'S' }));
+  t.same(await s3Failure(s3.send(new DeleteObjectCommand({ Bucket, Key: 'public/scratch.txt' }))), { code: 'AccessDenied', status: 403 }, 'a Null condition on s3:if-match refuses unconditional deletes');
+  await s3.send(new DeleteObjectCommand({ Bucket, Key: 'public/scratch.txt', IfMatch: scratch.ETag }));
+  t.equal((await s3.send(new ListObjectsV2Command({ Bucket, Prefix: 'public/scratch' }))).KeyCount, 0, 'and lets conditional ones through');
 
   for (const bad of ['not json', '{"Statement": []}', JSON.stringify({ Statement: [{ Effect: 'Maybe', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${Bucket}/*` }] }),
     JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: 'arn:aws:s3:::other-bucket/*' }] })]) {

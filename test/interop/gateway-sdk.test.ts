@@ -277,6 +277,19 @@ t.test('DeleteObjects: results, quiet mode, per-key errors, malformed requests',
   t.equal(quiet.Deleted, undefined, 'quiet mode reports only errors');
   t.equal((await s3.send(new ListObjectsV2Command({ Bucket: 'sdk-delete' }))).KeyCount, 0);
 
+  // Conditional deletes: If-Match (or an ETag element per key) against the current version.
+  const kept = await s3.send(new PutObjectCommand({ Bucket: 'sdk-delete', Key: 'guarded', Body: 'v1' }));
+  t.same(await s3Failure(s3.send(new DeleteObjectCommand({ Bucket: 'sdk-delete', Key: 'guarded', IfMatch: '"0000"' }))), { code: 'PreconditionFailed', status: 412 });
+  t.same(await s3Failure(s3.send(new DeleteObjectCommand({ Bucket: 'sdk-delete', Key: 'never-written', IfMatch: '*' }))), { code: 'NoSuchKey', status: 404 });
+  const batch = await s3.send(new DeleteObjectsCommand({ Bucket: 'sdk-delete', Delete: { Objects: [{ Key: 'guarded', ETag: '"0000"' }] } }));
+  t.same(batch.Errors?.map((e) => [e.Key, e.Code]), [['guarded', 'PreconditionFailed']], 'a stale ETag element fails that key');
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: 'sdk-delete', Key: 'guarded' }))).Body), 'v1', 'a failed condition deletes nothing');
+  await s3.send(new DeleteObjectCommand({ Bucket: 'sdk-delete', Key: 'guarded', IfMatch: kept.ETag }));
+  t.equal((await s3Failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-delete', Key: 'guarded' })))).status, 404, 'the matching ETag deletes');
+  await s3.send(new PutObjectCommand({ Bucket: 'sdk-delete', Key: 'guarded', Body: 'v2' }));
+  const starred = await s3.send(new DeleteObjectsCommand({ Bucket: 'sdk-delete', Delete: { Objects: [{ Key: 'guarded', ETag: '*' }] } }));
+  t.same(starred.Deleted?.map((d) => d.Key), ['guarded'], 'ETag * deletes what exists');
+
   const malformed = await signedSend(cluster.endpoint, root, { method: 'POST', path: '/sdk-delete?delete', body: '<Delete><Object><Key>x</Key></Delete>' });
   t.same([malformed.status, errorCode(malformed)], [400, 'MalformedXML']);
   const tooMany = `<Delete>${'<Object><Key>k</Key></Object>'.repeat(1001)}</Delete>`;

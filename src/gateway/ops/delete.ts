@@ -3,11 +3,12 @@
 // version is removed for good.
 import { isStoreError } from '../../common/errors.js';
 import type { BucketRecord } from '../bucket-record.js';
-import { queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendXml } from '../context.js';
+import { header, queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error, toS3Error } from '../errors.js';
 import { MAX_KEY_BYTES, type OperationSpec } from '../router.js';
 import { xmlChild, xmlChildren, xmlText } from '../xml.js';
 import { assertVersionDeletable } from './object-lock.js';
+import { checkWriteConditions } from './put.js';
 
 const MAX_KEYS_PER_DELETE = 1000;
 const DELETE_CONCURRENCY = 64;
@@ -18,8 +19,19 @@ export interface DeleteOutcome {
   deleteMarker: boolean;
 }
 
-/** Delete one key (or one version of it) in the way the bucket's versioning state says. */
-export async function deleteObject(ctx: S3Context, bucket: BucketRecord, key: string, versionId: string | undefined): Promise<DeleteOutcome> {
+/**
+ * Delete one key (or one version of it) in the way the bucket's versioning state says. `ifMatch`
+ * (the If-Match header, or an ETag element in DeleteObjects) makes it conditional on the key's
+ * current version: `*` or its ETag, else PreconditionFailed; NoSuchKey when there is none.
+ */
+export async function deleteObject(
+  ctx: S3Context,
+  bucket: BucketRecord,
+  key: string,
+  versionId: string | undefined,
+  ifMatch?: string,
+): Promise<DeleteOutcome> {
+  if (ifMatch !== undefined) await checkWriteConditions(ctx, bucket.name, key, { ifMatch });
   if (versionId !== undefined) {
     const version = await ctx.store.getVersion(bucket.name, key, versionId);
     if (!version) return { versionId, deleteMarker: false }; // deleting what is gone succeeds
@@ -55,7 +67,7 @@ function outcomeHeaders(outcome: DeleteOutcome): Record<string, string> {
 
 async function deleteOne(ctx: S3Context): Promise<void> {
   const bucket = await requireBucket(ctx);
-  const outcome = await deleteObject(ctx, bucket, requireKey(ctx), queryParam(ctx, 'versionId'));
+  const outcome = await deleteObject(ctx, bucket, requireKey(ctx), queryParam(ctx, 'versionId'), header(ctx.request, 'if-match'));
   void ctx.reply.headers(outcomeHeaders(outcome));
   sendEmpty(ctx, 204);
 }
@@ -63,6 +75,8 @@ async function deleteOne(ctx: S3Context): Promise<void> {
 interface DeleteRequestEntry {
   key: string;
   versionId?: string;
+  /** Delete only if the current version has this ETag (conditional delete). */
+  etag?: string;
 }
 
 async function parseDeleteRequest(ctx: S3Context): Promise<{ quiet: boolean; entries: DeleteRequestEntry[] }> {
@@ -73,7 +87,7 @@ async function parseDeleteRequest(ctx: S3Context): Promise<{ quiet: boolean; ent
   const entries = objects.map((object) => {
     const key = xmlText(object, 'Key');
     if (key === undefined || key === '') throw new S3Error('MalformedXML');
-    return { key, versionId: xmlText(object, 'VersionId') };
+    return { key, versionId: xmlText(object, 'VersionId'), etag: xmlText(object, 'ETag') };
   });
   return { quiet: xmlText(document, 'Quiet')?.trim().toLowerCase() === 'true', entries };
 }
@@ -98,7 +112,7 @@ async function deleteMany(ctx: S3Context): Promise<void> {
   const results = await mapLimited(entries, DELETE_CONCURRENCY, async (entry) => {
     try {
       if (Buffer.byteLength(entry.key) > MAX_KEY_BYTES) throw new S3Error('KeyTooLongError');
-      return { entry, outcome: await deleteObject(ctx, bucket, entry.key, entry.versionId) };
+      return { entry, outcome: await deleteObject(ctx, bucket, entry.key, entry.versionId, entry.etag) };
     } catch (err) {
       const error = toS3Error(err);
       if (error.status >= 500) ctx.log.error({ err: error.cause ?? error, key: entry.key }, 'DeleteObjects entry failed');
