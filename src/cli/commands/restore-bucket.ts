@@ -5,6 +5,7 @@
 import {
   CopyObjectCommand, DeleteObjectCommand, GetBucketVersioningCommand, ListObjectsV2Command, ListObjectVersionsCommand, S3Client,
 } from '@aws-sdk/client-s3';
+import { mapLimited } from '../../common/concurrency.js';
 import { flag, hasFlag, parseArgs, requireFlag } from '../args.js';
 
 const HELP = `usage: tessera restore-bucket --bucket B --at TIME [--prefix P] [--to-bucket B2] [--dry-run]
@@ -105,13 +106,6 @@ class Progress {
     if (this.tty) process.stderr.write('\n');
     return this.counts;
   }
-}
-
-async function mapLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
 }
 
 function copySourceOf(bucket: string, entry: HistoryEntry): string {

@@ -1,6 +1,7 @@
 // DeleteObject and DeleteObjects. Without a version id: versioned buckets get a delete marker,
 // suspended ones a null delete marker, unversioned ones lose the null version. With one: that
 // version is removed for good.
+import { mapLimited } from '../../common/concurrency.js';
 import { isStoreError } from '../../common/errors.js';
 import type { BucketRecord } from '../bucket-record.js';
 import { header, queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendXml } from '../context.js';
@@ -90,20 +91,6 @@ async function parseDeleteRequest(ctx: S3Context): Promise<{ quiet: boolean; ent
     return { key, versionId: xmlText(object, 'VersionId'), etag: xmlText(object, 'ETag') };
   });
   return { quiet: xmlText(document, 'Quiet')?.trim().toLowerCase() === 'true', entries };
-}
-
-/** Run `work` over `items` with at most `limit` in flight, keeping order in the results. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 async function deleteMany(ctx: S3Context): Promise<void> {
