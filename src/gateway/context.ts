@@ -60,7 +60,17 @@ export async function requireBucket(ctx: S3Context): Promise<BucketRecord> {
   const name = requireBucketName(ctx);
   const record = await ctx.buckets.get(name);
   if (!record) throw new S3Error('NoSuchBucket', { fields: { BucketName: name } });
+  assertExpectedOwner(ctx, record, 'x-amz-expected-bucket-owner');
   return record;
+}
+
+/**
+ * x-amz-expected-bucket-owner (x-amz-source-expected-bucket-owner for a copy's source): the
+ * client's guard against using a bucket that someone else owns, compared with the owner's id.
+ */
+export function assertExpectedOwner(ctx: S3Context, bucket: BucketRecord, headerName: string): void {
+  const expected = header(ctx.request, headerName);
+  if (expected !== undefined && expected !== bucket.owner.id) throw new S3Error('AccessDenied');
 }
 
 export function sendXml(ctx: S3Context, root: string, body: XmlObject, status = 200): void {

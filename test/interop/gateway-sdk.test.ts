@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
-  CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand,
+  CopyObjectCommand, CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand,
   GetObjectAttributesCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsCommand, ListObjectsV2Command,
   ListObjectVersionsCommand, type ListObjectsV2CommandOutput, PutObjectCommand,
 } from '@aws-sdk/client-s3';
@@ -308,6 +308,12 @@ t.test('protocol errors', async (t) => {
   t.same(await s3Failure(wrongKey.send(new ListBucketsCommand({}))), { code: 'InvalidAccessKeyId', status: 403 });
   const wrongSecret = clientFor({ accessKeyId: root.accessKeyId, secretAccessKey: 'wrong' });
   t.same(await s3Failure(wrongSecret.send(new ListBucketsCommand({}))), { code: 'SignatureDoesNotMatch', status: 403 });
+
+  const owner = (await s3.send(new ListBucketsCommand({}))).Owner!.ID!;
+  t.equal((await s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: 'once', ExpectedBucketOwner: owner }))).ContentLength, 8, 'the right expected owner passes');
+  t.equal((await s3Failure(s3.send(new HeadObjectCommand({ Bucket: 'sdk-objects', Key: 'once', ExpectedBucketOwner: '111122223333' })))).status, 403, 'another expected owner is refused');
+  t.same(await s3Failure(s3.send(new ListObjectsV2Command({ Bucket: 'sdk-objects', ExpectedBucketOwner: '111122223333' }))), { code: 'AccessDenied', status: 403 });
+  t.same(await s3Failure(s3.send(new CopyObjectCommand({ Bucket: 'sdk-objects', Key: 'copied', CopySource: 'sdk-objects/once', ExpectedSourceBucketOwner: '111122223333' }))), { code: 'AccessDenied', status: 403 }, 'also for a copy source');
 
   const notImplemented = await signedSend(cluster.endpoint, root, { method: 'GET', path: '/sdk-objects?torrent', headers: {} });
   t.same([notImplemented.status, errorCode(notImplemented)], [501, 'NotImplemented']);

@@ -4,7 +4,7 @@
 import type { ObjectVersion, VersionFields } from '../../replication/types.js';
 import { authorize, resourceOf } from '../auth/authorize.js';
 import { type BucketRecord, writeTargetFor } from '../bucket-record.js';
-import { header, requireBucket, requireKey, type S3Context, sendXml } from '../context.js';
+import { assertExpectedOwner, header, requireBucket, requireKey, type S3Context, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
 import { decryptionFor, encryptionForWrite, withEncryption } from '../sse.js';
@@ -42,6 +42,7 @@ export async function copySource(ctx: S3Context): Promise<CopySource> {
   await authorize(ctx, ctx.principal, source.versionId ? 's3:GetObjectVersion' : 's3:GetObject', resourceOf(source.bucket, source.key));
   const bucket = await ctx.buckets.get(source.bucket);
   if (!bucket) throw new S3Error('NoSuchBucket', { fields: { BucketName: source.bucket } });
+  assertExpectedOwner(ctx, bucket, 'x-amz-source-expected-bucket-owner');
   const version = await resolveVersion(ctx, bucket, source.key, source.versionId);
   const condition = evaluateConditions((name) => header(ctx.request, `x-amz-copy-source-${name}`), version);
   if (condition !== 'ok') throw new S3Error('PreconditionFailed', { fields: { Condition: 'x-amz-copy-source-If-*' } });
