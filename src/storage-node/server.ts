@@ -9,7 +9,7 @@ import { StoreError } from '../common/errors.js';
 import { type LocalCalls, localCalls } from '../common/local-calls.js';
 import { createLogger } from '../common/log.js';
 import { bulkChannelOptions, pb, storageNodeService, type WriteStamp } from '../common/node-service.js';
-import { nodeServerCredentials, type NodeTls } from '../common/node-tls.js';
+import { nodeServerCredentials, nodeServerOptions, type NodeTls } from '../common/node-tls.js';
 import { serializeChunkIntoScratch } from './chunk-serializer.js';
 import { serviceError, statusOf } from './grpc-status.js';
 import { listEntries, listQueryOf } from './listing.js';
@@ -325,9 +325,9 @@ function stampsOf(keys: readonly unknown[], hlc: number | null | undefined, revi
   return keys.map((_, i) => ({ hlc: Number(keyHlcs[i]), revision: Number(keyRevisions?.[i] ?? 0) }));
 }
 
-function bindAsync(server: grpc.Server, address: string, tls: NodeTls | undefined): Promise<number> {
+function bindAsync(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, nodeServerCredentials(tls), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }
 
@@ -342,12 +342,14 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   });
   service = new NodeService(options, shards, meta, log);
   const handlers = service.handlers();
-  const server = new grpc.Server({ ...bulkChannelOptions, interceptors: [authInterceptor(options.secret)] });
+  const server = new grpc.Server({ ...bulkChannelOptions, ...nodeServerOptions(options.tls), interceptors: [authInterceptor(options.secret)] });
   server.addService(serverSideService, handlers);
+  const tls = nodeServerCredentials(options.tls);
   let port: number;
   try {
-    port = await bindAsync(server, options.listen, options.tls);
+    port = await bindAsync(server, options.listen, tls.credentials);
   } catch (err) {
+    tls.close();
     await meta.close();
     throw err;
   }
@@ -366,6 +368,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       await background.stop();
       await bulk?.close();
       await shutdown(server);
+      tls.close();
       await meta.close();
     },
   };

@@ -1,10 +1,10 @@
 // Mutual TLS on the node network: three `tessera node` processes, `tessera init` and a
 // `tessera gateway`, all with certificates from one cluster CA. S3 works end to end (shards travel
 // over gRPC under TLS; the plaintext bulk channel is off), and a node refuses a peer that knows
-// the cluster secret but has no certificate, or one from another CA.
+// the cluster secret but has no certificate, or one from another CA, or one its CRL revokes.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -88,4 +88,59 @@ t.test('a node refuses peers without a cluster certificate, whatever secret they
   t.not(await refusal(TEST_SECRET, undefined), 'served', 'plaintext with the right secret is refused');
   t.not(await refusal(TEST_SECRET, loadNodeTls(rogue)), 'served', 'a certificate from another CA is refused');
   t.not(await refusal('wrong-secret', memberTls), 'served', 'a member certificate with the wrong secret is refused');
+});
+
+/** Another certificate from the cluster CA. */
+async function issue(name: string): Promise<{ ca: string; cert: string; key: string }> {
+  const file = (suffix: string) => join(work, `${name}${suffix}`);
+  await execFileAsync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`, '-keyout', file('.key'), '-out', file('.csr')]);
+  await execFileAsync('openssl', ['x509', '-req', '-in', file('.csr'), '-CA', cluster.ca, '-CAkey', join(work, 'cluster-ca.key'), '-CAserial', join(work, 'cluster-ca.srl'), '-days', '1', '-out', file('.pem')]);
+  return { ca: cluster.ca, cert: file('.pem'), key: file('.key') };
+}
+
+/** The cluster CA's CRL, revoking `revoked` (certificate files), written as `openssl ca -gencrl` does. */
+async function writeCrl(revoked: string[]): Promise<string> {
+  const dir = mkdtempSync(join(work, 'ca-db-'));
+  const config = join(dir, 'ca.cnf');
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'crlnumber'), '01\n');
+  writeFileSync(config, `[ca]\ndefault_ca = d\n[d]\ndatabase = ${dir}/index.txt\ncrlnumber = ${dir}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 1\n`);
+  const signer = ['-config', config, '-keyfile', join(work, 'cluster-ca.key'), '-cert', cluster.ca];
+  for (const cert of revoked) await execFileAsync('openssl', ['ca', ...signer, '-revoke', cert]);
+  const crl = join(dir, 'crl.pem');
+  await execFileAsync('openssl', ['ca', ...signer, '-gencrl', '-out', crl]);
+  return crl;
+}
+
+t.test('a certificate the CRL revokes is refused, also when the CRL changes while the node runs', async (t) => {
+  const revokedEarly = await issue('revoked-early');
+  const revokedLater = await issue('revoked-later');
+  const crlFile = join(work, 'cluster.crl');
+  writeFileSync(crlFile, readFileSync(await writeCrl([revokedEarly.cert])));
+  const node = await spawnStorageNode('t4', join(work, 't4'), [...tlsFlags, '--node-tls-crl', crlFile]);
+  t.teardown(() => node.stop());
+  const served = async (files: { ca: string; cert: string; key: string }) => {
+    const client = new NodeClient('t4', node.address, TEST_SECRET, loadNodeTls(files));
+    try {
+      await client.health();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      client.close();
+    }
+  };
+  t.ok(await served(cluster), 'a member is served');
+  t.notOk(await served(revokedEarly), 'a revoked certificate is refused');
+  t.ok(await served(revokedLater), 'a certificate not yet revoked is served');
+
+  writeFileSync(crlFile, readFileSync(await writeCrl([revokedEarly.cert, revokedLater.cert])));
+  let refused = false;
+  for (let attempt = 0; attempt < 40 && !refused; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    refused = !(await served(revokedLater));
+  }
+  t.ok(refused, 'the node follows the new CRL without a restart');
+  t.ok(await served(cluster), 'members are still served');
+  t.throws(() => loadNodeTls({ ...cluster, crl: cluster.cert }), 'a file that is no CRL is refused at start');
 });
