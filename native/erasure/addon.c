@@ -4,31 +4,18 @@
  *   prepare(coefficients, rows, cols): Buffer   tables for a row-major coefficient matrix
  *   multiply(kernel, prepared, inputs, outputs) outputs[r] = sum over c of coef[r][c] * inputs[c]
  * and one helper for the storage node's direct (O_DIRECT) file writes, whose memory must be aligned:
- *   alignmentOffset(bytes, alignment): number   bytes to skip so a view of `bytes` starts aligned */
-#define NAPI_VERSION 8
-#include <node_api.h>
+ *   alignmentOffset(bytes, alignment): number   bytes to skip so a view of `bytes` starts aligned
+ * and the gateway's body MD5 on the thread pool (md5.c). */
 #include <stdio.h>
 
 #include "kernels.h"
+#include "md5.h"
+#include "napi_checks.h"
 
 #define MAX_KERNELS 8
 
 static rs_kernel available[MAX_KERNELS];
 static size_t available_count;
-
-#define CHECK(call)                                                       \
-  do {                                                                    \
-    if ((call) != napi_ok) {                                              \
-      napi_throw_error(env, NULL, "erasure addon: N-API call failed: " #call); \
-      return NULL;                                                        \
-    }                                                                     \
-  } while (0)
-
-#define FAIL(message)                          \
-  do {                                         \
-    napi_throw_range_error(env, NULL, message); \
-    return NULL;                               \
-  } while (0)
 
 static int get_bytes(napi_env env, napi_value value, uint8_t **data, size_t *length) {
   napi_typedarray_type type;
@@ -131,7 +118,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"alignmentOffset", NULL, alignment_offset, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties));
-  return exports;
+  return md5_define(env, exports);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,6 +1,6 @@
 // The project's native addon (native/erasure/, built by `npm ci` through binding.gyp): the
-// erasure kernels the gateway codes stripes with, and the memory-alignment helper the storage
-// node needs for direct file writes.
+// erasure kernels the gateway codes stripes with, the MD5 it hashes large bodies with on libuv's
+// thread pool, and the memory-alignment helper the storage node needs for direct file writes.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,15 @@ export interface NativeAddon {
   multiply(kernel: number, prepared: Uint8Array, inputs: readonly Uint8Array[], outputs: readonly Uint8Array[]): void;
   /** Bytes to skip so a view of `bytes` starts at a multiple of `alignment` (a power of two). */
   alignmentOffset(bytes: Uint8Array, alignment: number): number;
+  /** A fresh MD5 state for md5Update and md5Digest. */
+  md5Start(): Buffer;
+  /**
+   * Hashes `bytes` into `state` on libuv's thread pool, then calls `done`. Until then `bytes`
+   * must not change and `state` takes no other call.
+   */
+  md5Update(state: Buffer, bytes: Uint8Array, done: () => void): void;
+  /** The 16-byte digest; the state is spent. */
+  md5Digest(state: Buffer): Buffer;
 }
 
 const ADDON_PATH = join('build', 'Release', 'tessera_erasure.node');

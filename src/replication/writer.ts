@@ -9,7 +9,7 @@ import { StoreError } from '../common/errors.js';
 import type { pb } from '../common/node-service.js';
 import type { Cluster } from './cluster.js';
 import { blockSizeFor, codecFor, INLINE_LIMIT, type Layout, writeQuorum } from './layout.js';
-import { sharedBuffer, ThreadedMd5 } from './md5-thread.js';
+import { ThreadedMd5 } from './md5-thread.js';
 import type { ShardSink } from './node-client.js';
 
 export interface WrittenSegment {
@@ -84,21 +84,17 @@ async function readUpTo(iterator: AsyncIterator<Buffer>, limit: number): Promise
   return { data: Buffer.concat(chunks, length), ended: false };
 }
 
-/**
- * Stripe buffers, reused across writes: allocating 1.5 MiB per stripe kept the GC busy, and the
- * MD5 thread keeps the shared memory it was sent alive until its own (rare) GC, so fresh stripes
- * for every write doubled the gateway's RSS (put-get bench: 214 -> 440 MiB).
- */
-const stripes = new BufferPool(16, sharedBuffer);
+/** Stripe buffers, reused across writes: allocating 1.5 MiB per stripe kept the GC busy. */
+const stripes = new BufferPool(16);
 
-/** Stripes a write may have waiting for the MD5 thread (which bounds memory when it falls behind). */
+/** Stripes a write may have waiting for MD5 (which bounds memory when hashing falls behind). */
 const MAX_STRIPES_HASHING = 2;
 
 /** Fills stripes from incoming chunks, sends each shard block to its node and hashes the data. */
 class StripeStreamer {
   private readonly writers: Array<ShardSink | undefined>;
   private readonly md5 = new ThreadedMd5();
-  /** Stripes handed to the MD5 thread and not yet read by it, oldest first. */
+  /** Stripes handed to MD5 and not yet read by it, oldest first. */
   private readonly hashing: Array<Promise<void>> = [];
   /** The stripe being filled; taken from the pool when the first bytes arrive. */
   private stripe: Buffer | undefined;
@@ -118,7 +114,7 @@ class StripeStreamer {
     return stripes.take(this.layout.blockSize * (this.layout.dataShards + this.layout.parityShards));
   }
 
-  /** A stripe goes back to the pool once every transport and the MD5 thread have released it. */
+  /** A stripe goes back to the pool once every transport and MD5 have released it. */
   private releaser(stripe: Buffer, users: number): () => void {
     let remaining = users;
     return () => {
@@ -181,7 +177,6 @@ class StripeStreamer {
   }
 
   async abort(): Promise<void> {
-    this.md5.discard();
     if (this.stripe) stripes.give(this.stripe);
     this.stripe = undefined;
     for (const w of this.writers) w?.abort();

@@ -33,10 +33,17 @@ t.test('6 nodes at 4+2', async (t) => {
   const bucket = 'core';
   await nodes.store.putRecord('buckets', bucket, Buffer.from('{}'));
   const objects = new Map<string, [number, number]>();
+  const etags = new Map<string, string | null | undefined>();
   for (const [i, size] of SIZES.entries()) {
-    await put(nodes, bucket, `obj-${size}`, size, i);
+    etags.set(`obj-${size}`, (await put(nodes, bucket, `obj-${size}`, size, i)).etag);
     objects.set(`obj-${size}`, [size, i]);
   }
+
+  await t.test('each write reports the MD5 of its body', async (t) => {
+    for (const [key, [size, seed]] of objects) {
+      t.equal(etags.get(key), `"${createHash('md5').update(patternBytes(0, size, seed)).digest('hex')}"`, key);
+    }
+  });
 
   await t.test('objects round-trip bit-identical, whole and in ranges', async (t) => {
     await checkAll(t, nodes, bucket, objects);

@@ -1,0 +1,9 @@
+/* MD5 on libuv's thread pool (md5.c): adds md5Start, md5Update and md5Digest to the addon's exports. */
+#ifndef TESSERA_MD5_H
+#define TESSERA_MD5_H
+
+#include "napi_checks.h"
+
+napi_value md5_define(napi_env env, napi_value exports);
+
+#endif
