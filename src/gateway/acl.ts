@@ -84,6 +84,21 @@ const GRANT_HEADERS: Record<string, Permission> = {
   'x-amz-grant-read-acp': 'READ_ACP', 'x-amz-grant-write-acp': 'WRITE_ACP',
 };
 
+/** A grant to everyone, or to everyone with any access key. */
+function isPublicGrant(grant: Grant): boolean {
+  return grant.grantee.type === 'Group' && (grant.grantee.uri === ALL_USERS || grant.grantee.uri === AUTHENTICATED_USERS);
+}
+
+/** The grants a request sets on `bucket` or an object in it; a public one is refused under BlockPublicAcls. */
+export function grantsFor(bucket: BucketRecord, grants: Grant[]): Grant[];
+export function grantsFor(bucket: BucketRecord, grants: Grant[] | undefined): Grant[] | undefined;
+export function grantsFor(bucket: BucketRecord, grants: Grant[] | undefined): Grant[] | undefined {
+  if (bucket.publicAccessBlock?.blockPublicAcls && grants?.some(isPublicGrant)) {
+    throw new S3Error('AccessDenied', { message: 'Public ACLs are blocked by the bucket\'s public access block' });
+  }
+  return grants;
+}
+
 /** Grants from x-amz-acl or x-amz-grant-* (`id="..."`, `uri="..."` lists); undefined when neither is sent. */
 export function aclFromHeaders(ctx: S3Context, owner: BucketOwner): Grant[] | undefined {
   const canned = header(ctx.request, 'x-amz-acl');
@@ -161,8 +176,9 @@ export function grantsAllow(grants: Grant[] | undefined, principal: Principal, p
   return grants.some((g) => (g.permission === permission || g.permission === 'FULL_CONTROL') && granteeMatches(g.grantee, principal));
 }
 
-export function bucketGrants(bucket: BucketRecord): Grant[] | undefined {
-  return bucket.acl as Grant[] | undefined;
+/** The grants that count on `bucket` and its objects: without the public ones under IgnorePublicAcls. */
+function effectiveGrants(bucket: BucketRecord, grants: Grant[] | undefined): Grant[] | undefined {
+  return bucket.publicAccessBlock?.ignorePublicAcls ? grants?.filter((g) => !isPublicGrant(g)) : grants;
 }
 
 async function objectGrants(ctx: S3Context, resource: Resource): Promise<Grant[] | undefined> {
@@ -180,9 +196,10 @@ async function ownershipAndAcls(ctx: S3Context, principal: Principal, action: st
     if (bucket.owner.id === principal.userId) return 'Allow';
     if (keyAccessAllows((await keyGrants(ctx, principal.accessKeyId))[bucket.name], action)) return 'Allow';
   }
-  if (grantsAllow(bucketGrants(bucket), principal, BUCKET_ACL_PERMISSION[action])) return 'Allow';
+  if (grantsAllow(effectiveGrants(bucket, bucket.acl as Grant[] | undefined), principal, BUCKET_ACL_PERMISSION[action])) return 'Allow';
   const objectPermission = OBJECT_ACL_PERMISSION[action];
-  if (objectPermission !== undefined && resource.key !== undefined && grantsAllow(await objectGrants(ctx, resource), principal, objectPermission)) return 'Allow';
+  if (objectPermission !== undefined && resource.key !== undefined
+    && grantsAllow(effectiveGrants(bucket, await objectGrants(ctx, resource)), principal, objectPermission)) return 'Allow';
   return 'Abstain';
 }
 

@@ -13,6 +13,14 @@ export interface BucketOwner {
   displayName: string;
 }
 
+/** PutPublicAccessBlock's four switches (ops/public-access-block.ts). */
+export interface PublicAccessBlock {
+  blockPublicAcls: boolean;
+  ignorePublicAcls: boolean;
+  blockPublicPolicy: boolean;
+  restrictPublicBuckets: boolean;
+}
+
 export interface BucketRecord {
   name: string;
   owner: BucketOwner;
@@ -31,6 +39,7 @@ export interface BucketRecord {
   tagging?: Record<string, string>;
   /** Default server-side encryption of new objects (PutBucketEncryption, ops/encryption.ts). */
   encryption?: 'AES256';
+  publicAccessBlock?: PublicAccessBlock;
 }
 
 /** Where a new write to `key` goes: a fresh version in versioned buckets, the null version otherwise. */

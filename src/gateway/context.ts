@@ -73,6 +73,18 @@ export function assertExpectedOwner(ctx: S3Context, bucket: BucketRecord, header
   if (expected !== undefined && expected !== bucket.owner.id) throw new S3Error('AccessDenied');
 }
 
+/** Bucket configurations a Delete<Configuration> operation removes, each one field of the record. */
+export type BucketConfigurationField = 'cors' | 'encryption' | 'lifecycle' | 'policy' | 'publicAccessBlock' | 'tagging';
+
+/** The handler of a Delete<Configuration> operation: drops that field from the bucket record (204). */
+export function deleteBucketConfiguration(field: BucketConfigurationField): (ctx: S3Context) => Promise<void> {
+  return async (ctx) => {
+    const bucket = await requireBucket(ctx);
+    await ctx.buckets.put({ ...bucket, [field]: undefined });
+    sendEmpty(ctx, 204);
+  };
+}
+
 export function sendXml(ctx: S3Context, root: string, body: XmlObject, status = 200): void {
   void ctx.reply.code(status).header('content-type', 'application/xml').send(buildXml(root, body));
 }

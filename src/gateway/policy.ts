@@ -198,11 +198,14 @@ const POLICY_ACTIONS = new Set(['s3:GetBucketPolicy', 's3:PutBucketPolicy', 's3:
 
 async function bucketPolicyDecision(ctx: S3Context, principal: Principal, action: string, resource: Resource): Promise<'Allow' | 'Deny' | 'Abstain'> {
   if (resource.bucket === undefined || (principal.isRoot && POLICY_ACTIONS.has(action))) return 'Abstain';
-  const text = (await ctx.buckets.get(resource.bucket))?.policy;
+  const bucket = await ctx.buckets.get(resource.bucket);
+  const text = bucket?.policy;
   if (!text) return 'Abstain';
   const applying = policyOf(text, resource.bucket).Statement.filter((s) => statementApplies(ctx, s, principal, action, resource));
   if (applying.some((s) => s.Effect === 'Deny')) return 'Deny';
-  return applying.length > 0 ? 'Allow' : 'Abstain';
+  // RestrictPublicBuckets: a public policy keeps its Denies but allows anonymous requests nothing.
+  const restricted = bucket.publicAccessBlock?.restrictPublicBuckets && principal.accessKeyId === undefined && policyIsPublic(text, resource.bucket);
+  return applying.length > 0 && !restricted ? 'Allow' : 'Abstain';
 }
 
 /** PolicyStatus.IsPublic: some unconditional Allow names every principal. */

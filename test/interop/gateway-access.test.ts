@@ -5,9 +5,9 @@ import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
 import {
-  CreateBucketCommand, DeleteBucketPolicyCommand, DeleteObjectCommand, GetBucketAclCommand, GetBucketPolicyCommand, GetBucketPolicyStatusCommand,
-  GetObjectAclCommand, GetObjectCommand, ListObjectsV2Command, PutBucketAclCommand, PutBucketPolicyCommand, PutObjectAclCommand,
-  PutObjectCommand,
+  CreateBucketCommand, DeleteBucketPolicyCommand, DeleteObjectCommand, DeletePublicAccessBlockCommand, GetBucketAclCommand, GetBucketPolicyCommand,
+  GetBucketPolicyStatusCommand, GetObjectAclCommand, GetObjectCommand, GetPublicAccessBlockCommand, ListObjectsV2Command, PutBucketAclCommand,
+  PutBucketPolicyCommand, PutObjectAclCommand, PutObjectCommand, PutPublicAccessBlockCommand,
 } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { startCluster } from '../lib/cluster.js';
@@ -162,6 +162,44 @@ print(json.dumps(anon.get_object(Bucket='${Bucket}', Key='public/a.txt')['Body']
   await settle();
   t.equal((await anonymous(`/${Bucket}/public/a.txt`)).status, 403, 'private again without the policy');
   t.same(await s3Failure(s3.send(new GetBucketPolicyStatusCommand({ Bucket }))), { code: 'NoSuchBucketPolicy', status: 404 });
+});
+
+t.test('public access block: each of its four switches, and its removal', async (t) => {
+  const Bucket = 'guarded-bucket';
+  await s3.send(new CreateBucketCommand({ Bucket }));
+  t.same(await s3Failure(s3.send(new GetPublicAccessBlockCommand({ Bucket }))), { code: 'NoSuchPublicAccessBlockConfiguration', status: 404 });
+  await s3.send(new PutObjectCommand({ Bucket, Key: 'acl-public.txt', Body: 'P', ACL: 'public-read' }));
+  await s3.send(new PutObjectCommand({ Bucket, Key: 'private.txt', Body: 'Q' }));
+  const publicPolicy = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${Bucket}/policy-public/*` }] });
+  await s3.send(new PutBucketPolicyCommand({ Bucket, Policy: publicPolicy }));
+  await s3.send(new PutObjectCommand({ Bucket, Key: 'policy-public/a.txt', Body: 'R' }));
+  t.equal((await anonymous(`/${Bucket}/acl-public.txt`)).status, 200, 'a public-read object is public');
+  t.equal((await anonymous(`/${Bucket}/policy-public/a.txt`)).status, 200, 'and so is what the public policy names');
+
+  await s3.send(new PutPublicAccessBlockCommand({ Bucket, PublicAccessBlockConfiguration: { IgnorePublicAcls: true } }));
+  t.same((await s3.send(new GetPublicAccessBlockCommand({ Bucket }))).PublicAccessBlockConfiguration,
+    { BlockPublicAcls: false, IgnorePublicAcls: true, BlockPublicPolicy: false, RestrictPublicBuckets: false }, 'unset switches read as false');
+  t.equal((await anonymous(`/${Bucket}/acl-public.txt`)).status, 403, 'IgnorePublicAcls: the public ACL gives nothing');
+  t.equal((await anonymous(`/${Bucket}/policy-public/a.txt`)).status, 200, 'the policy still does');
+
+  await s3.send(new PutPublicAccessBlockCommand({ Bucket, PublicAccessBlockConfiguration: { RestrictPublicBuckets: true } }));
+  t.equal((await anonymous(`/${Bucket}/policy-public/a.txt`)).status, 403, 'RestrictPublicBuckets: the public policy allows anonymous requests nothing');
+  t.equal((await anonymous(`/${Bucket}/acl-public.txt`)).status, 200, 'public ACLs count again without IgnorePublicAcls');
+  t.equal(await (await s3.send(new GetObjectCommand({ Bucket, Key: 'policy-public/a.txt' }))).Body!.transformToString(), 'R', 'the owner reads as before');
+
+  await s3.send(new PutPublicAccessBlockCommand({ Bucket, PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true } }));
+  const denied = { code: 'AccessDenied', status: 403 };
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket, Key: 'new.txt', Body: 'x', ACL: 'public-read' }))), denied, 'BlockPublicAcls: a write with a public ACL');
+  t.same(await s3Failure(s3.send(new PutObjectAclCommand({ Bucket, Key: 'private.txt', ACL: 'public-read' }))), denied, 'an object ACL made public');
+  t.same(await s3Failure(s3.send(new PutBucketAclCommand({ Bucket, ACL: 'authenticated-read' }))), denied, 'a bucket ACL made public');
+  t.same(await s3Failure(s3.send(new PutBucketPolicyCommand({ Bucket, Policy: publicPolicy }))), denied, 'BlockPublicPolicy: a public policy');
+  await s3.send(new PutObjectCommand({ Bucket, Key: 'new.txt', Body: 'x', ACL: 'private' }));
+  t.equal(await (await s3.send(new GetObjectCommand({ Bucket, Key: 'new.txt' }))).Body!.transformToString(), 'x', 'private writes go on');
+  t.equal((await anonymous(`/${Bucket}/private.txt`)).status, 403, 'the refused ACL changed nothing');
+
+  await s3.send(new DeletePublicAccessBlockCommand({ Bucket }));
+  t.same(await s3Failure(s3.send(new GetPublicAccessBlockCommand({ Bucket }))), { code: 'NoSuchPublicAccessBlockConfiguration', status: 404 });
+  t.equal((await anonymous(`/${Bucket}/policy-public/a.txt`)).status, 200, 'without the block the policy is public again');
 });
 
 t.test('browser POST uploads: boto3 presigned posts (SigV4), SigV2 policies, conditions, redirects', async (t) => {

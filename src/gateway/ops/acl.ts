@@ -1,6 +1,6 @@
 // Put/GetBucketAcl and Put/GetObjectAcl: canned ACLs (x-amz-acl), x-amz-grant-* headers or an
 // AccessControlPolicy document. Grants are evaluated in ../acl.ts.
-import { aclFromHeaders, aclFromXml, aclXml, type Grant } from '../acl.js';
+import { aclFromHeaders, aclFromXml, aclXml, type Grant, grantsFor } from '../acl.js';
 import type { BucketRecord } from '../bucket-record.js';
 import { queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
@@ -14,9 +14,9 @@ async function requestedGrants(ctx: S3Context, bucket: BucketRecord): Promise<Gr
   const fromHeaders = aclFromHeaders(ctx, bucket.owner);
   const document = await ctx.body.optionalXml(['Grant']);
   if (fromHeaders && document) throw new S3Error('UnexpectedContent', { message: 'This request does not support content when ACL headers are given' });
-  if (fromHeaders) return fromHeaders;
+  if (fromHeaders) return grantsFor(bucket, fromHeaders);
   if (!document) throw new S3Error('MissingSecurityHeader', { message: 'Your request was missing a required header', fields: { MissingHeaderName: 'x-amz-acl' } });
-  return aclFromXml(document);
+  return grantsFor(bucket, aclFromXml(document));
 }
 
 async function putBucketAcl(ctx: S3Context): Promise<void> {

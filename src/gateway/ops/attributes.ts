@@ -1,7 +1,7 @@
 // Gateway-owned attributes of a version (retention, legal hold, ACL, the checksum algorithm of a
 // multipart upload), kept as JSON in the version's `attributesJson` so the layers below stay S3-blind.
 import type { ObjectVersion } from '../../replication/types.js';
-import { aclFromHeaders, type Grant } from '../acl.js';
+import { aclFromHeaders, type Grant, grantsFor } from '../acl.js';
 import type { BucketRecord } from '../bucket-record.js';
 import type { S3Context } from '../context.js';
 import type { StoredEncryption } from '../sse.js';
@@ -42,5 +42,5 @@ export function withAttributes<T extends Pick<ObjectVersion, 'attributesJson'>>(
 
 /** The gateway-owned attributes of a new object: x-amz-object-lock-* (or the bucket default) and x-amz-acl. */
 export function newObjectAttributes(ctx: S3Context, bucket: BucketRecord): string {
-  return attributesJson({ ...lockAttributesForNewObject(ctx, bucket), acl: aclFromHeaders(ctx, bucket.owner) });
+  return attributesJson({ ...lockAttributesForNewObject(ctx, bucket), acl: grantsFor(bucket, aclFromHeaders(ctx, bucket.owner)) });
 }

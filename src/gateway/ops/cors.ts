@@ -2,7 +2,7 @@
 // of actual cross-origin requests (`corsHeadersFor`, applied by the server to every request
 // that carries an Origin header).
 import type { BucketRecord } from '../bucket-record.js';
-import { header, requireBucket, type S3Context, sendEmpty, sendXml } from '../context.js';
+import { deleteBucketConfiguration, header, requireBucket, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
 import { type ParsedXml, xmlChild, xmlChildren, xmlText } from '../xml.js';
@@ -119,16 +119,10 @@ async function getBucketCors(ctx: S3Context): Promise<void> {
   });
 }
 
-async function deleteBucketCors(ctx: S3Context): Promise<void> {
-  const bucket = await requireBucket(ctx);
-  await ctx.buckets.put({ ...bucket, cors: undefined });
-  sendEmpty(ctx, 204);
-}
-
 export const operations: OperationSpec[] = [
   { name: 'PutBucketCors', method: 'PUT', scope: 'bucket', subresource: 'cors', action: 's3:PutBucketCORS', handle: putBucketCors },
   { name: 'GetBucketCors', method: 'GET', scope: 'bucket', subresource: 'cors', action: 's3:GetBucketCORS', handle: getBucketCors },
-  { name: 'DeleteBucketCors', method: 'DELETE', scope: 'bucket', subresource: 'cors', action: 's3:PutBucketCORS', handle: deleteBucketCors },
+  { name: 'DeleteBucketCors', method: 'DELETE', scope: 'bucket', subresource: 'cors', action: 's3:PutBucketCORS', handle: deleteBucketConfiguration('cors') },
   // Preflights are unauthenticated by design: the browser sends no credentials.
   { name: 'PreflightBucket', method: 'OPTIONS', scope: 'bucket', action: undefined, handle: preflight },
   { name: 'PreflightObject', method: 'OPTIONS', scope: 'object', action: undefined, handle: preflight },

@@ -1,6 +1,6 @@
 // PutBucketEncryption / GetBucketEncryption / DeleteBucketEncryption: a bucket's default
 // server-side encryption, applied (../sse.ts encryptionForWrite) to writes that ask for none.
-import { requireBucket, type S3Context, sendEmpty, sendXml } from '../context.js';
+import { deleteBucketConfiguration, requireBucket, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
 import { SSE_ALGORITHM } from '../sse.js';
@@ -28,14 +28,8 @@ async function getBucketEncryption(ctx: S3Context): Promise<void> {
   });
 }
 
-async function deleteBucketEncryption(ctx: S3Context): Promise<void> {
-  const bucket = await requireBucket(ctx);
-  await ctx.buckets.put({ ...bucket, encryption: undefined });
-  sendEmpty(ctx, 204);
-}
-
 export const operations: OperationSpec[] = [
   { name: 'PutBucketEncryption', method: 'PUT', scope: 'bucket', subresource: 'encryption', action: 's3:PutEncryptionConfiguration', handle: putBucketEncryption },
   { name: 'GetBucketEncryption', method: 'GET', scope: 'bucket', subresource: 'encryption', action: 's3:GetEncryptionConfiguration', handle: getBucketEncryption },
-  { name: 'DeleteBucketEncryption', method: 'DELETE', scope: 'bucket', subresource: 'encryption', action: 's3:PutEncryptionConfiguration', handle: deleteBucketEncryption },
+  { name: 'DeleteBucketEncryption', method: 'DELETE', scope: 'bucket', subresource: 'encryption', action: 's3:PutEncryptionConfiguration', handle: deleteBucketConfiguration('encryption') },
 ];

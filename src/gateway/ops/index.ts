@@ -15,6 +15,7 @@ import { operations as multipart } from './multipart.js';
 import { operations as objectLock } from './object-lock.js';
 import { operations as policy } from './policy.js';
 import { operations as postObject } from './post-object.js';
+import { operations as publicAccessBlock } from './public-access-block.js';
 import { operations as tagging } from './tagging.js';
 import { operations as versioning } from './versioning.js';
 
@@ -35,4 +36,5 @@ export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...lifecycle,
   ...encryption,
   ...postObject,
+  ...publicAccessBlock,
 ];

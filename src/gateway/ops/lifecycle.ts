@@ -1,6 +1,6 @@
 // Put/Get/DeleteBucketLifecycleConfiguration. Rules are validated and stored in the bucket record;
 // ../lifecycle-worker.ts carries them out in the background.
-import { requireBucket, type S3Context, sendEmpty, sendXml } from '../context.js';
+import { deleteBucketConfiguration, requireBucket, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
 import { type ParsedXml, type XmlObject, xmlChild, xmlChildren, xmlText } from '../xml.js';
@@ -158,14 +158,8 @@ async function getBucketLifecycle(ctx: S3Context): Promise<void> {
   });
 }
 
-async function deleteBucketLifecycle(ctx: S3Context): Promise<void> {
-  const bucket = await requireBucket(ctx);
-  await ctx.buckets.put({ ...bucket, lifecycle: undefined });
-  sendEmpty(ctx, 204);
-}
-
 export const operations: OperationSpec[] = [
   { name: 'PutBucketLifecycleConfiguration', method: 'PUT', scope: 'bucket', subresource: 'lifecycle', action: 's3:PutLifecycleConfiguration', handle: putBucketLifecycle },
   { name: 'GetBucketLifecycleConfiguration', method: 'GET', scope: 'bucket', subresource: 'lifecycle', action: 's3:GetLifecycleConfiguration', handle: getBucketLifecycle },
-  { name: 'DeleteBucketLifecycle', method: 'DELETE', scope: 'bucket', subresource: 'lifecycle', action: 's3:PutLifecycleConfiguration', handle: deleteBucketLifecycle },
+  { name: 'DeleteBucketLifecycle', method: 'DELETE', scope: 'bucket', subresource: 'lifecycle', action: 's3:PutLifecycleConfiguration', handle: deleteBucketConfiguration('lifecycle') },
 ];

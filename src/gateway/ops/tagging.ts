@@ -1,6 +1,6 @@
 // Object tagging (Put/Get/DeleteObjectTagging, per version) and bucket tagging
 // (Put/Get/DeleteBucketTagging). Object tags live in the version record; bucket tags in the bucket record.
-import { queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendXml } from '../context.js';
+import { deleteBucketConfiguration, queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
 import { xmlChild, xmlChildren, xmlText } from '../xml.js';
@@ -68,17 +68,11 @@ async function getBucketTagging(ctx: S3Context): Promise<void> {
   sendTagSet(ctx, bucket.tagging);
 }
 
-async function deleteBucketTagging(ctx: S3Context): Promise<void> {
-  const bucket = await requireBucket(ctx);
-  await ctx.buckets.put({ ...bucket, tagging: undefined });
-  sendEmpty(ctx, 204);
-}
-
 export const operations: OperationSpec[] = [
   { name: 'PutObjectTagging', method: 'PUT', scope: 'object', subresource: 'tagging', action: 's3:PutObjectTagging', handle: putObjectTagging },
   { name: 'GetObjectTagging', method: 'GET', scope: 'object', subresource: 'tagging', action: 's3:GetObjectTagging', handle: getObjectTagging },
   { name: 'DeleteObjectTagging', method: 'DELETE', scope: 'object', subresource: 'tagging', action: 's3:DeleteObjectTagging', handle: deleteObjectTagging },
   { name: 'PutBucketTagging', method: 'PUT', scope: 'bucket', subresource: 'tagging', action: 's3:PutBucketTagging', handle: putBucketTagging },
   { name: 'GetBucketTagging', method: 'GET', scope: 'bucket', subresource: 'tagging', action: 's3:GetBucketTagging', handle: getBucketTagging },
-  { name: 'DeleteBucketTagging', method: 'DELETE', scope: 'bucket', subresource: 'tagging', action: 's3:PutBucketTagging', handle: deleteBucketTagging },
+  { name: 'DeleteBucketTagging', method: 'DELETE', scope: 'bucket', subresource: 'tagging', action: 's3:PutBucketTagging', handle: deleteBucketConfiguration('tagging') },
 ];
