@@ -10,7 +10,7 @@ import { NbdClient } from './nbd/client.js';
 import { StoreError } from '../common/errors.js';
 import { CodecPool } from './codec-pool.js';
 import { ChunkIdCache } from './id-cache.js';
-import { planRangeReads, type RangeLimits, readRange } from './pack.js';
+import { planRangeReads, type RangeLimits, type RangeRead, readRange } from './pack.js';
 import { type BlobIndex, type BlobLocation, forEachLimit, type Repository } from './repository.js';
 import { imageInfo, qemuImg, serveImage } from './qemu-tools.js';
 import { trace, traced } from './trace.js';
@@ -68,6 +68,12 @@ const PLAIN_SLOTS = 8;
 /** Writes in flight (libuv's 4 threads) and the most one joined write carries (NBD: below 32 MiB). */
 const WRITES_IN_FLIGHT = 4;
 const MAX_WRITE = 16 * MiB;
+/**
+ * Writes shorter than this wait aside (copied, up to PARK_ARENA bytes) for a neighbour to leave
+ * with: chunks changed after the full backup sit in the runs of its packs like patches.
+ */
+const PARK_BELOW = 256 * 1024;
+const PARK_ARENA = 256 * MiB;
 
 export async function restore(repo: Repository, request: RestoreRequest): Promise<RestoreSummary> {
   const started = Date.now();
@@ -110,11 +116,11 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
       if (list) list.push(i);
       else positions.set(hex, [i]);
     }
-    const ranges = planRangeReads([...positions.keys()].map((hex) => {
+    const ranges = scatteredFirst(planRangeReads([...positions.keys()].map((hex) => {
       const location = index.blobs.get(hex);
       if (!location) throw new StoreError('NotFound', `chunk ${hex} is missing from the repository`);
       return location;
-    }), RANGE_LIMITS);
+    }), RANGE_LIMITS), positions);
     let done = 0;
     const fetches = Math.min(request.concurrency ?? FETCHES_IN_FLIGHT, ranges.length);
     // GET bodies and plaintexts live in memory the codec threads share, reused from range to
@@ -123,7 +129,11 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
     const bodies = Array.from({ length: fetches }, () => Buffer.from(new SharedArrayBuffer(RANGE_LIMITS.stored)));
     const plains = pageAlignedShared(PLAIN_SLOTS * PLAIN_BATCH);
     const plainSlots = new Slots(Array.from({ length: PLAIN_SLOTS }, (_, i) => plains.subarray(i * PLAIN_BATCH, (i + 1) * PLAIN_BATCH)));
-    const queue = new WriteQueue((offset, parts) => target.write(offset, parts), WRITES_IN_FLIGHT, MAX_WRITE);
+    const queue = new WriteQueue((offset, parts) => target.write(offset, parts), {
+      depth: WRITES_IN_FLIGHT,
+      maxBytes: MAX_WRITE,
+      park: { below: PARK_BELOW, arena: pageAlignedShared(PARK_ARENA), alignment: DIRECT_ALIGNMENT },
+    });
     let writeFailure: Error | undefined;
     const decodeAndWrite = async (body: Buffer, start: number, blobs: BlobLocation[]) => {
       const plain = await plainSlots.take();
@@ -155,6 +165,7 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
     });
     await Promise.all(writing);
     if (writeFailure) throw writeFailure;
+    await queue.flush();
     trace(`fetched and wrote ${ranges.length} ranges`);
     return summary;
   } finally {
@@ -210,6 +221,20 @@ class Slots {
     if (next) next(slot);
     else this.free.push(slot);
   }
+}
+
+/**
+ * The ranges whose chunks land in the shortest runs on disk first (an incremental's packs hold
+ * chunks from all over the disk): their writes are parked, and the long runs of the ranges that
+ * follow (the full backup's packs) take them along as they pass, as one write.
+ */
+function scatteredFirst(ranges: RangeRead[], positions: Map<string, number[]>): RangeRead[] {
+  const averageRun = (range: RangeRead) => {
+    const chunks = range.blobs.flatMap(({ entry }) => positions.get(Buffer.from(entry.id).toString('hex'))!).sort((a, b) => a - b);
+    const runs = chunks.reduce((n, chunk, i) => (i > 0 && chunks[i - 1]! + 1 === chunk ? n : n + 1), 0);
+    return chunks.length / runs;
+  };
+  return ranges.map((range) => ({ range, run: averageRun(range) })).sort((a, b) => a.run - b.run).map(({ range }) => range);
 }
 
 /** Groups writes of consecutive chunks (one syscall or NBD request per run). */
