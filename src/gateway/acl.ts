@@ -89,14 +89,33 @@ function isPublicGrant(grant: Grant): boolean {
   return grant.grantee.type === 'Group' && (grant.grantee.uri === ALL_USERS || grant.grantee.uri === AUTHENTICATED_USERS);
 }
 
-/** The grants a request sets on `bucket` or an object in it; a public one is refused under BlockPublicAcls. */
-export function grantsFor(bucket: BucketRecord, grants: Grant[]): Grant[];
-export function grantsFor(bucket: BucketRecord, grants: Grant[] | undefined): Grant[] | undefined;
+/** Whether an ACL (none counts) grants nothing beyond its owner's full control. */
+export function aclGrantsOnlyOwner(owner: BucketOwner, acl: unknown): boolean {
+  const grants = acl as Grant[] | undefined;
+  return !grants || grants.every((g) => g.grantee.type === 'CanonicalUser' && g.grantee.id === owner.id && g.permission === 'FULL_CONTROL');
+}
+
+const aclsDisabled = (bucket: BucketRecord) => bucket.objectOwnership === 'BucketOwnerEnforced';
+
+/**
+ * The grants to store for what a request sets on `bucket` or an object in it. With ACLs disabled
+ * (BucketOwnerEnforced) only the owner's full control is accepted, and nothing is stored; under
+ * BlockPublicAcls a public grant is refused.
+ */
 export function grantsFor(bucket: BucketRecord, grants: Grant[] | undefined): Grant[] | undefined {
+  if (aclsDisabled(bucket)) {
+    if (!aclGrantsOnlyOwner(bucket.owner, grants)) throw new S3Error('AccessControlListNotSupported');
+    return undefined;
+  }
   if (bucket.publicAccessBlock?.blockPublicAcls && grants?.some(isPublicGrant)) {
     throw new S3Error('AccessDenied', { message: 'Public ACLs are blocked by the bucket\'s public access block' });
   }
   return grants;
+}
+
+/** The grants GetBucketAcl / GetObjectAcl show: the owner's full control alone while ACLs are disabled. */
+export function shownGrants(bucket: BucketRecord, grants: Grant[] | undefined): Grant[] | undefined {
+  return aclsDisabled(bucket) ? undefined : grants;
 }
 
 /** Grants from x-amz-acl or x-amz-grant-* (`id="..."`, `uri="..."` lists); undefined when neither is sent. */
@@ -176,8 +195,9 @@ export function grantsAllow(grants: Grant[] | undefined, principal: Principal, p
   return grants.some((g) => (g.permission === permission || g.permission === 'FULL_CONTROL') && granteeMatches(g.grantee, principal));
 }
 
-/** The grants that count on `bucket` and its objects: without the public ones under IgnorePublicAcls. */
+/** The grants that count on `bucket` and its objects: none with ACLs disabled, no public ones under IgnorePublicAcls. */
 function effectiveGrants(bucket: BucketRecord, grants: Grant[] | undefined): Grant[] | undefined {
+  if (aclsDisabled(bucket)) return undefined;
   return bucket.publicAccessBlock?.ignorePublicAcls ? grants?.filter((g) => !isPublicGrant(g)) : grants;
 }
 

@@ -21,6 +21,10 @@ export interface PublicAccessBlock {
   restrictPublicBuckets: boolean;
 }
 
+/** S3 Object Ownership (ops/ownership-controls.ts); BucketOwnerEnforced disables ACLs. */
+export const OBJECT_OWNERSHIP_SETTINGS = ['BucketOwnerEnforced', 'BucketOwnerPreferred', 'ObjectWriter'] as const;
+export type ObjectOwnership = typeof OBJECT_OWNERSHIP_SETTINGS[number];
+
 export interface BucketRecord {
   name: string;
   owner: BucketOwner;
@@ -40,6 +44,7 @@ export interface BucketRecord {
   /** Default server-side encryption of new objects (PutBucketEncryption, ops/encryption.ts). */
   encryption?: 'AES256';
   publicAccessBlock?: PublicAccessBlock;
+  objectOwnership?: ObjectOwnership;
 }
 
 /** Where a new write to `key` goes: a fresh version in versioned buckets, the null version otherwise. */

@@ -74,7 +74,7 @@ export function assertExpectedOwner(ctx: S3Context, bucket: BucketRecord, header
 }
 
 /** Bucket configurations a Delete<Configuration> operation removes, each one field of the record. */
-export type BucketConfigurationField = 'cors' | 'encryption' | 'lifecycle' | 'policy' | 'publicAccessBlock' | 'tagging';
+export type BucketConfigurationField = 'cors' | 'encryption' | 'lifecycle' | 'objectOwnership' | 'policy' | 'publicAccessBlock' | 'tagging';
 
 /** The handler of a Delete<Configuration> operation: drops that field from the bucket record (204). */
 export function deleteBucketConfiguration(field: BucketConfigurationField): (ctx: S3Context) => Promise<void> {

@@ -5,7 +5,8 @@ import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
 import {
-  CreateBucketCommand, DeleteBucketPolicyCommand, DeleteObjectCommand, DeletePublicAccessBlockCommand, GetBucketAclCommand, GetBucketPolicyCommand,
+  CreateBucketCommand, DeleteBucketOwnershipControlsCommand, DeleteBucketPolicyCommand, DeleteObjectCommand, DeletePublicAccessBlockCommand,
+  GetBucketOwnershipControlsCommand, PutBucketOwnershipControlsCommand, GetBucketAclCommand, GetBucketPolicyCommand,
   GetBucketPolicyStatusCommand, GetObjectAclCommand, GetObjectCommand, GetPublicAccessBlockCommand, ListObjectsV2Command, PutBucketAclCommand,
   PutBucketPolicyCommand, PutObjectAclCommand, PutObjectCommand, PutPublicAccessBlockCommand,
 } from '@aws-sdk/client-s3';
@@ -200,6 +201,34 @@ t.test('public access block: each of its four switches, and its removal', async 
   await s3.send(new DeletePublicAccessBlockCommand({ Bucket }));
   t.same(await s3Failure(s3.send(new GetPublicAccessBlockCommand({ Bucket }))), { code: 'NoSuchPublicAccessBlockConfiguration', status: 404 });
   t.equal((await anonymous(`/${Bucket}/policy-public/a.txt`)).status, 200, 'without the block the policy is public again');
+});
+
+t.test('object ownership: BucketOwnerEnforced disables ACLs', async (t) => {
+  const Bucket = 'owner-enforced';
+  t.same(await s3Failure(s3.send(new CreateBucketCommand({ Bucket, ObjectOwnership: 'BucketOwnerEnforced', ACL: 'public-read' }))),
+    { code: 'InvalidBucketAclWithObjectOwnership', status: 400 }, 'a public bucket ACL cannot come with it');
+  await s3.send(new CreateBucketCommand({ Bucket, ObjectOwnership: 'BucketOwnerEnforced' }));
+  t.equal((await s3.send(new GetBucketOwnershipControlsCommand({ Bucket }))).OwnershipControls?.Rules?.[0]?.ObjectOwnership, 'BucketOwnerEnforced');
+  const unsupported = { code: 'AccessControlListNotSupported', status: 400 };
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket, Key: 'o', Body: 'x', ACL: 'public-read' }))), unsupported, 'a write with an ACL');
+  t.same(await s3Failure(s3.send(new PutBucketAclCommand({ Bucket, ACL: 'public-read' }))), unsupported, 'a bucket ACL');
+  await s3.send(new PutObjectCommand({ Bucket, Key: 'o', Body: 'x', ACL: 'bucket-owner-full-control' }));
+  t.same(await s3Failure(s3.send(new PutObjectAclCommand({ Bucket, Key: 'o', ACL: 'public-read' }))), unsupported, 'an object ACL');
+  t.same((await s3.send(new GetObjectAclCommand({ Bucket, Key: 'o' }))).Grants?.map((g) => g.Permission), ['FULL_CONTROL'], 'ACLs read as the owner\'s full control');
+
+  const open = 'acl-then-enforced';
+  await s3.send(new CreateBucketCommand({ Bucket: open }));
+  await s3.send(new PutObjectCommand({ Bucket: open, Key: 'p', Body: 'y', ACL: 'public-read' }));
+  t.equal((await anonymous(`/${open}/p`)).status, 200, 'the object ACL makes it public');
+  await s3.send(new PutBucketOwnershipControlsCommand({ Bucket: open, OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] } }));
+  t.equal((await anonymous(`/${open}/p`)).status, 403, 'until ACLs are disabled');
+  await s3.send(new PutBucketAclCommand({ Bucket: open, ACL: 'private' }));
+  await s3.send(new DeleteBucketOwnershipControlsCommand({ Bucket: open }));
+  t.same(await s3Failure(s3.send(new GetBucketOwnershipControlsCommand({ Bucket: open }))), { code: 'OwnershipControlsNotFoundError', status: 404 });
+  t.equal((await anonymous(`/${open}/p`)).status, 200, 'and it counts again once they are enabled');
+  await s3.send(new PutBucketAclCommand({ Bucket: open, ACL: 'public-read' }));
+  t.same(await s3Failure(s3.send(new PutBucketOwnershipControlsCommand({ Bucket: open, OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] } }))),
+    { code: 'InvalidBucketAclWithObjectOwnership', status: 400 }, 'a public bucket ACL must go before ACLs are disabled');
 });
 
 t.test('browser POST uploads: boto3 presigned posts (SigV4), SigV2 policies, conditions, redirects', async (t) => {

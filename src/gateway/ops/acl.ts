@@ -1,6 +1,6 @@
 // Put/GetBucketAcl and Put/GetObjectAcl: canned ACLs (x-amz-acl), x-amz-grant-* headers or an
 // AccessControlPolicy document. Grants are evaluated in ../acl.ts.
-import { aclFromHeaders, aclFromXml, aclXml, type Grant, grantsFor } from '../acl.js';
+import { aclFromHeaders, aclFromXml, aclXml, type Grant, grantsFor, shownGrants } from '../acl.js';
 import type { BucketRecord } from '../bucket-record.js';
 import { queryParam, requireBucket, requireKey, type S3Context, sendEmpty, sendXml } from '../context.js';
 import { S3Error } from '../errors.js';
@@ -9,8 +9,8 @@ import { attributesOf, withAttributes } from './attributes.js';
 import { resolveVersion } from './get.js';
 import { versionIdHeader } from './put.js';
 
-/** The grants a Put*Acl request sets: from headers or from the body, not both. */
-async function requestedGrants(ctx: S3Context, bucket: BucketRecord): Promise<Grant[]> {
+/** The grants a Put*Acl request sets (from headers or from the body, not both), as grantsFor stores them. */
+async function requestedGrants(ctx: S3Context, bucket: BucketRecord): Promise<Grant[] | undefined> {
   const fromHeaders = aclFromHeaders(ctx, bucket.owner);
   const document = await ctx.body.optionalXml(['Grant']);
   if (fromHeaders && document) throw new S3Error('UnexpectedContent', { message: 'This request does not support content when ACL headers are given' });
@@ -27,7 +27,7 @@ async function putBucketAcl(ctx: S3Context): Promise<void> {
 
 async function getBucketAcl(ctx: S3Context): Promise<void> {
   const bucket = await requireBucket(ctx);
-  sendXml(ctx, 'AccessControlPolicy', aclXml(bucket.owner, bucket.acl as Grant[] | undefined));
+  sendXml(ctx, 'AccessControlPolicy', aclXml(bucket.owner, shownGrants(bucket, bucket.acl as Grant[] | undefined)));
 }
 
 async function putObjectAcl(ctx: S3Context): Promise<void> {
@@ -42,7 +42,7 @@ async function getObjectAcl(ctx: S3Context): Promise<void> {
   const bucket = await requireBucket(ctx);
   const version = await resolveVersion(ctx, bucket, requireKey(ctx), queryParam(ctx, 'versionId'));
   void ctx.reply.headers(versionIdHeader(bucket, version));
-  sendXml(ctx, 'AccessControlPolicy', aclXml(bucket.owner, attributesOf(version).acl));
+  sendXml(ctx, 'AccessControlPolicy', aclXml(bucket.owner, shownGrants(bucket, attributesOf(version).acl)));
 }
 
 export const operations: OperationSpec[] = [

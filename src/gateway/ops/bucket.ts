@@ -6,6 +6,7 @@ import { S3Error } from '../errors.js';
 import type { OperationSpec } from '../router.js';
 import { xmlChild, xmlText } from '../xml.js';
 import { decodeToken, encodeToken } from './list.js';
+import { checkOwnershipAgainstAcl, parseObjectOwnership } from './ownership-controls.js';
 
 async function createBucket(ctx: S3Context): Promise<void> {
   const name = requireBucketName(ctx);
@@ -19,14 +20,18 @@ async function createBucket(ctx: S3Context): Promise<void> {
     throw new S3Error(code, { fields: { BucketName: name } });
   }
   const objectLockEnabled = header(ctx.request, 'x-amz-bucket-object-lock-enabled')?.toLowerCase() === 'true';
+  const ownership = header(ctx.request, 'x-amz-object-ownership');
+  const owner = { id: ctx.principal.userId, displayName: ctx.principal.displayName };
   const record: BucketRecord = {
     name,
-    owner: { id: ctx.principal.userId, displayName: ctx.principal.displayName },
+    owner,
     createdMs: Date.now(),
     region: ctx.config.region,
     ...(objectLockEnabled ? { objectLockEnabled: true, versioning: 'Enabled' as const } : {}),
-    acl: aclFromHeaders(ctx, { id: ctx.principal.userId, displayName: ctx.principal.displayName }),
+    acl: aclFromHeaders(ctx, owner),
+    ...(ownership !== undefined ? { objectOwnership: parseObjectOwnership(ownership) } : {}),
   };
+  checkOwnershipAgainstAcl(record);
   await ctx.buckets.put(record);
   void ctx.reply.header('location', `/${name}`);
   sendEmpty(ctx);

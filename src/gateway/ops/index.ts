@@ -13,6 +13,7 @@ import { operations as cors } from './cors.js';
 import { operations as lifecycle } from './lifecycle.js';
 import { operations as multipart } from './multipart.js';
 import { operations as objectLock } from './object-lock.js';
+import { operations as ownershipControls } from './ownership-controls.js';
 import { operations as policy } from './policy.js';
 import { operations as postObject } from './post-object.js';
 import { operations as publicAccessBlock } from './public-access-block.js';
@@ -37,4 +38,5 @@ export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...encryption,
   ...postObject,
   ...publicAccessBlock,
+  ...ownershipControls,
 ];
