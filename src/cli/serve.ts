@@ -24,6 +24,7 @@ export async function serveS3(store: ClusterClient, args: ParsedArgs, defaults: 
     port: Number(flag(args, 'port') ?? process.env.TESSERA_PORT ?? defaults.port),
     region: flag(args, 'region') ?? process.env.TESSERA_REGION,
     baseDomain: flag(args, 'domain') ?? process.env.TESSERA_DOMAIN,
+    websiteDomain: flag(args, 'website-domain') ?? process.env.TESSERA_WEBSITE_DOMAIN,
     rootCredentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey },
     tls: cert && key ? { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') } : undefined,
     logger: createLogger({ name: 'tessera-gateway', level: parseLogLevel(flag(args, 'log-level') ?? process.env.TESSERA_LOG_LEVEL) }),

@@ -16,7 +16,7 @@ const LOGGING: Record<string, Kind> = { 'log-level': 'string' };
 /** Mutual TLS on the node network (every command that talks to storage nodes). */
 const NODE_TLS: Record<string, Kind> = { 'node-tls-ca': 'string', 'node-tls-cert': 'string', 'node-tls-key': 'string', 'node-tls-crl': 'string' };
 const GATEWAY_COMMON: Record<string, Kind> = {
-  ...LOGGING, host: 'string', port: 'number', region: 'string', domain: 'string', 'tls-cert': 'string', 'tls-key': 'string',
+  ...LOGGING, host: 'string', port: 'number', region: 'string', domain: 'string', 'website-domain': 'string', 'tls-cert': 'string', 'tls-key': 'string',
   'metrics-token': 'string', 'sse-master-key-file': 'string',
 };
 

@@ -45,6 +45,8 @@ export interface BucketRecord {
   encryption?: 'AES256';
   publicAccessBlock?: PublicAccessBlock;
   objectOwnership?: ObjectOwnership;
+  /** Static-website configuration (ops/website.ts, served by website.ts). */
+  website?: unknown;
 }
 
 /** Where a new write to `key` goes: a fresh version in versioned buckets, the null version otherwise. */

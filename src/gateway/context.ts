@@ -13,6 +13,8 @@ import { buildXml, type XmlObject } from './xml.js';
 export interface GatewayConfig {
   region: string;
   baseDomain?: string;
+  /** `<bucket>.<websiteDomain>` requests go to the static-website endpoint (website.ts). */
+  websiteDomain?: string;
   /** Identifies this gateway in x-amz-id-2 / HostId. */
   hostId: string;
   /** SSE-S3 master keys; undefined: SSE-S3 requests are refused (SSE-C still works). */
@@ -74,7 +76,7 @@ export function assertExpectedOwner(ctx: S3Context, bucket: BucketRecord, header
 }
 
 /** Bucket configurations a Delete<Configuration> operation removes, each one field of the record. */
-export type BucketConfigurationField = 'cors' | 'encryption' | 'lifecycle' | 'objectOwnership' | 'policy' | 'publicAccessBlock' | 'tagging';
+export type BucketConfigurationField = 'cors' | 'encryption' | 'lifecycle' | 'objectOwnership' | 'policy' | 'publicAccessBlock' | 'tagging' | 'website';
 
 /** The handler of a Delete<Configuration> operation: drops that field from the bucket record (204). */
 export function deleteBucketConfiguration(field: BucketConfigurationField): (ctx: S3Context) => Promise<void> {

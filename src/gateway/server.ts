@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { ObjectStore } from '../replication/types.js';
 import { authenticate } from './auth/index.js';
 import { authorize, resourceOf } from './auth/authorize.js';
-import { type AccessKeyProvider, StoreKeyProvider } from './auth/keys.js';
+import { ANONYMOUS, type AccessKeyProvider, StoreKeyProvider } from './auth/keys.js';
 import { deferContinue, RequestBody } from './body.js';
 import { BucketRegistry } from './bucket-record.js';
 import { type GatewayConfig, header, type S3Context } from './context.js';
@@ -17,8 +17,9 @@ import { noteOperation } from './admin/metrics.js';
 import { lifecycleOptionsFromEnv, startLifecycleWorker } from './lifecycle-worker.js';
 import { corsHeadersFor } from './ops/cors.js';
 import { ALL_OPERATIONS } from './ops/index.js';
-import { HTTP_METHODS, OperationTable, resolveAddress } from './router.js';
+import { bucketFromHost, HTTP_METHODS, OperationTable, resolveAddress } from './router.js';
 import type { MasterKeys } from './sse.js';
+import { serveWebsite } from './website.js';
 
 export interface GatewayOptions {
   store: ObjectStore;
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   rootCredentials: { accessKeyId: string; secretAccessKey: string };
   /** Enables virtual-hosted-style addressing: `<bucket>.<baseDomain>`. */
   baseDomain?: string;
+  /** Enables the static-website endpoint: `<bucket>.<websiteDomain>` (website.ts). */
+  websiteDomain?: string;
   tls?: { cert: string; key: string };
   /** Defaults to warnings and errors (failed requests) as JSON on stderr. */
   logger?: FastifyBaseLogger;
@@ -54,7 +57,13 @@ interface Services {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const services: Services = {
     store: options.store,
-    config: { region: options.region ?? 'us-east-1', baseDomain: options.baseDomain, hostId: randomBytes(24).toString('base64'), sseMasterKeys: options.sseMasterKeys },
+    config: {
+      region: options.region ?? 'us-east-1',
+      baseDomain: options.baseDomain,
+      websiteDomain: options.websiteDomain,
+      hostId: randomBytes(24).toString('base64'),
+      sseMasterKeys: options.sseMasterKeys,
+    },
     buckets: new BucketRegistry(options.store),
     keys: new StoreKeyProvider(options.store, options.rootCredentials),
     operations: new OperationTable().register(ALL_OPERATIONS),
@@ -167,8 +176,40 @@ function clientOrServerError(err: unknown): S3Error {
   return toS3Error(err);
 }
 
+function contextFor(request: FastifyRequest, reply: FastifyReply, services: Services, fields: Pick<S3Context, 'address' | 'operation' | 'principal' | 'body'>): S3Context {
+  return {
+    requestId: request.id,
+    method: request.method,
+    request: request.raw,
+    reply,
+    log: request.log,
+    store: services.store,
+    config: services.config,
+    buckets: services.buckets,
+    keys: services.keys,
+    ...fields,
+  };
+}
+
+const WEBSITE_OPERATION = ALL_OPERATIONS.find((op) => op.name === 'GetObject')!;
+
+/** A request for `<bucket>.<websiteDomain>`: anonymous, answered by website.ts. */
+async function handleWebsiteRequest(request: FastifyRequest, reply: FastifyReply, services: Services): Promise<FastifyReply> {
+  try {
+    const address = resolveAddress(request.raw.url ?? '/', header(request.raw, 'host'), services.config.websiteDomain);
+    noteOperation(request.raw, 'WebsiteGet');
+    await serveWebsite(contextFor(request, reply, services, { address, operation: WEBSITE_OPERATION, principal: ANONYMOUS, body: new RequestBody(request.raw, { mode: 'unsigned' }) }));
+    return reply;
+  } catch (err) {
+    return sendError(request, reply, services, toS3Error(err));
+  }
+}
+
 /** `viaConsole`: a request from the web console, whose user signed in with a session instead of a signature. */
 async function handleS3Request(request: FastifyRequest, reply: FastifyReply, services: Services, viaConsole?: ConsoleS3Request): Promise<FastifyReply> {
+  if (!viaConsole && bucketFromHost(header(request.raw, 'host'), services.config.websiteDomain) !== undefined) {
+    return handleWebsiteRequest(request, reply, services);
+  }
   let body: RequestBody | undefined;
   try {
     const address = resolveAddress(viaConsole?.path ?? request.raw.url ?? '/', header(request.raw, 'host'), services.config.baseDomain);
@@ -184,21 +225,7 @@ async function handleS3Request(request: FastifyRequest, reply: FastifyReply, ser
     const operation = services.operations.select(request.method, address, headerOf);
     noteOperation(request.raw, operation.name);
     body = new RequestBody(request.raw, payload);
-    const ctx: S3Context = {
-      requestId: request.id,
-      method: request.method,
-      request: request.raw,
-      reply,
-      log: request.log,
-      store: services.store,
-      config: services.config,
-      buckets: services.buckets,
-      address,
-      operation,
-      principal,
-      keys: services.keys,
-      body,
-    };
+    const ctx = contextFor(request, reply, services, { address, operation, principal, body });
     if (operation.action !== undefined) await authorize(ctx, principal, operation.action, resourceOf(address.bucket, address.key));
     await operation.handle(ctx);
     return reply;

@@ -71,7 +71,8 @@ function killStartedNodes(dataDir: string): void {
   }
 }
 
-export async function startCluster(options: { nodes?: number; ec?: string } = {}): Promise<TestCluster> {
+/** `env`: extra environment for the launcher (gateway settings such as TESSERA_WEBSITE_DOMAIN). */
+export async function startCluster(options: { nodes?: number; ec?: string; env?: Record<string, string> } = {}): Promise<TestCluster> {
   const nodes = options.nodes ?? 6;
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-test-'));
   const port = await freePort();
@@ -79,7 +80,7 @@ export async function startCluster(options: { nodes?: number; ec?: string } = {}
   const secretAccessKey = 'test-secret-key-0123456789';
   const args = ['cluster', '--nodes', String(nodes), '--data', dataDir, '--port', String(port)];
   if (options.ec) args.push('--ec', options.ec);
-  const env = { ...process.env, TESSERA_ACCESS_KEY: accessKeyId, TESSERA_SECRET_KEY: secretAccessKey };
+  const env = { ...process.env, ...options.env, TESSERA_ACCESS_KEY: accessKeyId, TESSERA_SECRET_KEY: secretAccessKey };
   const launcher = spawn(process.execPath, [tesseraMain, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   // A launcher that never gets ready must not outlive the test, nor must the nodes it started.
   await waitForLine(launcher, /tessera cluster ready/, 'tessera cluster').catch((err: unknown) => {

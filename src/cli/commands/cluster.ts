@@ -9,7 +9,8 @@ import { initClusterMap, loadOrCreateClusterFile, spawnNode, writePid } from '..
 import { onShutdown, serveS3 } from '../serve.js';
 
 const HELP = `usage: tessera cluster [--nodes N] [--ec K+M] [--data DIR] [--port P] [--host H]
-                       [--region R] [--domain D] [--tls-cert F --tls-key F] [--sse-master-key-file F]
+                       [--region R] [--domain D] [--website-domain W] [--tls-cert F --tls-key F]
+                       [--sse-master-key-file F]
 Starts N storage node processes (default 6) and an S3 gateway on HOST:PORT (default 127.0.0.1:9000).
 `;
 

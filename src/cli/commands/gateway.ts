@@ -7,7 +7,9 @@ import { NODE_TLS_HELP, nodeTlsFrom } from '../node-tls-flags.js';
 import { onShutdown, serveS3 } from '../serve.js';
 
 const HELP = `usage: tessera gateway --seeds HOST:PORT[,...] [--secret-file F] [--host H] [--port P]
-                       [--region R] [--domain D] [--tls-cert F --tls-key F] [--sse-master-key-file F]
+                       [--region R] [--domain D] [--website-domain W] [--tls-cert F --tls-key F]
+                       [--sse-master-key-file F]
+--website-domain W serves buckets with a website configuration as static sites at <bucket>.W.
 SSE-S3 needs the same master key on every gateway: TESSERA_SSE_MASTER_KEY or --sse-master-key-file.
 ${NODE_TLS_HELP}`;
 

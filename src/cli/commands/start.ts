@@ -10,7 +10,9 @@ import { initClusterMap, loadOrCreateClusterFile, writePid } from '../launch.js'
 import { onShutdown, serveS3 } from '../serve.js';
 
 const HELP = `usage: tessera start [--port P] [--data DIR] [--host H] [--region R] [--tls-cert F --tls-key F]
+                     [--domain D] [--website-domain W]
 Env: TESSERA_PORT, TESSERA_DATA_DIR, TESSERA_ACCESS_KEY, TESSERA_SECRET_KEY.
+--website-domain W serves buckets with a website configuration as static sites at <bucket>.W.
 `;
 
 export async function run(argv: string[]): Promise<number> {

@@ -165,7 +165,8 @@ function partNumberParam(ctx: S3Context): number | undefined {
   return n;
 }
 
-async function getOrHeadObject(ctx: S3Context): Promise<void> {
+/** GetObject and HeadObject of the object `ctx.address` names. */
+export async function getOrHeadObject(ctx: S3Context): Promise<void> {
   const bucket = await requireBucket(ctx);
   const key = requireKey(ctx);
   const version = await resolveVersion(ctx, bucket, key, queryParam(ctx, 'versionId'));
@@ -207,6 +208,18 @@ async function getOrHeadObject(ctx: S3Context): Promise<void> {
     return;
   }
   await sendBody(ctx, decryption.decrypt(ctx.store.readObject(version, range), range));
+}
+
+/** The whole of `version` as the response, with `status` (the website endpoint's error documents). */
+export async function sendWholeObject(ctx: S3Context, bucket: BucketRecord, version: ObjectVersion, status: number): Promise<void> {
+  const decryption = decryptionFor(ctx, ctx.config.sseMasterKeys, version);
+  const size = Number(version.size ?? 0);
+  void ctx.reply.code(status).headers({ ...objectHeaders(bucket, version), ...decryption.headers, 'content-length': String(size) });
+  if (ctx.method === 'HEAD' || size === 0) {
+    void ctx.reply.send();
+    return;
+  }
+  await sendBody(ctx, decryption.decrypt(ctx.store.readObject(version)));
 }
 
 /**

@@ -19,6 +19,7 @@ import { operations as postObject } from './post-object.js';
 import { operations as publicAccessBlock } from './public-access-block.js';
 import { operations as tagging } from './tagging.js';
 import { operations as versioning } from './versioning.js';
+import { operations as website } from './website.js';
 
 export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...bucket,
@@ -39,4 +40,5 @@ export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...postObject,
   ...publicAccessBlock,
   ...ownershipControls,
+  ...website,
 ];
