@@ -92,6 +92,10 @@ function encodeKey(key: string): string {
 
 /** The bucket's error document (when it is readable) with the error's status, else a small HTML page. */
 async function sendErrorPage(ctx: S3Context, error: S3Error, errorDocument?: { bucket: BucketRecord; key: string }): Promise<void> {
+  if (ctx.reply.sent) {
+    ctx.request.destroy(); // the body was under way: only cutting the connection tells the client
+    return;
+  }
   if (errorDocument && error.status >= 400 && error.status < 500 && await readable(ctx, errorDocument.bucket, errorDocument.key)) {
     const version = await ctx.store.getVersion(errorDocument.bucket.name, errorDocument.key);
     if (version) return sendWholeObject(objectContext(ctx, errorDocument.key), errorDocument.bucket, version, error.status);
