@@ -13,9 +13,11 @@ import { S3Error } from '../../src/gateway/errors.js';
 import { parseCopySource } from '../../src/gateway/ops/copy.js';
 import { parseRange } from '../../src/gateway/ops/get.js';
 import { decodeToken } from '../../src/gateway/ops/list.js';
+import { parsePublicAccessBlock } from '../../src/gateway/ops/public-access-block.js';
 import { tagsFromHeader } from '../../src/gateway/ops/put.js';
+import { parseWebsiteConfiguration, websiteXml } from '../../src/gateway/ops/website.js';
 import { MAX_KEY_BYTES, resolveAddress } from '../../src/gateway/router.js';
-import { MalformedXmlError, parseXml, xmlChild, xmlChildren, xmlText } from '../../src/gateway/xml.js';
+import { buildXml, MalformedXmlError, parseXml, xmlChild, xmlChildren, xmlText } from '../../src/gateway/xml.js';
 
 const RUNS = { numRuns: 400 };
 
@@ -243,4 +245,34 @@ t.test('a slow body trickling one byte at a time still decodes', async (t) => {
   source.end();
   await done;
   t.same(Buffer.concat(decoded), data);
+});
+
+t.test('website and public-access-block configurations: parsed within the rules, or refused with an S3 error', async (t) => {
+  const element = (name: string, value: fc.Arbitrary<string>) => fc.option(value.map((v) => `<${name}>${v}</${name}>`), { nil: '' });
+  const word = fc.oneof(hostileString.map((s) => s.replace(/[<&]/g, '')), fc.constantFrom('index.html', 'a/b', '', '404', '301', 'https', 'true', 'false'));
+  const rule = fc.tuple(element('KeyPrefixEquals', word), element('HttpErrorCodeReturnedEquals', word), element('ReplaceKeyWith', word),
+    element('ReplaceKeyPrefixWith', word), element('HttpRedirectCode', word), element('Protocol', word))
+    .map(([prefix, code, key, keyPrefix, redirectCode, protocol]) =>
+      `<RoutingRule><Condition>${prefix}${code}</Condition><Redirect>${key}${keyPrefix}${redirectCode}${protocol}</Redirect></RoutingRule>`);
+  const website = fc.tuple(element('IndexDocument', word.map((w) => `<Suffix>${w}</Suffix>`)), element('ErrorDocument', word.map((w) => `<Key>${w}</Key>`)),
+    element('RedirectAllRequestsTo', word.map((w) => `<HostName>${w}</HostName>`)), fc.array(rule, { maxLength: 3 }))
+    .map(([index, error, all, rules]) => `<WebsiteConfiguration>${index}${error}${all}<RoutingRules>${rules.join('')}</RoutingRules></WebsiteConfiguration>`);
+  fc.assert(fc.property(website, (text) => refusesCleanly(() => {
+    const parsed = parseWebsiteConfiguration(parseXml(text, ['RoutingRule']));
+    if (parsed.redirectAll) return;
+    if (!parsed.indexSuffix || parsed.indexSuffix.includes('/')) throw new Error(`accepted a bad index suffix: ${text}`);
+    for (const r of parsed.routingRules ?? []) {
+      const code = r.redirect.httpRedirectCode;
+      if (code !== undefined && (code < 300 || code > 399)) throw new Error(`accepted redirect code ${code}`);
+    }
+    const again = parseWebsiteConfiguration(parseXml(buildXml('WebsiteConfiguration', websiteXml(parsed)), ['RoutingRule']));
+    if (JSON.stringify(again) !== JSON.stringify(parsed)) throw new Error(`does not round-trip: ${text}`);
+  }, [MalformedXmlError])), RUNS);
+
+  const block = fc.array(fc.tuple(fc.constantFrom('BlockPublicAcls', 'IgnorePublicAcls', 'BlockPublicPolicy', 'RestrictPublicBuckets'), word), { maxLength: 5 })
+    .map((settings) => `<PublicAccessBlockConfiguration>${settings.map(([n, v]) => `<${n}>${v}</${n}>`).join('')}</PublicAccessBlockConfiguration>`);
+  fc.assert(fc.property(block, (text) => refusesCleanly(() => {
+    const parsed = parsePublicAccessBlock(parseXml(text));
+    if (Object.values(parsed).some((v) => typeof v !== 'boolean')) throw new Error(`not all switches are booleans: ${text}`);
+  }, [MalformedXmlError])), RUNS);
 });
