@@ -69,6 +69,7 @@ const CATALOG = {
   OperationAborted: [409, 'A conflicting conditional operation is currently in progress against this resource. Please try again.'],
   OwnershipControlsNotFoundError: [404, 'The bucket ownership controls were not found'],
   PreconditionFailed: [412, 'At least one of the preconditions you specified did not hold.'],
+  ReplicationConfigurationNotFoundError: [404, 'The replication configuration was not found'],
   RequestHeaderSectionTooLarge: [400, 'Your request header section exceeds the maximum allowed size.'],
   RequestTimeout: [400, 'Your socket connection to the server was not read from or written to within the timeout period.'],
   RequestTimeTooSkewed: [403, 'The difference between the request time and the server\'s time is too large.'],

@@ -79,6 +79,7 @@ t.test('s3cmd: SigV4 and SigV2', async (t) => {
   t.match(listing, 's3://s3cmd-bucket/v2/big.bin');
   const info = await s3cmd('--signature-v2', 'info', 's3://s3cmd-bucket/v2/big.bin');
   t.match(info, /File size: 700000/);
+  t.match(await s3cmd('info', 's3://s3cmd-bucket'), /Payer:\s+BucketOwner/, 'bucket info reads every setting');
   const back = join(workDir, 's3cmd-back');
   mkdirSync(back);
   await s3cmd('get', '--recursive', 's3://s3cmd-bucket/v4/', `${back}/`);

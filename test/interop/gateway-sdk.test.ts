@@ -6,7 +6,8 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
-  CopyObjectCommand, CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand,
+  CopyObjectCommand, CreateBucketCommand, GetBucketAccelerateConfigurationCommand, GetBucketLoggingCommand, GetBucketNotificationConfigurationCommand,
+  GetBucketReplicationCommand, GetBucketRequestPaymentCommand, DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand,
   GetObjectAttributesCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsCommand, ListObjectsV2Command,
   ListObjectVersionsCommand, type ListObjectsV2CommandOutput, PutObjectCommand,
 } from '@aws-sdk/client-s3';
@@ -60,6 +61,13 @@ t.test('buckets: create, rules, ownership, list pages, location, delete', async 
   t.ok((await s3.send(new ListBucketsCommand({}))).Buckets?.some((b) => b.Name === 'sdk-others'), 'root sees every bucket');
 
   t.equal((await s3.send(new GetBucketLocationCommand({ Bucket: 'sdk-alpha' }))).LocationConstraint, undefined, 'us-east-1 is the empty constraint');
+  // Features Tessera does not offer read as "off", as tools that inspect every bucket setting expect.
+  t.equal((await s3.send(new GetBucketRequestPaymentCommand({ Bucket: 'sdk-alpha' }))).Payer, 'BucketOwner');
+  t.equal((await s3.send(new GetBucketAccelerateConfigurationCommand({ Bucket: 'sdk-alpha' }))).Status, undefined);
+  t.equal((await s3.send(new GetBucketLoggingCommand({ Bucket: 'sdk-alpha' }))).LoggingEnabled, undefined);
+  t.same((await s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: 'sdk-alpha' }))).QueueConfigurations, undefined);
+  t.same(await s3Failure(s3.send(new GetBucketReplicationCommand({ Bucket: 'sdk-alpha' }))), { code: 'ReplicationConfigurationNotFoundError', status: 404 });
+  t.same(await s3Failure(s3.send(new GetBucketLoggingCommand({ Bucket: 'sdk-nonexistent' }))), { code: 'NoSuchBucket', status: 404 });
   await s3.send(new HeadBucketCommand({ Bucket: 'sdk-alpha' }));
   t.same(await s3Failure(s3.send(new HeadBucketCommand({ Bucket: 'sdk-missing' }))), { code: 'NotFound', status: 404 });
   t.equal((await s3Failure(s3.send(new GetBucketLocationCommand({ Bucket: 'sdk-missing' })))).code, 'NoSuchBucket');

@@ -2,6 +2,7 @@
 // `operations: OperationSpec[]`; list it here and the router dispatches to it.
 import type { OperationSpec } from '../router.js';
 import { operations as bucket } from './bucket.js';
+import { operations as bucketFeatures } from './bucket-features.js';
 import { operations as del } from './delete.js';
 import { operations as get } from './get.js';
 import { operations as list } from './list.js';
@@ -41,4 +42,5 @@ export const ALL_OPERATIONS: readonly OperationSpec[] = [
   ...publicAccessBlock,
   ...ownershipControls,
   ...website,
+  ...bucketFeatures,
 ];
