@@ -7,7 +7,7 @@ import { ANONYMOUS } from './auth/keys.js';
 import { authorize, resourceOf } from './auth/authorize.js';
 import type { BucketRecord } from './bucket-record.js';
 import { header, type S3Context } from './context.js';
-import { S3Error, toS3Error } from './errors.js';
+import { isServerFault, S3Error, toS3Error } from './errors.js';
 import { getOrHeadObject, sendWholeObject } from './ops/get.js';
 import { type RoutingRule, type WebsiteConfiguration, websiteOf } from './ops/website.js';
 
@@ -92,6 +92,7 @@ function encodeKey(key: string): string {
 
 /** The bucket's error document (when it is readable) with the error's status, else a small HTML page. */
 async function sendErrorPage(ctx: S3Context, error: S3Error, errorDocument?: { bucket: BucketRecord; key: string }): Promise<void> {
+  if (isServerFault(error)) ctx.log.error({ err: error.cause ?? error, code: error.code, bucket: ctx.address.bucket, key: ctx.address.key }, 'website request failed');
   if (ctx.reply.sent) {
     ctx.request.destroy(); // the body was under way: only cutting the connection tells the client
     return;
