@@ -1,14 +1,15 @@
 // The static-website endpoint. With `--website-domain D`, a request whose Host is `<bucket>.D` is
 // a website request and is answered as S3's website endpoints answer: anonymous GET and HEAD only
 // (an object must be publicly readable, by policy or ACL), the index document for `/` and `dir/`,
-// `dir` redirected to `dir/` when only its index exists, routing rules and redirect-all as
-// redirects, and errors as HTML pages or the bucket's error document with the error's status.
+// `dir` redirected to `dir/` when only its index exists, routing rules, redirect-all and objects'
+// x-amz-website-redirect-location as redirects, and errors as HTML pages or the bucket's error
+// document with the error's status.
 import { ANONYMOUS } from './auth/keys.js';
 import { authorize, resourceOf } from './auth/authorize.js';
 import type { BucketRecord } from './bucket-record.js';
 import { header, type S3Context } from './context.js';
 import { isServerFault, S3Error, toS3Error } from './errors.js';
-import { getOrHeadObject, sendWholeObject } from './ops/get.js';
+import { resolveVersion, sendVersion, sendWholeObject } from './ops/get.js';
 import { type RoutingRule, type WebsiteConfiguration, websiteOf } from './ops/website.js';
 
 /** Answers one website request; never throws (errors become pages). */
@@ -34,8 +35,12 @@ async function serve(ctx: S3Context): Promise<void> {
   if (before) return redirectByRule(ctx, before, requested);
   const key = requested === '' || requested.endsWith('/') ? requested + website.indexSuffix! : requested;
   try {
-    await authorize(objectContext(ctx, key), ANONYMOUS, 's3:GetObject', resourceOf(bucket.name, key));
-    await getOrHeadObject(objectContext(ctx, key));
+    const objectCtx = objectContext(ctx, key);
+    await authorize(objectCtx, ANONYMOUS, 's3:GetObject', resourceOf(bucket.name, key));
+    const version = await resolveVersion(objectCtx, bucket, key, undefined);
+    const redirectTo = version.headers?.['x-amz-website-redirect-location'];
+    if (redirectTo !== undefined) return redirect(ctx, 301, redirectTo);
+    await sendVersion(objectCtx, bucket, version);
   } catch (err) {
     const error = toS3Error(err);
     if (error.code === 'NoSuchKey' && key === requested && await readable(ctx, bucket, `${requested}/${website.indexSuffix}`)) {

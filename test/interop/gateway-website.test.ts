@@ -63,6 +63,9 @@ t.test('index and error documents, set with the aws CLI', async (t) => {
   const head = await visit(Bucket, '/', 'HEAD');
   t.same([head.status, head.body, head.headers['content-length']], [200, '', String(pages['index.html']!.length)]);
   t.equal((await visit(Bucket, '/index.html', 'PUT')).status, 405, 'the website endpoint only reads');
+  await s3.send(new PutObjectCommand({ Bucket, Key: 'old-page.html', Body: '', WebsiteRedirectLocation: '/docs/a.html' }));
+  const objectRedirect = await visit(Bucket, '/old-page.html');
+  t.same([objectRedirect.status, objectRedirect.headers.location], [301, '/docs/a.html'], 'an object\'s x-amz-website-redirect-location redirects');
 });
 
 t.test('routing rules, redirect-all, and buckets without a website', async (t) => {

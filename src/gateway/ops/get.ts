@@ -165,11 +165,14 @@ function partNumberParam(ctx: S3Context): number | undefined {
   return n;
 }
 
-/** GetObject and HeadObject of the object `ctx.address` names. */
-export async function getOrHeadObject(ctx: S3Context): Promise<void> {
+async function getOrHeadObject(ctx: S3Context): Promise<void> {
   const bucket = await requireBucket(ctx);
-  const key = requireKey(ctx);
-  const version = await resolveVersion(ctx, bucket, key, queryParam(ctx, 'versionId'));
+  const version = await resolveVersion(ctx, bucket, requireKey(ctx), queryParam(ctx, 'versionId'));
+  await sendVersion(ctx, bucket, version);
+}
+
+/** GetObject's or HeadObject's answer for a resolved version: conditions, ranges, part numbers, decryption. */
+export async function sendVersion(ctx: S3Context, bucket: BucketRecord, version: ObjectVersion): Promise<void> {
   const decryption = decryptionFor(ctx, ctx.config.sseMasterKeys, version);
   const headers = { ...objectHeaders(bucket, version), ...decryption.headers };
   const condition = evaluateConditions((name) => header(ctx.request, name), version);
