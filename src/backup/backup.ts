@@ -54,8 +54,8 @@ const MAX_READ_CONCURRENCY = 64;
 const STATUS_CONCURRENCY = 32;
 
 /**
- * Everything that needs no lock starts at once: the newest snapshot, the source (qemu tools, QMP),
- * the parent's chunk ids (from the local cache when it holds them). The lock is announced before
+ * Everything that needs no lock starts at once: the newest snapshot, the source (qemu tools, QMP;
+ * a qcow2's checkpoint and server do not wait for the snapshot), the parent's chunk ids (from the local cache when it holds them). The lock is announced before
  * gc's hand-off and the index are read, as gc counts on that.
  */
 export async function backup(repo: Repository, request: BackupRequest): Promise<Snapshot> {
@@ -67,32 +67,40 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
   const listing = traced('latest snapshot', repo.latestSnapshot(request.disk));
   const loading = locking.then(() => traced('load index', Promise.all([repo.readGcPending(), repo.loadIndex()])));
   const inspecting = request.open ? undefined : inspectSource(request.source);
-  const opening = listing.then(async (parent) => {
-    const open = request.open ?? ((r: SourceRequest) => openSource(r, inspecting));
-    return { parent, source: await traced('open source', open({ source: request.source, disk: request.disk, snapshotId, parent, bitmap: request.bitmap })) };
-  });
+  const open = request.open ?? ((r: SourceRequest) => openSource(r, inspecting));
+  const opening = traced('open source', open({ source: request.source, disk: request.disk, snapshotId, parent: listing, bitmap: request.bitmap }));
   const readingParent = listing.then(async (parent) => {
     if (!parent || parent.chunkSize !== repo.config.chunkSize) return undefined;
     return traced('read parent ids', async () => (await cache.read(parent)) ?? readChunkIds(repo, (await loading)[1], parent));
   });
-  const [locked, opened, loaded, parentRead] = await Promise.allSettled([locking, opening, loading, readingParent]);
+  // Reading starts without the index: only the choice of what to upload waits for it.
+  const known = loading.then(([pending, index]) => ({ index, condemned: new Set(pending.packs) }));
+  known.catch(() => undefined); // awaited by the run
+  const [locked, listed, opened, parentRead] = await Promise.allSettled([locking, listing, opening, readingParent]);
   let succeeded = false;
   try {
     if (locked.status === 'rejected') throw locked.reason;
+    if (listed.status === 'rejected') throw listed.reason;
     if (opened.status === 'rejected') throw opened.reason;
-    if (loaded.status === 'rejected') throw loaded.reason;
-    const { parent, source } = opened.value;
-    const [pending, index] = loaded.value;
-    if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
+    const parent = listed.value;
+    const source = opened.value;
     if (source.fullReadReason) request.onNotice?.(`full read: ${source.fullReadReason}`);
     const retainUntil = request.lockDays ? new Date(started + request.lockDays * 86_400_000) : undefined;
     const sameDisk = parent?.diskSize === source.client.size;
     if (sameDisk && parentRead.status === 'rejected') throw parentRead.reason;
     const parentIds = sameDisk && parentRead.status === 'fulfilled' ? parentRead.value : undefined;
-    const run = new BackupRun(repo, index, new Set(pending.packs), source, request, parentIds, retainUntil);
+    const run = new BackupRun(repo, known, source, request, parentIds, retainUntil);
     await run.readAndStore(pool);
+    const { index } = await known;
+    if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
+    // The image's server stops while the last packs upload; only the checkpoint waits for the snapshot.
+    const closingReader = traced('close reader', source.closeReading());
+    closingReader.catch(() => undefined); // awaited below, and by finish()
+    // The ids are final: cached now (a copy that no snapshot matches is only ever a miss).
+    const caching = cache.write(request.disk, run.chunkIds);
     const tree = await run.storeTree();
     const packs = await traced('upload packs', run.writer.finish());
+    await closingReader;
     const indexed = [...packs, ...index.recovered];
     if (indexed.length > 0) await traced('write index', repo.writeIndex(snapshotId, indexed, retainUntil));
     const snapshot = Snapshot.create({
@@ -112,14 +120,20 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
       durationMs: Date.now() - started,
       lockUntilMs: retainUntil?.getTime() ?? 0,
     });
-    await Promise.all([traced('save snapshot', repo.saveSnapshot(snapshot)), cache.write(request.disk, run.chunkIds)]);
+    await Promise.all([traced('save snapshot', repo.saveSnapshot(snapshot)), caching]);
     succeeded = true;
     return snapshot;
   } finally {
-    const source = opened.status === 'fulfilled' ? opened.value.source : undefined;
+    const source = opened.status === 'fulfilled' ? opened.value : undefined;
     const lock = locked.status === 'fulfilled' ? locked.value : undefined;
-    await traced('close source and unlock', Promise.all([source?.finish(succeeded), lock?.release(), pool.close()]));
+    await traced('close source and unlock', Promise.all([source?.finish(succeeded), lock?.release(), pool.close(), known.catch(() => undefined)]));
   }
+}
+
+/** The blobs the store holds, and the packs gc condemned (whose blobs are not reused). */
+interface KnownBlobs {
+  index: BlobIndex;
+  condemned: ReadonlySet<string>;
 }
 
 class BackupRun {
@@ -132,11 +146,12 @@ class BackupRun {
   /** Chunks this backup decided to store (their encoding may still be running). */
   private readonly claimed = new Set<string>();
   private bytesToRead = 0;
+  /** Set once `loadingKnown` is. */
+  private known: KnownBlobs | undefined;
 
   constructor(
     private readonly repo: Repository,
-    private readonly index: BlobIndex,
-    private readonly condemned: ReadonlySet<string>,
+    private readonly loadingKnown: Promise<KnownBlobs>,
     private readonly source: DiskSource,
     private readonly request: BackupRequest,
     private readonly parentIds: Buffer | undefined,
@@ -183,6 +198,7 @@ class BackupRun {
 
   /** Uploads the index pages the store lacks; pages of unchanged regions are the parent's. */
   async storeTree(): Promise<{ root: Buffer; depth: number }> {
+    this.known ??= await this.loadingKnown;
     const tree = buildTree(this.chunkIds, DEFAULT_FANOUT, (body) => this.repo.codec.idOf(body));
     for (const page of tree.pages) {
       if (!this.stored(page.id)) await this.writer.add(page.id, BlobType.PAGE, page.body);
@@ -255,6 +271,7 @@ class BackupRun {
   /** Names the chunks of one read; encodes and packs those the store lacks. */
   private async storeChunks(pool: CodecPool, first: number, read: Buffer): Promise<void> {
     const { ids, data } = await pool.nameChunks(read, this.chunkSize);
+    this.known ??= await this.loadingKnown;
     const fresh: Array<{ id: Buffer; offset: number; length: number }> = [];
     for (let k = 0; k * this.chunkSize < data.length; k++) {
       const id = ids.subarray(k * ID_BYTES, (k + 1) * ID_BYTES);
@@ -286,9 +303,10 @@ class BackupRun {
 
   /** In the store (outside packs gc condemned) or already being written by this backup. */
   private stored(id: Buffer): boolean {
-    const location = this.index.get(id);
+    const { index, condemned } = this.known!;
+    const location = index.get(id);
     const hex = id.toString('hex');
-    return (location !== undefined && !this.condemned.has(location.pack)) || this.claimed.has(hex) || this.writer.has(hex);
+    return (location !== undefined && !condemned.has(location.pack)) || this.claimed.has(hex) || this.writer.has(hex);
   }
 
   private chunkLength(i: number): number {

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import type { BlobCodec, EncodedBlob } from './blob-codec.js';
-import { ID_BYTES } from './format.js';
+import { ID_BYTES } from './chunk-id.js';
 import { type ChunkPiece, type CodecResult, type CodecTask, movable, pieces, runCodecTask, type StoredBlob, view } from './codec-tasks.js';
 
 /** Below this much work per job, threads are not worth starting. */

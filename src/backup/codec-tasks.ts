@@ -3,7 +3,7 @@
 // (open, decompress, verify). A batch's results come back in one buffer so they cross threads
 // without copies.
 import { type BlobCodec } from './blob-codec.js';
-import { ID_BYTES } from './format.js';
+import { ID_BYTES } from './chunk-id.js';
 
 /** A byte range of a task's data. */
 export interface Piece {

@@ -16,13 +16,7 @@ export type LockInfo = tessera.backup.LockInfo;
 export type GcPending = tessera.backup.GcPending;
 export type BlobType = tessera.backup.BlobType;
 
-export const ID_BYTES = 32;
-export const ZERO_ID = Buffer.alloc(ID_BYTES);
-
-/** Whether the i-th id of `ids` (ID_BYTES each) is ZERO_ID; compared in place, as disks have ~10^5 chunks. */
-export function isZeroIdAt(ids: Buffer, i: number): boolean {
-  return ZERO_ID.compare(ids, i * ID_BYTES, (i + 1) * ID_BYTES) === 0;
-}
+export { ID_BYTES, isZeroIdAt, ZERO_ID } from './chunk-id.js';
 
 /** Decoded messages hold full PackEntry messages, though the generated typings say $Properties. */
 export function packEntries(ref: PackRef): PackEntry[] {

@@ -39,17 +39,18 @@ export async function openLiveSource(qmpSocket: string, request: SourceRequest, 
   const nodes = await qmp.execute<BlockNode[]>('query-named-block-nodes', { flat: true });
   const disk = nodes.find((n) => n['node-name'] === node);
   if (!disk) { qmp.close(); throw new Error(`QEMU has no block node '${node}'`); }
-  const previous = request.parent?.checkpoint;
+  const parent = await request.parent.catch((err: Error) => { qmp.close(); throw err; });
+  const previous = parent?.checkpoint;
   const bitmap = disk['dirty-bitmaps']?.find((b) => b.name === previous);
-  const reason = !request.parent ? undefined
-    : !previous ? `snapshot ${request.parent.id} has no checkpoint bitmap`
+  const reason = !parent ? undefined
+    : !previous ? `snapshot ${parent.id} has no checkpoint bitmap`
     : !bitmap ? `checkpoint bitmap ${previous} is missing`
     : bitmap.inconsistent ? `checkpoint bitmap ${previous} is inconsistent (unclean shutdown)`
     : !bitmap.recording ? `checkpoint bitmap ${previous} is disabled`
     : bitmap.busy ? `checkpoint bitmap ${previous} is in use by another job`
-    : request.parent.diskSize !== disk.image['virtual-size'] ? 'the disk changed size'
+    : parent.diskSize !== disk.image['virtual-size'] ? 'the disk changed size'
     : undefined;
-  const incremental = request.parent !== undefined && reason === undefined;
+  const incremental = parent !== undefined && reason === undefined;
   const checkpoint = `${checkpointPrefix(request.disk)}${request.snapshotId}`;
   // QEMU node names are at most 31 characters: use the id's random suffix.
   const tag = `tessera-${request.snapshotId.slice(-8)}`;
@@ -101,6 +102,7 @@ export async function openLiveSource(qmpSocket: string, request: SourceRequest, 
       dirtyContext: context,
       fullReadReason: reason,
       checkpoint,
+      closeReading: () => client.close(),
       finish: async (success) => {
         await client.close();
         await undo();

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { StoreError } from '../common/errors.js';
 import { BlobCodec, keyCheck, keyMatches, readKeyFile } from './blob-codec.js';
+import { hexId } from './chunk-id.js';
 import { GcPending, IndexFile, LockInfo, type PackEntry, type PackRef, packEntries, RepoConfig, Snapshot } from './format.js';
 import type { ObjectStore } from './object-store.js';
 import { packIdOfKey, packKey, readPackTrailer } from './pack.js';
@@ -33,11 +34,11 @@ export class BlobIndex {
   addPack(ref: PackRef): void {
     if (this.packs.has(ref.pack)) return;
     this.packs.set(ref.pack, ref);
-    for (const entry of packEntries(ref)) this.blobs.set(Buffer.from(entry.id).toString('hex'), { pack: ref.pack, entry });
+    for (const entry of packEntries(ref)) this.blobs.set(hexId(entry.id), { pack: ref.pack, entry });
   }
 
   get(id: Uint8Array): BlobLocation | undefined {
-    return this.blobs.get(Buffer.from(id).toString('hex'));
+    return this.blobs.get(hexId(id));
   }
 }
 

@@ -5,6 +5,7 @@
 // Over an existing image only chunks whose content differs are written.
 import { constants, existsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { hexId } from './chunk-id.js';
 import { ID_BYTES, isZeroIdAt, type Snapshot } from './format.js';
 import { NbdClient } from './nbd/client.js';
 import { StoreError } from '../common/errors.js';
@@ -144,7 +145,7 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
         plainSlots.give(plain);
         throw err;
       }
-      const writes = blobs.flatMap(({ entry }, i) => positions.get(Buffer.from(entry.id).toString('hex'))!.map((chunk) => ({ chunk, data: opened[i]! })));
+      const writes = blobs.flatMap(({ entry }, i) => positions.get(hexId(entry.id))!.map((chunk) => ({ chunk, data: opened[i]! })));
       const written = Promise.all(adjacentRuns(writes).map(async (run) => {
         await queue.write(run.chunk * snapshot.chunkSize, run.parts);
         summary.bytesWritten += run.parts.reduce((sum, p) => sum + p.length, 0);
@@ -230,7 +231,7 @@ class Slots {
  */
 function scatteredFirst(ranges: RangeRead[], positions: Map<string, number[]>): RangeRead[] {
   const averageRun = (range: RangeRead) => {
-    const chunks = range.blobs.flatMap(({ entry }) => positions.get(Buffer.from(entry.id).toString('hex'))!).sort((a, b) => a - b);
+    const chunks = range.blobs.flatMap(({ entry }) => positions.get(hexId(entry.id))!).sort((a, b) => a - b);
     const runs = chunks.reduce((n, chunk, i) => (i > 0 && chunks[i - 1]! + 1 === chunk ? n : n + 1), 0);
     return chunks.length / runs;
   };

@@ -8,7 +8,7 @@
 import type { Snapshot } from './format.js';
 import { NbdClient, type NbdAddress, parseNbdUrl } from './nbd/client.js';
 import { BASE_ALLOCATION, dirtyBitmapContext } from './nbd/protocol.js';
-import { imageInfo, type ImageInfo, qemuImg, serveImage, type ImageBitmap } from './qemu-tools.js';
+import { imageInfo, type ImageInfo, qemuImg, serveImage, type ImageBitmap, type ServedImage } from './qemu-tools.js';
 import { traced } from './trace.js';
 
 export interface DiskSource {
@@ -20,6 +20,8 @@ export interface DiskSource {
   fullReadReason?: string;
   /** Bitmap that tracks changes from this snapshot on ('' if none); stored in the snapshot. */
   checkpoint: string;
+  /** Closes the NBD connection and what serves it, once reading is done (finish does it too). */
+  closeReading(): Promise<void>;
   /** Closes the source; on success retires the old checkpoint, on failure undoes the new one. */
   finish(success: boolean): Promise<void>;
 }
@@ -28,7 +30,8 @@ export interface SourceRequest {
   source: string;
   disk: string;
   snapshotId: string;
-  parent?: Snapshot;
+  /** The disk's newest snapshot, being looked up: a qcow2 starts its checkpoint and server meanwhile. */
+  parent: Promise<Snapshot | undefined>;
   /** For NBD URLs: the bitmap holding the changes since the parent snapshot. */
   bitmap?: string;
 }
@@ -50,19 +53,23 @@ export async function openSource(request: SourceRequest, inspected = inspectSour
   if (!inspected) return openNbdUrl(request);
   const info = await inspected;
   if (info.format === 'qcow2') return openQcow2(request, info.bitmaps);
+  const parent = await request.parent;
   const served = await serveImage(request.source, { format: info.format, readOnly: true });
   const client = await connectOrStop(served.address, [BASE_ALLOCATION], served.stop);
+  const closeReading = once(async () => { await client.close(); await served.stop(); });
   return {
     client,
     description: `${info.format} image ${request.source}`,
-    fullReadReason: request.parent ? `${info.format} images have no dirty bitmap` : undefined,
+    fullReadReason: parent ? `${info.format} images have no dirty bitmap` : undefined,
     checkpoint: '',
-    finish: async () => { await client.close(); await served.stop(); },
+    closeReading,
+    finish: closeReading,
   };
 }
 
 async function openNbdUrl(request: SourceRequest): Promise<DiskSource> {
-  const { bitmap, parent } = request;
+  const { bitmap } = request;
+  const parent = await request.parent;
   const context = bitmap ? dirtyBitmapContext(bitmap) : undefined;
   const client = await NbdClient.connect(parseNbdUrl(request.source), { metaContexts: [BASE_ALLOCATION, ...(context ? [context] : [])] });
   const reason = !parent ? undefined
@@ -77,6 +84,7 @@ async function openNbdUrl(request: SourceRequest): Promise<DiskSource> {
     dirtyContext: parent && !reason ? context : undefined,
     fullReadReason: reason,
     checkpoint: bitmap ?? '',
+    closeReading: () => client.close(),
     finish: () => client.close(),
   };
 }
@@ -91,36 +99,71 @@ export function bitmapProblem(name: string, bitmap: ImageBitmap | undefined): st
   return undefined;
 }
 
+/**
+ * The checkpoint bitmap is added and qemu-nbd started while the parent snapshot is still being
+ * looked up: qemu-nbd exports our newest usable checkpoint, which is the parent's in all but rare
+ * cases (then it restarts with the parent's).
+ */
 async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promise<DiskSource> {
-  const { source: path, parent } = request;
+  const { source: path } = request;
+  const checkpoint = `${checkpointPrefix(request.disk)}${request.snapshotId}`;
+  const serve = (bitmap: string | undefined) => traced('qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap }));
+  // Start tracking before reading: writes that land after this point belong to the next backup.
+  await traced('qemu-img bitmap --add', qemuImg(['bitmap', '--add', path, checkpoint]));
+  const likely = newestCheckpoint(request.disk, bitmaps);
+  const [looked, started] = await Promise.allSettled([request.parent, serve(likely)]);
+  let parent: Snapshot | undefined;
+  let served: ServedImage;
+  try {
+    if (looked.status === 'rejected') throw looked.reason;
+    if (started.status === 'rejected') throw started.reason;
+    parent = looked.value;
+    served = started.value;
+  } catch (err) {
+    if (started.status === 'fulfilled') await started.value.stop();
+    await qemuImg(['bitmap', '--remove', path, checkpoint]);
+    throw err;
+  }
   const previous = parent?.checkpoint;
   const reason = !parent ? undefined
     : !previous ? `snapshot ${parent.id} has no checkpoint bitmap`
     : bitmapProblem(previous, bitmaps.find((b) => b.name === previous));
   const incremental = parent !== undefined && reason === undefined;
-  const checkpoint = `${checkpointPrefix(request.disk)}${request.snapshotId}`;
-  // Start tracking before reading: writes that land after this point belong to the next backup.
-  await traced('qemu-img bitmap --add', qemuImg(['bitmap', '--add', path, checkpoint]));
-  const served = await traced('qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap: incremental ? previous : undefined }).catch(async (err: Error) => {
-    await qemuImg(['bitmap', '--remove', path, checkpoint]);
-    throw err;
-  }));
+  if (incremental && previous !== likely) {
+    await served.stop();
+    served = await serve(previous).catch(async (err: Error) => {
+      await qemuImg(['bitmap', '--remove', path, checkpoint]);
+      throw err;
+    });
+  }
   const context = incremental ? dirtyBitmapContext(previous!) : undefined;
   const client = await connectOrStop(served.address, [BASE_ALLOCATION, ...(context ? [context] : [])], served.stop);
+  const closeReading = once(async () => { await client.close(); await served.stop(); });
   return {
     client,
     description: `qcow2 image ${path}`,
     dirtyContext: context,
     fullReadReason: reason,
     checkpoint,
+    closeReading,
     finish: async (success) => {
-      await client.close();
-      await served.stop();
+      await closeReading();
       // On success the previous checkpoints (and broken leftovers) go; on failure the new one does.
       const retire = success ? bitmaps.map((b) => b.name).filter((name) => name.startsWith(checkpointPrefix(request.disk))) : [checkpoint];
       for (const name of retire) await qemuImg(['bitmap', '--remove', path, name]);
     },
   };
+}
+
+/** Our newest checkpoint bitmap that qemu-nbd can export (its name ends in a time-ordered snapshot id). */
+function newestCheckpoint(disk: string, bitmaps: ImageBitmap[]): string | undefined {
+  return bitmaps.filter((b) => b.name.startsWith(checkpointPrefix(disk)) && !bitmapProblem(b.name, b)).map((b) => b.name).sort().at(-1);
+}
+
+/** `close`, run once however often it is called. */
+function once(close: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => (closing ??= close());
 }
 
 async function connectOrStop(address: NbdAddress, metaContexts: string[], stop: () => Promise<void>): Promise<NbdClient> {

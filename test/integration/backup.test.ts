@@ -118,6 +118,20 @@ t.test('NBD export with qemu-nbd --bitmap: the incremental reads only the dirty 
   t.equal(await restoredSha(bucket, 'vm2', ['--snapshot', next.snapshot]), imageSha256(image, work));
 });
 
+t.test('a leftover checkpoint newer than the parent\'s (a backup that never saved its snapshot) still gives an incremental', async (t) => {
+  const bucket = await store.createBucket('vm-leftover');
+  const image = makeExt4Qcow2(work, 'vm4', 32, 6);
+  await backup(bucket, 'vm4', image);
+  // qemu-nbd starts with the newest checkpoint of ours before the parent is known; here it is not the parent's.
+  execFileSync('qemu-img', ['bitmap', '--add', image, 'tessera-vm4-99991231T235959999Z-ffffffff']);
+  qemuIoWrite(image, [{ offset: 3 * MiB + 4096, length: 4096, pattern: 0x44 }]);
+  const next = await backup(bucket, 'vm4', image);
+  t.equal(next.incremental, true, 'the parent\'s checkpoint is followed');
+  t.equal(next.bytesRead, CHUNK, 'reading only the dirty chunk');
+  t.equal(await restoredSha(bucket, 'vm4', ['--snapshot', next.snapshot]), imageSha256(image, work));
+  t.same((await imageInfo(image)).bitmaps.map((b) => b.name), [`tessera-vm4-${next.snapshot}`], 'the leftover is retired with the old checkpoint');
+});
+
 t.test('an in-use bitmap (unclean exit) forces a full read that still uploads only what is missing', async (t) => {
   const bucket = await store.createBucket('vm-inuse');
   const image = makeExt4Qcow2(work, 'vm3', 32, 6);
