@@ -155,13 +155,17 @@ export class ClusterClient implements ObjectStore {
     return [...result.ok].filter(([, res]) => res.results?.[0]?.found).map(([id]) => id);
   }
 
-  /** Store a version with new shard locations on its placement, then drop it from `dropFrom`. */
+  /**
+   * Store a version with new shard locations on its placement, then drop it from `dropFrom`. The
+   * drop is a move, not a delete: it leaves no tombstone (which readers would take for a delete)
+   * and spares a newer write of the same version id that arrived there meanwhile.
+   */
   async relocateVersion(version: ObjectVersion, segments: DataSegment[], dropFrom: string[]): Promise<void> {
     const inline = await this.completeInlineShards(version);
     // A new revision: the version's shard locations changed, and its stamp is fresh for the nodes.
     await this.commitVersion({ ...version, segments, revision: this.clock.now() }, inline, []);
     const key = versionKey(version);
-    await this.cluster.fanOut(dropFrom, (client) => client.deleteMeta(key, this.clock.now()));
+    await this.cluster.fanOut(dropFrom, (client) => client.moveOutMeta(key, version.hlc));
   }
 
   /**

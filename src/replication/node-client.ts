@@ -139,6 +139,10 @@ export class NodeClient {
     if (keys.length === 1) return this.metaDeletes[Number(revertible)]!.call({ key: keys[0]!, stamp: { hlc, revision: 0 } });
     return this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create({ keys, hlc, revertible }));
   }
+  /** Drops records that moved to other nodes (rebalance): purged at or before `hlc`, with no tombstone. */
+  moveOutMeta(keys: pb.IObjectKey[], hlc: number): Promise<pb.Ack> {
+    return this.unary(svc.DeleteMeta, pb.DeleteMetaRequest.create({ keys, hlc, moved: true }));
+  }
   async resolveMeta(keys: pb.IObjectKey[], stamp: WriteStamp, commit: boolean): Promise<pb.Ack> {
     if (keys.length === 1) return this.metaResolves[Number(commit)]!.call({ key: keys[0]!, stamp });
     return this.unary(svc.ResolveMeta, pb.ResolveMetaRequest.create({ keys, hlc: stamp.hlc, revision: stamp.revision, commit }));

@@ -345,15 +345,19 @@ export class MetaStore {
   /**
    * Purges exact versions stored at or before their `hlc` (0: whatever is stored now) and leaves a
    * tombstone so a late write of the same version stays deleted. Their local shards go too.
+   * `moved`: no delete — the records moved to other nodes (rebalance), so no tombstone is left: a
+   * tombstone would tell readers the version was deleted, and refuse the record if this node is
+   * in its placement again after a later map change.
    */
-  async deleteVersions(deletes: readonly VersionDelete[], { revertible = false } = {}, now = Date.now()): Promise<void> {
+  async deleteVersions(deletes: readonly VersionDelete[], { revertible = false, moved = false } = {}, now = Date.now()): Promise<void> {
+    if (revertible && moved) throw new StoreError('InvalidArgument', 'a moved record is no revertible delete');
     if (revertible) refuseLateWrite(deletes.map(({ hlc }) => ({ hlc, revision: 0 })), now);
     return this.committer.run(async (tx) => {
-      for (const { ref, hlc } of deletes) this.deleteVersion(tx, ref, hlc, revertible, now);
+      for (const { ref, hlc } of deletes) this.deleteVersion(tx, ref, hlc, { revertible, moved }, now);
     });
   }
 
-  private deleteVersion(tx: Tx, ref: VersionRef, hlc: number, revertible: boolean, now: number): void {
+  private deleteVersion(tx: Tx, ref: VersionRef, hlc: number, { revertible, moved }: { revertible: boolean; moved: boolean }, now: number): void {
     const { bucket, key, versionId } = ref;
     requireNames('delete', { bucket, key, versionId });
     const stamp = { hlc, revision: 0 };
@@ -374,7 +378,7 @@ export class MetaStore {
       this.dropSupersededKept(tx, ref, stamp);
       this.releaseUnused(tx, ref, [removed], this.keptList(tx, ref));
     }
-    if (!tombstone || readU64(tombstone) < deleteHlc) tx.put(tombstoneKey, encodeU64Pair(deleteHlc, now));
+    if (!moved && (!tombstone || readU64(tombstone) < deleteHlc)) tx.put(tombstoneKey, encodeU64Pair(deleteHlc, now));
   }
 
   /**

@@ -142,7 +142,7 @@ class NodeService {
       DeleteMeta: this.unary(async (req: pb.IDeleteMetaRequest) => {
         const stamps = stampsOf(req.keys ?? [], req.hlc, 0, req.keyHlcs, []);
         const deletes = (req.keys ?? []).map((key, i) => ({ ref: versionRefOf(key), hlc: stamps[i]!.hlc }));
-        await this.meta.deleteVersions(deletes, { revertible: req.revertible ?? false });
+        await this.meta.deleteVersions(deletes, { revertible: req.revertible ?? false, moved: req.moved ?? false });
         return { ok: true };
       }),
       ResolveMeta: this.unary(async (req: pb.IResolveMetaRequest) => {

@@ -216,6 +216,20 @@ t.test('6 nodes at 4+2', async (t) => {
     await nodes.store.deleteVersion(bucket, 'in-flight', 'null');
   });
 
+  await t.test('a record moved off a node that is in its placement again is no delete', async (t) => {
+    // Rebalancing drops a version's record from nodes that left its placement. A later map can
+    // put such a node back: readers that ask it must not take the drop for a delete.
+    await put(nodes, bucket, 'moved-back', 1000, 23);
+    const version = (await nodes.store.getVersion(bucket, 'moved-back'))!;
+    const returning = nodes.store.placement(bucket, 'moved-back')[0]!;
+    await nodes.store.relocateVersion(version, version.segments!, [returning]);
+    const seen = await nodes.store.getVersion(bucket, 'moved-back', undefined, { askEveryNode: true });
+    t.equal(seen?.versionId, version.versionId, 'read with every placement node asked, the version is there');
+    t.equal(await readSha(nodes, bucket, 'moved-back'), patternSha256(1000, 23));
+    t.equal((await nodes.store.repairRecords(seen!)).repaired, 1, 'and heal puts the record back on the returning node');
+    await nodes.store.deleteVersion(bucket, 'moved-back', 'null');
+  });
+
   await t.test('a seventh node: rebalancing moves about 1/7 of the shards while reads go on', async (t) => {
     const before = countShards(nodes);
     const added = await nodes.addNode('n7');

@@ -87,6 +87,19 @@ t.test('deleting a version purges it, frees its shards and keeps late writes out
   t.same((await store.putVersions([version('k', 'null', 20)])).applied, [true]);
 });
 
+t.test('a record moved to other nodes (rebalance) leaves no tombstone: it is no delete', async (t) => {
+  const { store, released } = await openStore(t);
+  await store.putVersions([version('k', 'v1', 10), version('k', 'v2', 30)]);
+  await store.deleteVersions([{ ref: ref('k', 'v1'), hlc: 10 }, { ref: ref('k', 'v2'), hlc: 20 }], { moved: true });
+  t.equal(await store.getVersion(ref('k', 'v1')), undefined, 'the moved record is gone');
+  t.equal(store.tombstoneOf(ref('k', 'v1')), undefined, 'without a tombstone, so readers see no delete');
+  t.same(released, ['d-k-10'], 'its shards are freed as the record goes');
+  t.equal((await store.getVersion(ref('k', 'v2')))?.hlc, 30, 'a newer write of the same version id stays');
+  const back = pb.ObjectVersion.create({ ...version('k', 'v1', 10), revision: 99 });
+  t.same((await store.putVersions([back])).applied, [true], 'the record is taken again when the node is in its placement again');
+  await t.rejects(store.deleteVersions([{ ref: ref('k', 'v1'), hlc: 10 }], { moved: true, revertible: true }), /no revertible delete/);
+});
+
 t.test('concurrent writes of one key are group-committed and the newest wins', async (t) => {
   const { store } = await openStore(t);
   let batches = 0;
