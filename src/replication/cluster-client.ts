@@ -288,7 +288,10 @@ export class ClusterClient implements ObjectStore {
     if (answers.ok.size < needed) throw quorumError('metadata read', answers, needed);
     newest = await this.skipDeleted(request[0]!.versionId, newest, found, answers);
     newest = this.skipAbandonedInline(newest, found, answers.failed.size, layout);
-    if (!newest) newest = await this.findOffPlacement(nodes, request, found);
+    if (!newest) {
+      newest = await this.findOffPlacement(nodes, request, found);
+      newest = await this.skipDeleted(request[0]!.versionId, newest, found, answers, { offPlacement: true });
+    }
     if (!newest) return undefined;
     // Nodes that failed or lack this version need healing; so do unasked ones that seem down.
     const asked = (id: string) => answers.ok.has(id) || answers.failed.has(id);
@@ -330,9 +333,12 @@ export class ClusterClient implements ObjectStore {
    * reached a write quorum, so the read quorum that answered includes a node that purged it. Once
    * that delete is final (settled, or too old to be reverted), read past the version and pass the
    * delete on to the nodes that missed it.
+   * `offPlacement`: the holders are off the version's placement (a map change the rebalancer has
+   * not finished), so the delete went to the placement nodes alone. There even a delete that may
+   * still be reverted hides the copy: the placement nodes are where the version lives now.
    */
   private async skipDeleted(askedFor: string, newest: pb.IObjectVersion | undefined, found: Map<string, pb.IObjectVersion>,
-    answers: FanOutResult<pb.GetMetaResult>): Promise<pb.IObjectVersion | undefined> {
+    answers: FanOutResult<pb.GetMetaResult>, { offPlacement = false } = {}): Promise<pb.IObjectVersion | undefined> {
     while (newest) {
       const candidate = newest;
       const holders = holdersOf(found, candidate);
@@ -342,9 +348,11 @@ export class ClusterClient implements ObjectStore {
       // Asked for this very version, the nodes without it said when they purged it; else ask them.
       const said = askedFor === candidate.versionId ? others.map((id) => answers.ok.get(id)!)
         : [...(await this.cluster.fanOut(others, (client) => client.getMeta(ref, false))).ok.values()];
-      const deletedAt = Math.max(0, ...said.map((r) => finalTombstone(r.results?.[0])));
-      if (deletedAt < Number(candidate.hlc)) return candidate;
-      await this.cluster.fanOut(holders, (client) => client.deleteMeta(ref, deletedAt));
+      const slots = said.map((r) => r.results?.[0]);
+      const deletedAt = Math.max(0, ...slots.map(finalTombstone));
+      const hiddenAt = offPlacement ? Math.max(0, ...slots.map((slot) => Number(slot?.tombstoneHlc ?? 0))) : deletedAt;
+      if (hiddenAt < Number(candidate.hlc)) return candidate;
+      if (deletedAt >= Number(candidate.hlc)) await this.cluster.fanOut(holders, (client) => client.deleteMeta(ref, deletedAt));
       for (const id of holders) found.delete(id);
       newest = pickNewest([...found.values()]);
     }
