@@ -25,6 +25,7 @@ export interface NativeAddon {
 }
 
 const ADDON_PATH = join('build', 'Release', 'tessera_erasure.node');
+const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest'];
 
 /** The addon sits under the package root, found by walking up from here (src/ under tsx, dist/src/ when built). */
 function loadAddon(): NativeAddon {
@@ -36,9 +37,15 @@ function loadAddon(): NativeAddon {
   }
   const path = join(dir, ADDON_PATH);
   if (!existsSync(path)) {
-    throw new StoreError('Internal', `native addon ${path} is not built: run \`npm ci\` or \`npx node-gyp rebuild\``);
+    throw new StoreError('Internal', `native addon ${path} is not built: run \`npm ci\` or \`npm run build\``);
   }
-  return createRequire(import.meta.url)(path) as NativeAddon;
+  const addon = createRequire(import.meta.url)(path) as NativeAddon;
+  // A build from older sources loads fine and fails at its first use of something newer.
+  const missing = ADDON_FUNCTIONS.filter((name) => typeof addon[name] !== 'function');
+  if (missing.length) {
+    throw new StoreError('Internal', `native addon ${path} is out of date (no ${missing.join(', ')}): run \`npm run build\` or \`npm ci\``);
+  }
+  return addon;
 }
 
 export const nativeAddon = loadAddon();
