@@ -1,15 +1,17 @@
 // The nemesis: rounds of faults chosen from a seed. Each round hurts at most `parityShards` nodes
 // (kill -9, SIGSTOP, network cut, full disk, corrupted or deleted shard files) — damage within
-// what the erasure code promises to survive — and sometimes kill -9s the gateway; then it undoes
-// the faults and runs a full `tessera admin heal`, which must succeed, before the next round.
+// what the erasure code promises to survive — or changes the cluster map (a node reweighted, so
+// the gateway rebalances data onto it and, when the weight is put back, off it again), and
+// sometimes kill -9s the gateway; then it undoes the faults and runs a full `tessera admin heal`,
+// which must succeed, before the next round.
 import { open, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultCluster } from './fault-cluster.js';
 import type { Random } from './random.js';
 
-export type NodeFault = 'kill' | 'pause' | 'partition' | 'disk-full' | 'corrupt-shard' | 'delete-shard';
+export type NodeFault = 'kill' | 'pause' | 'partition' | 'disk-full' | 'corrupt-shard' | 'delete-shard' | 'reweight';
 
-export const NODE_FAULTS: readonly NodeFault[] = ['kill', 'pause', 'partition', 'disk-full', 'corrupt-shard', 'delete-shard'];
+export const NODE_FAULTS: readonly NodeFault[] = ['kill', 'pause', 'partition', 'disk-full', 'corrupt-shard', 'delete-shard', 'reweight'];
 
 export interface NemesisOptions {
   /** Most nodes hurt at once (the erasure code's parity count). */
@@ -34,9 +36,11 @@ export interface NemesisReport {
 export class Nemesis {
   private stopping = false;
   private running: Promise<void> | undefined;
+  /** Nodes whose weight a round changed, to be put back to 1 when the round ends. */
+  private readonly reweighted = new Set<string>();
   readonly report: NemesisReport = {
     rounds: 0,
-    faults: { 'kill': 0, 'pause': 0, 'partition': 0, 'disk-full': 0, 'corrupt-shard': 0, 'delete-shard': 0, 'gateway-kill': 0 },
+    faults: { 'kill': 0, 'pause': 0, 'partition': 0, 'disk-full': 0, 'corrupt-shard': 0, 'delete-shard': 0, 'reweight': 0, 'gateway-kill': 0 },
     heals: 0,
     healFailures: [],
     healMs: [],
@@ -93,6 +97,7 @@ export class Nemesis {
       await sleep(hold);
     }
     await this.cluster.restoreAll();
+    await this.restoreWeights();
     await this.heal();
     this.log(`round ${this.report.rounds}: faults undone, healed in ${this.report.healMs.at(-1)} ms`);
   }
@@ -105,6 +110,33 @@ export class Nemesis {
       case 'disk-full': return this.cluster.restartNode(id, this.cluster.usedBytes(id));
       case 'corrupt-shard': return this.damageShard(id, corruptFile);
       case 'delete-shard': return this.damageShard(id, unlink);
+      case 'reweight': await this.setWeight(id, this.random.int(2, 4)); return;
+    }
+  }
+
+  /**
+   * A map change: the gateway sees the new epoch and rebalances in the background. The map is
+   * written to every node, so with another victim of the round already down it may not happen:
+   * whether it did is returned.
+   */
+  private async setWeight(id: string, weight: number): Promise<boolean> {
+    const result = await this.cluster.admin(['node', 'set', '--id', id, '--weight', String(weight)]);
+    if (result.code !== 0) {
+      this.log(`node set --id ${id} --weight ${weight} refused: ${result.stderr.trim()}`);
+      return false;
+    }
+    if (weight === 1) this.reweighted.delete(id);
+    else this.reweighted.add(id);
+    return true;
+  }
+
+  /** With every node back, the weights go back to 1 (a few tries: nodes may still be starting). */
+  private async restoreWeights(): Promise<void> {
+    for (const id of [...this.reweighted]) {
+      for (let attempt = 1; !(await this.setWeight(id, 1)); attempt++) {
+        if (attempt === 5) throw new Error(`node ${id}: its weight could not be put back`);
+        await sleep(1_000);
+      }
     }
   }
 
