@@ -2,11 +2,12 @@
 // over NBD with several requests in flight, name each by its hash, upload only chunks the store
 // lacks (packed), then the index pages that changed, the index file and last the snapshot, which
 // therefore never becomes visible before everything it references is stored.
+import { mapLimited } from '../common/concurrency.js';
 import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.js';
 import { CodecPool } from './codec-pool.js';
 import { BlobType, ID_BYTES, isZeroIdAt, Snapshot, ZERO_ID } from './format.js';
 import { PackWriter } from './pack.js';
-import { type BlobIndex, forEachLimit, newId, type Repository } from './repository.js';
+import { type BlobIndex, newId, type Repository } from './repository.js';
 import { ChunkIdCache } from './id-cache.js';
 import { inspectSource, openSource, type DiskSource, type SourceRequest } from './source.js';
 import { trace, traced } from './trace.js';
@@ -223,7 +224,7 @@ class BackupRun {
     const zero = new Uint8Array(this.chunkCount);
     const { client } = this.source;
     if (!client.hasContext(BASE_ALLOCATION)) return zero;
-    await forEachLimit(this.spans(wanted), STATUS_CONCURRENCY, async (span) => {
+    await mapLimited(this.spans(wanted), STATUS_CONCURRENCY, async (span) => {
       for (const extent of await client.extents(BASE_ALLOCATION, span.offset, span.length)) {
         if (extent.flags & StateFlag.ZERO) this.markChunks(zero, extent, 'contained');
       }

@@ -6,9 +6,10 @@
 //     running when they were condemned has finished (its lock is gone or stale).
 // Locks are read before snapshots are listed, so a backup that finishes in between is seen.
 // Packs under Object Lock retention are never deleted or repacked.
+import { mapLimited } from '../common/concurrency.js';
 import { ID_BYTES, type PackEntry, type PackRef, packEntries, ZERO_ID } from './format.js';
 import { packIdOfKey, packKey, PackWriter, planRangeReads, readRange, blobInRange } from './pack.js';
-import { type BlobIndex, forEachLimit, newId, type Repository } from './repository.js';
+import { type BlobIndex, newId, type Repository } from './repository.js';
 import { readChunkIds } from './tree.js';
 
 export interface GcOptions {
@@ -120,7 +121,7 @@ async function repack(repo: Repository, index: BlobIndex, packs: PackRef[], need
   const locations = packs.flatMap((ref) => packEntries(ref)
     .filter((e: PackEntry) => needed.has(Buffer.from(e.id).toString('hex')) && index.get(e.id)?.pack === ref.pack)
     .map((entry) => ({ pack: ref.pack, entry })));
-  await forEachLimit(planRangeReads(locations), 1, async (range) => {
+  await mapLimited(planRangeReads(locations), 1, async (range) => {
     const body = await readRange(repo.store, range);
     for (const { entry } of range.blobs) await writer.addStored(entry, Buffer.from(blobInRange(body, range, entry)));
   });

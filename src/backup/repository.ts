@@ -2,6 +2,7 @@
 // blob index (which pack holds which blob), snapshots, and locks.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { mapLimited } from '../common/concurrency.js';
 import { StoreError } from '../common/errors.js';
 import { BlobCodec, keyCheck, keyMatches, readKeyFile } from './blob-codec.js';
 import { hexId } from './chunk-id.js';
@@ -93,13 +94,13 @@ export class Repository {
     const index = new BlobIndex();
     // Both listings at once: a pack listed whose index file was not is recovered from its trailer.
     const [files, packs] = await Promise.all([this.store.listAll('index/'), this.store.listAll('packs/')]);
-    await forEachLimit(files, 16, async ({ key }) => {
+    await mapLimited(files, 16, async ({ key }) => {
       const file = IndexFile.decode(this.codec.open(await this.store.get(key)));
       index.files.push(key);
       for (const ref of file.packs as PackRef[]) if (!exclude.has(ref.pack)) index.addPack(ref);
     });
     const unindexed = packs.map((o) => packIdOfKey(o.key)).filter((p) => !index.packs.has(p) && !exclude.has(p));
-    await forEachLimit(unindexed, 16, async (pack) => {
+    await mapLimited(unindexed, 16, async (pack) => {
       try {
         const entries = await readPackTrailer(this.store, this.codec, pack);
         const ref = { pack, entries, lockUntilMs: 0 } as PackRef;
@@ -129,7 +130,7 @@ export class Repository {
   async listSnapshots(disk?: string): Promise<Snapshot[]> {
     const listed = await this.store.listAll(disk ? `snapshots/${disk}/` : 'snapshots/');
     const snapshots: Snapshot[] = [];
-    await forEachLimit(listed, 16, async ({ key }) => {
+    await mapLimited(listed, 16, async ({ key }) => {
       const body = await this.store.tryGet(key);
       if (body) snapshots.push(Snapshot.decode(this.codec.open(body)));
     });
@@ -215,14 +216,3 @@ export function newId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Runs `fn` over items with at most `limit` in flight. */
-export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}

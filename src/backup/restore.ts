@@ -5,6 +5,7 @@
 // Over an existing image only chunks whose content differs are written.
 import { constants, existsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { mapLimited } from '../common/concurrency.js';
 import { hexId } from './chunk-id.js';
 import { ID_BYTES, isZeroIdAt, type Snapshot } from './format.js';
 import { NbdClient } from './nbd/client.js';
@@ -12,7 +13,7 @@ import { StoreError } from '../common/errors.js';
 import { CodecPool } from './codec-pool.js';
 import { ChunkIdCache } from './id-cache.js';
 import { planRangeReads, type RangeLimits, type RangeRead, readRange } from './pack.js';
-import { type BlobIndex, type BlobLocation, forEachLimit, type Repository } from './repository.js';
+import { type BlobIndex, type BlobLocation, type Repository } from './repository.js';
 import { imageInfo, qemuImg, serveImage } from './qemu-tools.js';
 import { trace, traced } from './trace.js';
 import { readChunkIds } from './tree.js';
@@ -152,7 +153,7 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
       }));
       writing.push(written.then(() => undefined, (err: Error) => { writeFailure ??= err; }).finally(() => plainSlots.give(plain)));
     };
-    await forEachLimit(ranges, fetches, async (range) => {
+    await mapLimited(ranges, fetches, async (range) => {
       if (writeFailure) throw writeFailure;
       const buffer = bodies.pop()!;
       try {
@@ -256,7 +257,7 @@ async function changedChunks(pool: CodecPool, target: ImageTarget, ids: Buffer, 
   const differs = new Uint8Array(count);
   const perRead = Math.max(1, Math.floor(COMPARE_READ / chunkSize));
   const starts = Array.from({ length: Math.ceil(count / perRead) }, (_, k) => k * perRead);
-  await forEachLimit(starts, 4, async (first) => {
+  await mapLimited(starts, 4, async (first) => {
     const last = Math.min(count, first + perRead);
     const data = await target.read(first * chunkSize, (last - 1 - first) * chunkSize + chunkLength(last - 1));
     const { ids: found } = await pool.nameChunks(data, chunkSize);

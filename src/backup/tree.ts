@@ -2,11 +2,11 @@
 // (level 0), whose ids are again cut into pages up to a single root. A page whose chunks did not
 // change has the same id as in the parent snapshot and is stored once, so an incremental snapshot
 // costs index pages in proportion to the change; the root id is a Merkle hash of the whole image.
+import { mapLimited } from '../common/concurrency.js';
 import { StoreError } from '../common/errors.js';
 import { ID_BYTES, IndexPage } from './format.js';
 import { blobInRange, planRangeReads, readRange } from './pack.js';
 import type { BlobIndex, BlobLocation, Repository } from './repository.js';
-import { forEachLimit } from './repository.js';
 
 export const DEFAULT_FANOUT = 1024;
 
@@ -63,7 +63,7 @@ export async function readChunkIds(repo: Repository, index: BlobIndex, tree: Tre
       pages.set(id.toString('hex'), location);
     }
     const bodies = new Map<string, Buffer>();
-    await forEachLimit(planRangeReads([...pages.values()]), concurrency, async (range) => {
+    await mapLimited(planRangeReads([...pages.values()]), concurrency, async (range) => {
       const stored = await readRange(repo.store, range);
       for (const { entry } of range.blobs) {
         const page = IndexPage.decode(repo.codec.decodeEntry(blobInRange(stored, range, entry), entry));

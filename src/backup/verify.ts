@@ -1,10 +1,11 @@
 // Checks that snapshots can be restored: every index page and every chunk they reference is in
 // the store and matches its hash. Each blob is fetched once (coalesced ranged GETs), however many
 // snapshots share it.
+import { mapLimited } from '../common/concurrency.js';
 import { isStoreError } from '../common/errors.js';
 import { ID_BYTES, type Snapshot, ZERO_ID } from './format.js';
 import { blobInRange, planRangeReads, readRange } from './pack.js';
-import { type BlobLocation, forEachLimit, type Repository } from './repository.js';
+import type { BlobLocation, Repository } from './repository.js';
 import { readChunkIds } from './tree.js';
 
 export interface VerifyProblem {
@@ -53,7 +54,7 @@ export async function verify(repo: Repository, snapshots: Snapshot[], concurrenc
     if (location) located.push(location);
     else record(hex, 'missing');
   }
-  await forEachLimit(planRangeReads(located), concurrency, async (range) => {
+  await mapLimited(planRangeReads(located), concurrency, async (range) => {
     let body: Buffer;
     try {
       body = await readRange(repo.store, range);
