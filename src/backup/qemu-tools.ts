@@ -1,7 +1,7 @@
 // The QEMU command-line tools the agent drives for image files: qemu-img (inspect, create,
 // manage persistent dirty bitmaps) and qemu-nbd (serve an image so one NBD client reads them all).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,7 +73,7 @@ export async function serveImage(path: string, options: QemuNbdOptions): Promise
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitFor(() => existsSync(socketPath) || child.exitCode !== null, 20_000);
+    await waitFor(() => isListening(socketPath) || child.exitCode !== null, 20_000);
     if (child.exitCode !== null) throw new Error(`qemu-nbd failed: ${stderr.trim()}`);
   } catch (err) {
     await stop();
@@ -89,6 +89,24 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * Whether a unix socket listens at `path`, without connecting to it: qemu-nbd exits when its last
+ * client goes, and its socket file appears at bind(), before listen() (a connect then is refused).
+ * Linux lists listening sockets in /proc/net/unix with the __SO_ACCEPTCON flag (0x10000).
+ */
+function isListening(path: string): boolean {
+  let table: string;
+  try {
+    table = readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    return existsSync(path); // no procfs: the file is the best sign there is
+  }
+  return table.split('\n').some((line) => {
+    const fields = line.trim().split(/\s+/);
+    return fields[7] === path && (Number.parseInt(fields[3] ?? '0', 16) & 0x10000) !== 0;
+  });
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {

@@ -165,11 +165,14 @@ t.test('an agent killed mid-backup resumes without re-uploading what is stored',
   execFileSync('dd', ['if=/dev/urandom', `of=${image}`, 'bs=1M', 'count=24', 'status=none']);
   const agent = spawn(process.execPath, [tesseraMain, 'backup', '--bucket', bucket, '--disk', 'vm4', '--pack-size', '1048576', '--uploads', '1', '--json', image],
     { env: { ...process.env, ...store.env }, stdio: 'ignore' });
-  const exited = new Promise((resolve) => agent.once('exit', resolve));
+  let exitCode: number | null | undefined;
+  const exited = new Promise((resolve) => agent.once('exit', (code) => { exitCode = code; resolve(code); }));
   t.teardown(() => { agent.kill('SIGKILL'); });
-  // Kill it once a few packs are stored but before the snapshot is.
+  // Kill it once a few packs are stored but before the snapshot is (an agent that ended on its
+  // own, having failed, must fail the test rather than leave it waiting for packs).
   for (let packs = 0; packs < 4;) {
     await new Promise((resolve) => setTimeout(resolve, 25));
+    if (exitCode !== undefined && exitCode !== 0) throw new Error(`the agent failed before storing 4 packs (exit ${exitCode})`);
     packs = (await store.listKeys(bucket, 'packs/')).length;
   }
   agent.kill('SIGKILL');
