@@ -4,6 +4,7 @@
 // `dir` redirected to `dir/` when only its index exists, routing rules, redirect-all and objects'
 // x-amz-website-redirect-location as redirects, and errors as HTML pages or the bucket's error
 // document with the error's status.
+import type { ObjectVersion } from '../replication/types.js';
 import { ANONYMOUS } from './auth/keys.js';
 import { authorize, resourceOf } from './auth/authorize.js';
 import type { BucketRecord } from './bucket-record.js';
@@ -43,7 +44,7 @@ async function serve(ctx: S3Context): Promise<void> {
     await sendVersion(objectCtx, bucket, version);
   } catch (err) {
     const error = toS3Error(err);
-    if (error.code === 'NoSuchKey' && key === requested && await readable(ctx, bucket, `${requested}/${website.indexSuffix}`)) {
+    if (error.code === 'NoSuchKey' && key === requested && await publicVersion(ctx, bucket, `${requested}/${website.indexSuffix}`)) {
       return redirect(ctx, 302, `/${encodeKey(requested)}/`);
     }
     const onError = matchingRule(website, requested, error.status);
@@ -57,13 +58,14 @@ function objectContext(ctx: S3Context, key: string): S3Context {
   return { ...ctx, address: { ...ctx.address, key, query: new URLSearchParams() }, principal: ANONYMOUS };
 }
 
-async function readable(ctx: S3Context, bucket: BucketRecord, key: string): Promise<boolean> {
+/** The current version of `key` if anonymous readers may read it, else undefined. */
+async function publicVersion(ctx: S3Context, bucket: BucketRecord, key: string): Promise<ObjectVersion | undefined> {
   try {
     await authorize(objectContext(ctx, key), ANONYMOUS, 's3:GetObject', resourceOf(bucket.name, key));
     const version = await ctx.store.getVersion(bucket.name, key);
-    return version !== undefined && !version.deleteMarker;
+    return version && !version.deleteMarker ? version : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -102,10 +104,9 @@ async function sendErrorPage(ctx: S3Context, error: S3Error, errorDocument?: { b
     ctx.request.destroy(); // the body was under way: only cutting the connection tells the client
     return;
   }
-  if (errorDocument && error.status >= 400 && error.status < 500 && await readable(ctx, errorDocument.bucket, errorDocument.key)) {
-    const version = await ctx.store.getVersion(errorDocument.bucket.name, errorDocument.key);
-    if (version) return sendWholeObject(objectContext(ctx, errorDocument.key), errorDocument.bucket, version, error.status);
-  }
+  const document = errorDocument && error.status >= 400 && error.status < 500
+    ? await publicVersion(ctx, errorDocument.bucket, errorDocument.key) : undefined;
+  if (errorDocument && document) return sendWholeObject(objectContext(ctx, errorDocument.key), errorDocument.bucket, document, error.status);
   const title = `${error.status} ${error.message.length < 60 ? error.message : error.code}`;
   const items = [['Code', error.code], ['Message', error.message], ...Object.entries(error.fields), ['RequestId', ctx.requestId], ['HostId', ctx.config.hostId]];
   const html = `<html>\n<head><title>${escapeHtml(title)}</title></head>\n<body>\n<h1>${escapeHtml(title)}</h1>\n<ul>\n`
