@@ -5,11 +5,13 @@
  *   multiply(kernel, prepared, inputs, outputs) outputs[r] = sum over c of coef[r][c] * inputs[c]
  * and one helper for the storage node's direct (O_DIRECT) file writes, whose memory must be aligned:
  *   alignmentOffset(bytes, alignment): number   bytes to skip so a view of `bytes` starts aligned
- * and the gateway's body MD5 on the thread pool (md5.c). */
+ * and the gateway's body MD5 on the thread pool (md5.c), and the shared memory of the bulk channel's
+ * rings between processes on one host (shm.c). */
 #include <stdio.h>
 
 #include "kernels.h"
 #include "md5.h"
+#include "shm.h"
 #include "napi_checks.h"
 
 #define MAX_KERNELS 8
@@ -118,7 +120,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"alignmentOffset", NULL, alignment_offset, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties));
-  return md5_define(env, exports);
+  if (!md5_define(env, exports)) return NULL;
+  return shm_define(env, exports);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

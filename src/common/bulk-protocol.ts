@@ -9,15 +9,22 @@
 //              <- status, message, u64 bytes, u32 blocks
 // Get:         u8 2, ref, u64 offset, u64 length (0: to the end)
 //              <- status, message, then frames..., empty frame (or ERROR_FRAME, status, message)
+// Ring:        u8 3, u16 path length, path, 16-byte nonce, u32 size   <- status, message
+//              (offered only to nodes that say so in Health.bulk_shared_memory; a refusal leaves
+//              the connection as it was; see src/common/shm-ring.ts)
 // ref:         u16 data-id length, data id, u16 shard index
 // frame:       u32 length, bytes (length 0 ends a stream). All integers big-endian.
+//              In a put on a connection with a ring, also RING_FRAME, u64 position, u32 length:
+//              a block the client placed in the ring.
 import { Socket } from 'node:net';
 import { StoreError, type StoreErrorKind } from './errors.js';
 
 export const BULK_MAGIC = Buffer.from('TSB1');
 export const OP_PUT = 1;
 export const OP_GET = 2;
+export const OP_RING = 3;
 export const ERROR_FRAME = 0xffffffff;
+export const RING_FRAME = 0xfffffffe;
 export const MAX_FRAME = 16 * 1024 * 1024;
 
 const KINDS: StoreErrorKind[] = ['Internal', 'NotFound', 'Corrupt', 'DiskFull', 'InvalidArgument', 'Unauthenticated', 'Unavailable', 'Conflict'];
@@ -49,6 +56,21 @@ export function encodeRef(op: number, dataId: string, shardIndex: number): Buffe
   id.copy(out, 3);
   out.writeUInt16BE(shardIndex, 3 + id.length);
   return out;
+}
+
+/** The frame of a put's block that the client placed in the connection's ring. */
+export function ringFrame(position: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(16);
+  out.writeUInt32BE(RING_FRAME, 0);
+  out.writeBigUInt64BE(BigInt(position), 4);
+  out.writeUInt32BE(length, 12);
+  return out;
+}
+
+/** Blocks of a connection's ring, as the receiving end sees them (RingReader). */
+export interface RingBlocks {
+  view(position: number, length: number): Buffer;
+  release(end: number): void;
 }
 
 export function frameHeader(length: number): Buffer {
@@ -120,15 +142,24 @@ export class ByteReader {
   /**
    * The payload of a stream's frames until the empty frame, in the pieces the socket delivered
    * (a frame is not gathered into one buffer: that copy and allocation per block kept the GC
-   * busy); an error frame throws its status.
+   * busy); an error frame throws its status. A ring frame's block is handed out in place and
+   * released to the client once the next piece is asked for.
    */
-  async *frames(nodeId: string): AsyncGenerator<Buffer> {
+  async *frames(nodeId: string, ring?: RingBlocks): AsyncGenerator<Buffer> {
     for (;;) {
       const length = await this.u32();
       if (length === 0) return;
       if (length === ERROR_FRAME) {
         const { status, message } = await this.status();
         throw errorFromStatus(status, message, nodeId);
+      }
+      if (length === RING_FRAME) {
+        if (!ring) throw new StoreError('InvalidArgument', 'ring frame on a connection without a ring');
+        const position = await this.u64();
+        const blockLength = await this.u32();
+        yield ring.view(position, blockLength);
+        ring.release(position + blockLength);
+        continue;
       }
       if (length > MAX_FRAME) throw new StoreError('InvalidArgument', `bulk frame of ${length} bytes is too large`);
       for (let left = length; left > 0;) {

@@ -1,6 +1,7 @@
 // The project's native addon (native/erasure/, built by `npm ci` through binding.gyp): the
 // erasure kernels the gateway codes stripes with, the MD5 it hashes large bodies with on libuv's
-// thread pool, and the memory-alignment helper the storage node needs for direct file writes.
+// thread pool, the memory-alignment helper the storage node needs for direct file writes, and the
+// shared-memory mappings of the bulk channel's rings.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -22,10 +23,17 @@ export interface NativeAddon {
   md5Update(state: Buffer, bytes: Uint8Array, done: () => void): void;
   /** The 16-byte digest; the state is spent. */
   md5Digest(state: Buffer): Buffer;
+  /**
+   * A file's pages mapped shared into this process (unmapped once the Buffer is collected).
+   * `create`: a new file of mode 0600 (never an existing one); otherwise an existing regular file
+   * of exactly `size` bytes owned by this user. Symbolic links are refused. Throws with the errno
+   * name as `code`.
+   */
+  mapSharedFile(path: string, size: number, create: boolean): Buffer;
 }
 
 const ADDON_PATH = join('build', 'Release', 'tessera_erasure.node');
-const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest'];
+const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest', 'mapSharedFile'];
 
 /** The addon sits under the package root, found by walking up from here (src/ under tsx, dist/src/ when built). */
 function loadAddon(): NativeAddon {

@@ -162,6 +162,7 @@ export class NodeClient {
     const result = await this.unary(svc.Health, pb.Empty.create(), deadlineMs);
     // The bulk channel is plaintext: under node TLS shard bytes stay on gRPC.
     this.bulkAddress = this.tls ? '' : result.bulkAddress;
+    this.bulk.sharedMemory = result.bulkSharedMemory;
     return result;
   }
   scrub(req: pb.IScrubRequest) { return this.unary(svc.Scrub, pb.ScrubRequest.create(req), 600_000); }

@@ -36,6 +36,11 @@ export interface StorageNodeOptions {
   orphanGraceMs?: number;
   /** host:port of the bulk shard channel (default: the gRPC host, any free port); 'off' disables it. */
   bulkListen?: string;
+  /**
+   * Whether the bulk channel takes shared-memory rings from clients on this host (see
+   * src/common/shm-ring.ts). Default: on, unless the environment sets TESSERA_BULK_SHM=off.
+   */
+  bulkSharedMemory?: boolean;
   /** Background scrub read rate. Default 32 MiB/s, so it never starves client traffic. */
   scrubBytesPerSecond?: number;
   logger?: pino.Logger;
@@ -121,6 +126,7 @@ class NodeService {
   private readonly startedAt = Date.now();
   /** Set once the bulk shard channel listens; advertised in Health. */
   bulkAddress = '';
+  bulkSharedMemory = false;
 
   constructor(
     private readonly options: StorageNodeOptions,
@@ -299,6 +305,7 @@ class NodeService {
       objectCount: this.meta.objectVersionCount,
       uptimeMs: Date.now() - this.startedAt,
       bulkAddress: this.bulkAddress,
+      bulkSharedMemory: this.bulkSharedMemory,
     };
   }
 
@@ -355,8 +362,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   }
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const bulk = options.bulkListen === 'off' || options.tls ? undefined
-    : await startBulkServer(options.bulkListen ?? `${host}:0`, options.secret, shards, log);
+    : await startBulkServer(options.bulkListen ?? `${host}:0`, options.secret, shards, log,
+      options.bulkSharedMemory ?? process.env.TESSERA_BULK_SHM !== 'off');
   service.bulkAddress = bulk?.address ?? '';
+  service.bulkSharedMemory = bulk?.sharedMemory ?? false;
   const background = startBackgroundWork(service, meta, options, log);
   const address = `${host}:${port}`;
   const unregisterLocal = localCalls.register(address, localCallsOf(handlers));
