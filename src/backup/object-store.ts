@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { StoreError } from '../common/errors.js';
+import { BodyIntoClient, ChunkedBodyError } from './body-into.js';
 import { canonicalQuery, encodePath, SigV4Signer, type Credentials } from '../common/sigv4-signer.js';
 
 export interface StoreOptions {
@@ -61,12 +62,15 @@ const CONNECTIONS = 16;
 export class ObjectStore {
   private readonly agent: HttpAgent;
   private readonly send: typeof httpRequest;
+  /** Plain-HTTP endpoints: GETs into a given buffer read their bodies straight into it. */
+  private bodyInto: BodyIntoClient | undefined;
   private readonly signers = new Map<string, SigV4Signer>();
 
   private constructor(private readonly endpoint: URL, private readonly region: string, private readonly credentials: CredentialSource, readonly bucket: string) {
     const secure = endpoint.protocol === 'https:';
     this.agent = secure ? new HttpsAgent({ keepAlive: true, maxSockets: CONNECTIONS }) : new HttpAgent({ keepAlive: true, maxSockets: CONNECTIONS });
     this.send = secure ? httpsRequest : httpRequest;
+    this.bodyInto = secure ? undefined : new BodyIntoClient(endpoint.hostname, Number(endpoint.port || 80));
   }
 
   static connect(options: StoreOptions): ObjectStore {
@@ -148,9 +152,19 @@ export class ObjectStore {
 
   destroy(): void {
     this.agent.destroy();
+    this.bodyInto?.destroy();
   }
 
   private async getBytes(key: string, range: string | undefined, into?: Buffer): Promise<Buffer> {
+    if (into && this.bodyInto) {
+      try {
+        return await this.getInto(key, range, into, this.bodyInto);
+      } catch (err) {
+        if (!(err instanceof ChunkedBodyError)) throw err;
+        // A store that streams its answers chunked: node:http from now on.
+        this.bodyInto = undefined;
+      }
+    }
     const response = await this.request({ method: 'GET', key, headers: range ? { range } : {} });
     await expectOk(response, key, this.bucket);
     if (range && response.status !== 206) throw new StoreError('Unavailable', `${this.bucket}/${key}: the store ignored the Range header`);
@@ -158,21 +172,38 @@ export class ObjectStore {
     return length === undefined ? readAll(response.message) : readBody(response.message, Number(length), into);
   }
 
+  /** A GET whose body is read straight into `into` (see body-into.ts), retried like request(). */
+  private async getInto(key: string, range: string | undefined, into: Buffer, client: BodyIntoClient): Promise<Buffer> {
+    const response = await this.withRetries({ method: 'GET', key }, async () => {
+      const { path, headers } = await this.signed({ method: 'GET', key, headers: range ? { range } : {} });
+      return client.get(path, headers, into);
+    }, () => undefined);
+    if (response.status < 200 || response.status >= 300) throw errorOf(response.status, response.body.toString('utf8'), key, this.bucket);
+    if (range && response.status !== 206) throw new StoreError('Unavailable', `${this.bucket}/${key}: the store ignored the Range header`);
+    return response.body;
+  }
+
   /** Sends a signed request, retrying network failures and 5xx/throttling answers with backoff. */
-  private async request(call: S3Request): Promise<S3Response> {
-    for (let attempt = 1; ; attempt++) {
+  private request(call: S3Request): Promise<S3Response> {
+    return this.withRetries(call, () => this.attempt(call), (response) => response.message.resume());
+  }
+
+  /** Runs `attempt` until it answers with a status not worth retrying; `discard` drops a retried answer. */
+  private async withRetries<R extends { status: number }>(call: S3Request, attempt: () => Promise<R>, discard: (response: R) => void): Promise<R> {
+    for (let n = 1; ; n++) {
       try {
-        const response = await this.attempt(call);
-        if (!retryable(response.status) || attempt === MAX_ATTEMPTS) return response;
-        response.message.resume(); // drained, so the connection is reused
+        const response = await attempt();
+        if (!retryable(response.status) || n === MAX_ATTEMPTS) return response;
+        discard(response); // drained, so the connection is reused
       } catch (err) {
-        if (err instanceof StoreError || attempt === MAX_ATTEMPTS) throw toStoreError(err, `${this.bucket}/${call.key ?? ''}`);
+        if (err instanceof StoreError || err instanceof ChunkedBodyError || n === MAX_ATTEMPTS) throw err instanceof ChunkedBodyError ? err : toStoreError(err, `${this.bucket}/${call.key ?? ''}`);
       }
-      await new Promise((resolve) => setTimeout(resolve, RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random())));
+      await new Promise((resolve) => setTimeout(resolve, RETRY_BASE_MS * 2 ** (n - 1) * (0.5 + Math.random())));
     }
   }
 
-  private async attempt(call: S3Request): Promise<S3Response> {
+  /** The request's path (with its query) and its signed headers. */
+  private async signed(call: S3Request): Promise<{ path: string; headers: Record<string, string> }> {
     const credentials = await this.credentials();
     const path = encodePath(`${this.endpoint.pathname.replace(/\/$/, '')}/${this.bucket}${call.key === undefined ? '' : `/${call.key}`}`);
     const parts = call.body === undefined ? [] : [call.body].flat();
@@ -180,10 +211,15 @@ export class ObjectStore {
     if (credentials.sessionToken) headers['x-amz-security-token'] = credentials.sessionToken;
     const signed = this.signer(credentials).sign({ method: call.method, path, query: call.query, headers });
     const query = canonicalQuery(call.query);
+    return { path: query ? `${path}?${query}` : path, headers: signed };
+  }
+
+  private async attempt(call: S3Request): Promise<S3Response> {
+    const { path, headers } = await this.signed(call);
+    const parts = call.body === undefined ? [] : [call.body].flat();
     return new Promise((resolve, reject) => {
       const req = this.send({
-        agent: this.agent, method: call.method, host: this.endpoint.hostname, port: this.endpoint.port || undefined,
-        path: query ? `${path}?${query}` : path, headers: signed,
+        agent: this.agent, method: call.method, host: this.endpoint.hostname, port: this.endpoint.port || undefined, path, headers,
       }, (message) => resolve({ status: message.statusCode ?? 0, headers: message.headers, message }));
       req.on('error', reject);
       // Corked, the parts leave in one writev.
@@ -235,17 +271,16 @@ function retryable(status: number): boolean {
 
 async function expectOk(response: S3Response, key: string, bucket: string): Promise<void> {
   if (response.status >= 200 && response.status < 300) return;
-  throw await errorOf(response, key, bucket);
+  throw errorOf(response.status, (await readAll(response.message)).toString('utf8'), key, bucket);
 }
 
 /** The store's answer as a StoreError (the body's S3 error code decides, else the status). */
-async function errorOf(response: S3Response, key: string, bucket: string): Promise<StoreError> {
-  const xml = (await readAll(response.message)).toString('utf8');
-  const code = xmlText(xml, 'Code') ?? `HTTP ${response.status}`;
+function errorOf(status: number, xml: string, key: string, bucket: string): StoreError {
+  const code = xmlText(xml, 'Code') ?? `HTTP ${status}`;
   const what = `${bucket}/${key}`;
   if (code === 'NoSuchBucket') return new StoreError('InvalidArgument', `bucket ${bucket} does not exist`);
-  if (code === 'NoSuchKey' || response.status === 404) return new StoreError('NotFound', `${what}: not found`);
-  if (response.status === 403) return new StoreError('Unauthenticated', `${what}: access denied (${code})`);
+  if (code === 'NoSuchKey' || status === 404) return new StoreError('NotFound', `${what}: not found`);
+  if (status === 403) return new StoreError('Unauthenticated', `${what}: access denied (${code})`);
   return new StoreError('Unavailable', `${what}: ${code}: ${xmlText(xml, 'Message') ?? ''}`);
 }
 
@@ -265,8 +300,8 @@ async function readBody(message: IncomingMessage, length: number, into?: Buffer)
   for await (const piece of message) {
     const bytes = piece as Buffer;
     if (filled + bytes.length > length) throw new StoreError('Unavailable', `response body longer than its Content-Length ${length}`);
-    out.set(bytes, filled);
-    filled += bytes.length;
+    // Buffer.copy is a memcpy; TypedArray.set into shared memory copied at a third of its speed.
+    filled += bytes.copy(out, filled);
   }
   if (filled !== length) throw new StoreError('Unavailable', `response body ended after ${filled} of ${length} bytes`);
   return out;
