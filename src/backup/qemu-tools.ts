@@ -42,6 +42,11 @@ export interface QemuNbdOptions {
   readOnly: boolean;
   /** Persistent bitmap to export as qemu:dirty-bitmap:NAME. */
   bitmap?: string;
+  /**
+   * Persistent bitmap to add to the image right before serving it: `qemu-img bitmap --add` and
+   * qemu-nbd run as one process chain, so the server starts without a round trip through Node.
+   */
+  addBitmap?: string;
   exportName?: string;
 }
 
@@ -65,7 +70,9 @@ export async function serveImage(path: string, options: QemuNbdOptions): Promise
     ...(options.bitmap ? [`--bitmap=${options.bitmap}`] : []),
     path,
   ];
-  const child = spawn('qemu-nbd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = options.addBitmap
+    ? spawn('sh', ['-c', 'qemu-img bitmap --add "$1" "$2" && shift 2 && exec qemu-nbd "$@"', 'qemu-nbd', path, options.addBitmap, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('qemu-nbd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const stop = async () => {
@@ -74,7 +81,7 @@ export async function serveImage(path: string, options: QemuNbdOptions): Promise
   };
   try {
     await waitFor(() => isListening(socketPath) || child.exitCode !== null, 20_000);
-    if (child.exitCode !== null) throw new Error(`qemu-nbd failed: ${stderr.trim()}`);
+    if (child.exitCode !== null) throw new Error(`${options.addBitmap ? 'qemu-img bitmap --add or ' : ''}qemu-nbd failed: ${stderr.trim()}`);
   } catch (err) {
     await stop();
     throw err;

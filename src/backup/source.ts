@@ -8,6 +8,7 @@
 import type { Snapshot } from './format.js';
 import { NbdClient, type NbdAddress, parseNbdUrl } from './nbd/client.js';
 import { BASE_ALLOCATION, dirtyBitmapContext } from './nbd/protocol.js';
+import { readQcow2Info } from './qcow2-header.js';
 import { imageInfo, type ImageInfo, qemuImg, serveImage, type ImageBitmap, type ServedImage } from './qemu-tools.js';
 import { traced } from './trace.js';
 
@@ -39,12 +40,13 @@ export interface SourceRequest {
 const isNbdUrl = (source: string) => /^nbd(\+unix)?:\/\//.test(source);
 
 /**
- * What can be learnt of a source before its parent snapshot is known (qemu-img info of an image
- * file; nothing for an NBD URL), to start early and hand to openSource.
+ * What can be learnt of a source before its parent snapshot is known (an image file's format and
+ * bitmaps: a qcow2's from its header, others' from qemu-img info; nothing for an NBD URL), to start
+ * early and hand to openSource.
  */
 export function inspectSource(source: string): Promise<ImageInfo> | undefined {
   if (isNbdUrl(source)) return undefined;
-  const inspecting = traced('qemu-img info', imageInfo(source));
+  const inspecting = traced('inspect image', async () => (await readQcow2Info(source)) ?? imageInfo(source));
   inspecting.catch(() => undefined); // reported by openSource, which awaits it
   return inspecting;
 }
@@ -107,11 +109,13 @@ export function bitmapProblem(name: string, bitmap: ImageBitmap | undefined): st
 async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promise<DiskSource> {
   const { source: path } = request;
   const checkpoint = `${checkpointPrefix(request.disk)}${request.snapshotId}`;
-  const serve = (bitmap: string | undefined) => traced('qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap }));
-  // Start tracking before reading: writes that land after this point belong to the next backup.
-  await traced('qemu-img bitmap --add', qemuImg(['bitmap', '--add', path, checkpoint]));
+  const serve = (bitmap: string | undefined, addBitmap?: string) =>
+    traced(addBitmap ? 'qemu-img bitmap --add, qemu-nbd' : 'qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap, addBitmap }));
+  // The new checkpoint (if it was added) goes again when the backup fails before it started.
+  const removeCheckpoint = () => qemuImg(['bitmap', '--remove', path, checkpoint]).catch(() => undefined);
   const likely = newestCheckpoint(request.disk, bitmaps);
-  const [looked, started] = await Promise.allSettled([request.parent, serve(likely)]);
+  // Start tracking before reading: writes that land after this point belong to the next backup.
+  const [looked, started] = await Promise.allSettled([request.parent, serve(likely, checkpoint)]);
   let parent: Snapshot | undefined;
   let served: ServedImage;
   try {
@@ -121,7 +125,7 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
     served = started.value;
   } catch (err) {
     if (started.status === 'fulfilled') await started.value.stop();
-    await qemuImg(['bitmap', '--remove', path, checkpoint]);
+    await removeCheckpoint();
     throw err;
   }
   const previous = parent?.checkpoint;
@@ -132,7 +136,7 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
   if (incremental && previous !== likely) {
     await served.stop();
     served = await serve(previous).catch(async (err: Error) => {
-      await qemuImg(['bitmap', '--remove', path, checkpoint]);
+      await removeCheckpoint();
       throw err;
     });
   }
