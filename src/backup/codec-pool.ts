@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import type { BlobCodec, EncodedBlob } from './blob-codec.js';
 import { ID_BYTES } from './chunk-id.js';
-import { type ChunkPiece, type CodecResult, type CodecTask, movable, pieces, runCodecTask, type StoredBlob, view } from './codec-tasks.js';
+import { type ChunkPiece, type CodecResult, type CodecTask, movable, packBlobs, pieces, runCodecTask, type StoredBlob, view } from './codec-tasks.js';
 
 /** Below this much work per job, threads are not worth starting. */
 const INLINE_BYTES = 48 * 1024 * 1024;
@@ -112,8 +112,7 @@ export class CodecPool {
   async decode(body: Buffer, blobs: Array<StoredBlob & { id: Uint8Array }>, out: Buffer): Promise<Buffer[]> {
     const ids = new Uint8Array(blobs.length * ID_BYTES);
     blobs.forEach((b, i) => ids.set(b.id, i * ID_BYTES));
-    const stored = blobs.map(({ offset, length, compressed, rawLength }) => ({ offset, length, compressed, rawLength }));
-    const task: CodecTask = { op: 'decode', data: this.own(body), out: this.own(out), ids, blobs: stored };
+    const task: CodecTask = { op: 'decode', data: this.own(body), out: this.own(out), ids, blobs: packBlobs(blobs) };
     const result = await this.run(task);
     return pieces(result.data, result.lengths);
   }
