@@ -1,7 +1,7 @@
 // One backup of one disk: decide which chunks to read (dirty bitmap, allocation map), read them
 // over NBD with several requests in flight, name each by its hash, upload only chunks the store
-// lacks (packed), then the index pages that changed, the index file and last the snapshot, which
-// therefore never becomes visible before everything it references is stored.
+// lacks (packed) and the index pages that changed; only once every pack is stored the index file
+// and the snapshot, which therefore never becomes visible before everything it references is stored.
 import { mapLimited } from '../common/concurrency.js';
 import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.js';
 import { CodecPool } from './codec-pool.js';
@@ -103,7 +103,6 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
     const packs = await traced('upload packs', run.writer.finish());
     await closingReader;
     const indexed = [...packs, ...index.recovered];
-    if (indexed.length > 0) await traced('write index', repo.writeIndex(snapshotId, indexed, retainUntil));
     const snapshot = Snapshot.create({
       id: snapshotId,
       disk: request.disk,
@@ -121,7 +120,13 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
       durationMs: Date.now() - started,
       lockUntilMs: retainUntil?.getTime() ?? 0,
     });
-    await Promise.all([traced('save snapshot', repo.saveSnapshot(snapshot)), caching]);
+    // Every pack is stored, so the snapshot need not wait for the index file: a reader finds the
+    // blobs of packs no index file names from their trailers (as after an interrupted backup).
+    await Promise.all([
+      indexed.length > 0 ? traced('write index', repo.writeIndex(snapshotId, indexed, retainUntil)) : undefined,
+      traced('save snapshot', repo.saveSnapshot(snapshot)),
+      caching,
+    ]);
     succeeded = true;
     return snapshot;
   } finally {

@@ -16,5 +16,5 @@ export function isZeroIdAt(ids: Buffer, i: number): boolean {
 
 /** An id in hex, the key of the index's maps; read in place (a blob index names ~10^5 of them). */
 export function hexId(id: Uint8Array): string {
-  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
+  return (Buffer.isBuffer(id) ? id : Buffer.from(id.buffer, id.byteOffset, id.byteLength)).toString('hex');
 }

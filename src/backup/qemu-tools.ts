@@ -37,6 +37,37 @@ export async function qemuImg(args: string[]): Promise<void> {
   await run('qemu-img', args);
 }
 
+export interface BitmapRemover {
+  /** Removes the bitmaps one after another (none: the process just ends); once only. */
+  remove(names: string[]): Promise<void>;
+}
+
+/**
+ * A `qemu-img bitmap --remove` process started now for bitmaps named later: forking from a
+ * process costs time in proportion to its memory, and a backup's end, when its buffers have grown,
+ * is the worst moment for it (10-40 ms). If the agent dies first, its pipe closes and nothing is removed.
+ */
+export function bitmapRemover(path: string): BitmapRemover {
+  const child = spawn('sh', ['-c', 'while IFS= read -r name; do qemu-img bitmap --remove "$1" "$name" || exit 1; done', 'qemu-img', path], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code));
+  });
+  exited.catch(() => undefined); // awaited by remove()
+  child.stdin!.on('error', () => undefined); // a shell that failed early: its exit status tells
+  return {
+    async remove(names) {
+      const lines = names.filter((name) => !name.includes('\n'));
+      child.stdin!.end(lines.map((name) => `${name}\n`).join(''));
+      const code = await exited;
+      if (code !== 0) throw new Error(`qemu-img bitmap --remove failed: ${stderr.trim()}`);
+      if (lines.length < names.length) throw new Error('bitmap names with a line break cannot be removed');
+    },
+  };
+}
+
 export interface QemuNbdOptions {
   format: string;
   readOnly: boolean;

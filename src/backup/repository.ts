@@ -2,11 +2,13 @@
 // blob index (which pack holds which blob), snapshots, and locks.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import protobuf from 'protobufjs/minimal.js';
 import { mapLimited } from '../common/concurrency.js';
 import { StoreError } from '../common/errors.js';
 import { BlobCodec, keyCheck, keyMatches, readKeyFile } from './blob-codec.js';
 import { hexId } from './chunk-id.js';
-import { GcPending, IndexFile, LockInfo, type PackEntry, type PackRef, packEntries, RepoConfig, Snapshot } from './format.js';
+import { GcPending, IndexFile, LockInfo, type PackEntry, PackRef, packEntries, RepoConfig, Snapshot } from './format.js';
 import type { ObjectStore } from './object-store.js';
 import { packIdOfKey, packKey, readPackTrailer } from './pack.js';
 
@@ -95,9 +97,15 @@ export class Repository {
     // Both listings at once: a pack listed whose index file was not is recovered from its trailer.
     const [files, packs] = await Promise.all([this.store.listAll('index/'), this.store.listAll('packs/')]);
     await mapLimited(files, 16, async ({ key }) => {
-      const file = IndexFile.decode(this.codec.open(await this.store.get(key)));
+      const file = this.codec.open(await this.store.get(key));
       index.files.push(key);
-      for (const ref of file.packs as PackRef[]) if (!exclude.has(ref.pack)) index.addPack(ref);
+      // Pack by pack, letting other work run in between: a repository's index takes tens of
+      // milliseconds to decode, which a backup's start (NBD handshake, first reads) need not wait for.
+      for (const encoded of packRefsOf(file)) {
+        const ref = PackRef.decode(encoded);
+        if (!exclude.has(ref.pack)) index.addPack(ref);
+        await nextTurn();
+      }
     });
     const unindexed = packs.map((o) => packIdOfKey(o.key)).filter((p) => !index.packs.has(p) && !exclude.has(p));
     await mapLimited(unindexed, 16, async (pack) => {
@@ -201,6 +209,16 @@ export class Repository {
       if (body) locks.push(LockInfo.decode(body));
     }
     return locks;
+  }
+}
+
+/** The encoded PackRef messages of an encoded IndexFile (its field 1, `repeated PackRef packs`). */
+function* packRefsOf(indexFile: Uint8Array): Generator<Uint8Array> {
+  const reader = protobuf.Reader.create(indexFile);
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag === ((1 << 3) | 2)) yield reader.bytes();
+    else reader.skipType(tag & 7);
   }
 }
 

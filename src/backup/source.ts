@@ -9,7 +9,7 @@ import type { Snapshot } from './format.js';
 import { NbdClient, type NbdAddress, parseNbdUrl } from './nbd/client.js';
 import { BASE_ALLOCATION, dirtyBitmapContext } from './nbd/protocol.js';
 import { readQcow2Info } from './qcow2-header.js';
-import { imageInfo, type ImageInfo, qemuImg, serveImage, type ImageBitmap, type ServedImage } from './qemu-tools.js';
+import { bitmapRemover, imageInfo, type ImageInfo, serveImage, type ImageBitmap, type ServedImage } from './qemu-tools.js';
 import { traced } from './trace.js';
 
 export interface DiskSource {
@@ -111,8 +111,9 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
   const checkpoint = `${checkpointPrefix(request.disk)}${request.snapshotId}`;
   const serve = (bitmap: string | undefined, addBitmap?: string) =>
     traced(addBitmap ? 'qemu-img bitmap --add, qemu-nbd' : 'qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap, addBitmap }));
+  const remover = bitmapRemover(path);
   // The new checkpoint (if it was added) goes again when the backup fails before it started.
-  const removeCheckpoint = () => qemuImg(['bitmap', '--remove', path, checkpoint]).catch(() => undefined);
+  const removeCheckpoint = () => remover.remove([checkpoint]).catch(() => undefined);
   const likely = newestCheckpoint(request.disk, bitmaps);
   // Start tracking before reading: writes that land after this point belong to the next backup.
   const [looked, started] = await Promise.allSettled([request.parent, serve(likely, checkpoint)]);
@@ -141,7 +142,10 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
     });
   }
   const context = incremental ? dirtyBitmapContext(previous!) : undefined;
-  const client = await connectOrStop(served.address, [BASE_ALLOCATION, ...(context ? [context] : [])], served.stop);
+  const client = await connectOrStop(served.address, [BASE_ALLOCATION, ...(context ? [context] : [])], async () => {
+    await served.stop();
+    await removeCheckpoint();
+  });
   const closeReading = once(async () => { await client.close(); await served.stop(); });
   return {
     client,
@@ -154,7 +158,7 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
       await closeReading();
       // On success the previous checkpoints (and broken leftovers) go; on failure the new one does.
       const retire = success ? bitmaps.map((b) => b.name).filter((name) => name.startsWith(checkpointPrefix(request.disk))) : [checkpoint];
-      for (const name of retire) await qemuImg(['bitmap', '--remove', path, name]);
+      await remover.remove(retire);
     },
   };
 }
