@@ -9,6 +9,8 @@ import { NodeClient } from './node-client.js';
 const REFRESH_MS = 3_000;
 /** A node that failed is skipped for this long before it is tried again. */
 const DOWN_BACKOFF_MS = 2_000;
+/** A node that held up a read is read from last for this long. */
+const SLOW_BACKOFF_MS = 10_000;
 
 export interface ClusterOptions {
   /** Addresses (host:port) of any nodes; the map names the rest. */
@@ -22,6 +24,7 @@ export class Cluster {
   private current: pb.IClusterMap = { epoch: 0, nodes: [] };
   private readonly clients = new Map<string, NodeClient>();
   private readonly downUntil = new Map<string, number>();
+  private readonly slowUntil = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners: Array<(map: pb.IClusterMap, previous: pb.IClusterMap) => void> = [];
 
@@ -118,6 +121,15 @@ export class Cluster {
 
   markUp(id: string): void {
     this.downUntil.delete(id);
+  }
+
+  /** The node answers, but far behind its peers (a failing disk, a congested link). */
+  markSlow(id: string): void {
+    this.slowUntil.set(id, Date.now() + SLOW_BACKOFF_MS);
+  }
+
+  isLikelySlow(id: string): boolean {
+    return (this.slowUntil.get(id) ?? 0) > Date.now();
   }
 
   /**

@@ -7,9 +7,12 @@ import type { pb } from '../common/node-service.js';
 import type { Cluster } from './cluster.js';
 import type { ShardReader } from './node-client.js';
 import { blockSizeFor, codecFor, type Layout, layoutOf, stripeCount, stripeDataSize } from './layout.js';
+import { StragglerWatch } from './straggler.js';
 
 /** A shard read that stays silent this long is abandoned for parity. */
 const READ_STALL_MS = 5_000;
+/** A shard stream that alone keeps a read waiting this long is swapped for a spare. */
+const READ_STRAGGLER_MS = 100;
 
 export interface SegmentRead {
   segment: pb.IDataSegment;
@@ -107,12 +110,16 @@ class ShardSet {
   readonly bad = new Set<number>();
   private offset: number;
 
+  /** Shards given up as stragglers in this read: read again only if nothing else is left. */
+  private readonly slow = new Set<number>();
+  private readonly stragglers = new StragglerWatch(READ_STRAGGLER_MS);
+
   constructor(private readonly cluster: Cluster, private readonly segment: pb.IDataSegment, private readonly layout: Layout,
     startOffset: number, private readonly wanted = dataIndexes(layout), avoid: readonly number[] = []) {
     this.offset = startOffset;
     for (const i of avoid) this.bad.add(i);
-    for (let i = 0; i < layout.dataShards + layout.parityShards && this.cursors.size < layout.dataShards; i++) {
-      if (!this.bad.has(i)) this.open(i);
+    for (let spare = this.nextSpare(); spare !== undefined && this.cursors.size < layout.dataShards; spare = this.nextSpare()) {
+      this.open(spare);
     }
   }
 
@@ -124,6 +131,7 @@ class ShardSet {
     }
     const stream = this.cluster.client(nodeId).openShardReader({ dataId: this.segment.dataId, shardIndex: index, offset: this.offset });
     this.cursors.set(index, new ShardCursor(stream));
+    this.slow.delete(index);
   }
 
   /**
@@ -139,15 +147,13 @@ class ShardSet {
     const present = blocks.map(() => false);
     const blockOf = (i: number) => (blocks[i] ??= Buffer.allocUnsafe(blockSize));
     for (;;) {
-      const pending = [...this.cursors.entries()].filter(([i]) => !present[i]);
-      await Promise.all(pending.map(async ([i, cursor]) => {
-        try {
-          await cursor.readInto(blockOf(i));
-          present[i] = true;
-        } catch (err) {
-          this.fail(i, err);
-        }
-      }));
+      const reads = blocks.map((_, i) => {
+        const cursor = this.cursors.get(i);
+        return cursor && !present[i] ? this.readBlock(i, cursor, blockOf(i), present) : undefined;
+      });
+      const givenUp = await this.stragglers.step(reads, this.fastSpares());
+      for (const i of givenUp) this.giveUp(i);
+      await Promise.all(reads.filter((_, i) => !givenUp.includes(i)));
       const have = present.filter(Boolean).length;
       if (have >= dataShards) break;
       const spare = this.nextSpare();
@@ -160,6 +166,23 @@ class ShardSet {
     return { data, blocks: blocks as Buffer[] };
   }
 
+  private async readBlock(index: number, cursor: ShardCursor, block: Buffer, present: boolean[]): Promise<void> {
+    try {
+      await cursor.readInto(block);
+      present[index] = true;
+    } catch (err) {
+      if (this.cursors.get(index) === cursor) this.fail(index, err);
+    }
+  }
+
+  /** A straggler's stream is closed (its node read from last for a while), not counted as bad. */
+  private giveUp(index: number): void {
+    this.slow.add(index);
+    this.cursors.get(index)?.close();
+    this.cursors.delete(index);
+    this.cluster.markSlow(this.segment.nodes![index]!);
+  }
+
   private fail(index: number, err: unknown): void {
     this.bad.add(index);
     this.cursors.get(index)?.close();
@@ -167,10 +190,21 @@ class ShardSet {
     if (err instanceof StoreError && err.kind === 'Unavailable') this.cluster.markDown(this.segment.nodes![index]!);
   }
 
-  private nextSpare(): number | undefined {
+  /** Unread shards, data before parity, nodes lately slow last, stragglers of this read after them. */
+  private spares(): number[] {
     const total = this.layout.dataShards + this.layout.parityShards;
-    for (let i = 0; i < total; i++) if (!this.cursors.has(i) && !this.bad.has(i)) return i;
-    return undefined;
+    const unread = Array.from({ length: total }, (_, i) => i).filter((i) => !this.cursors.has(i) && !this.bad.has(i));
+    const rank = (i: number) => (this.slow.has(i) ? 2 : this.cluster.isLikelySlow(this.segment.nodes![i]!) ? 1 : 0);
+    return unread.sort((a, b) => rank(a) - rank(b) || a - b);
+  }
+
+  private nextSpare(): number | undefined {
+    return this.spares()[0];
+  }
+
+  /** How many streams could be swapped for a shard on a node not known to be slow. */
+  private fastSpares(): number {
+    return this.spares().filter((i) => !this.slow.has(i) && !this.cluster.isLikelySlow(this.segment.nodes![i]!)).length;
   }
 
   close(): void {
@@ -182,12 +216,15 @@ class ShardSet {
 class ShardCursor {
   /** What the stream delivered beyond the last block filled. */
   private leftover: Buffer | undefined;
+  private closed = false;
 
   constructor(private readonly stream: ShardReader) {}
 
   async readInto(block: Buffer): Promise<void> {
     for (let filled = 0; filled < block.length;) {
       const piece = this.leftover ?? await withTimeout(this.stream.next(), READ_STALL_MS);
+      // A block given up on may already be in the caller's hands: never write into it late.
+      if (this.closed) throw new StoreError('Unavailable', 'shard read given up');
       if (!piece) throw new StoreError('Corrupt', 'shard ended early');
       const used = piece.copy(block, filled);
       filled += used;
@@ -196,6 +233,7 @@ class ShardCursor {
   }
 
   close(): void {
+    this.closed = true;
     this.stream.cancel();
   }
 }

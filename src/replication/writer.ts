@@ -11,6 +11,7 @@ import type { Cluster } from './cluster.js';
 import { blockSizeFor, codecFor, INLINE_LIMIT, type Layout, writeQuorum } from './layout.js';
 import { ThreadedMd5 } from './md5-thread.js';
 import type { ShardSink } from './node-client.js';
+import { StragglerWatch } from './straggler.js';
 
 export interface WrittenSegment {
   segment: pb.IDataSegment;
@@ -89,6 +90,8 @@ const stripes = new BufferPool(16);
 
 /** Stripes a write may have waiting for MD5 (which bounds memory when hashing falls behind). */
 const MAX_STRIPES_HASHING = 2;
+/** A shard stream that alone keeps a write waiting this long is given up, its shard left to heal. */
+const WRITE_STRAGGLER_MS = 300;
 
 /** Fills stripes from incoming chunks, sends each shard block to its node and hashes the data. */
 class StripeStreamer {
@@ -101,6 +104,7 @@ class StripeStreamer {
   private filled = 0;
   private total = 0;
   private readonly quorum: number;
+  private readonly stragglers = new StragglerWatch(WRITE_STRAGGLER_MS);
 
   constructor(private readonly cluster: Cluster, private readonly nodes: string[], private readonly layout: Layout, private readonly dataId: string) {
     this.quorum = writeQuorum(layout.dataShards, layout.parityShards);
@@ -148,9 +152,23 @@ class StripeStreamer {
     this.hashing.push(this.md5.update(stripe.subarray(0, this.filled)).then(release));
     this.stripe = undefined;
     this.filled = 0;
-    await Promise.all(this.writers.map((w, i) => w?.write(blocks[i]!, release)));
+    await this.awaitWriters(this.writers.map((w, i) => w?.write(blocks[i]!, release)));
     if (this.hashing.length > MAX_STRIPES_HASHING) await this.hashing.shift();
     this.checkQuorum();
+  }
+
+  /**
+   * Waits for one step of every writer, but gives up a writer that keeps the others waiting while
+   * a shard beyond the write quorum would still be left: its node's shard is left to heal.
+   */
+  private async awaitWriters(steps: Array<Promise<unknown> | undefined>): Promise<void> {
+    const spares = this.healthyWriters().length - (this.quorum + 1);
+    const dropped = await this.stragglers.step(steps, spares);
+    for (const i of dropped) {
+      this.writers[i]!.abort();
+      this.cluster.markSlow(this.nodes[i]!);
+    }
+    await Promise.all(steps.filter((_, i) => !dropped.includes(i)));
   }
 
   private healthyWriters(): ShardSink[] {
@@ -167,7 +185,9 @@ class StripeStreamer {
   /** Flush the tail, close every stream; the nodes that made their shard durable and the data's MD5. */
   async finish(): Promise<{ durableOn: string[]; md5Hex: string }> {
     if (this.filled > 0) await this.flush();
-    const [md5Hex, ...results] = await Promise.all([this.md5.digest(), ...this.writers.map((w) => w?.finish())]);
+    const finishing = this.writers.map((w) => w?.finish());
+    await this.awaitWriters(finishing);
+    const [md5Hex, ...results] = await Promise.all([this.md5.digest(), ...finishing]);
     const durableOn = this.nodes.filter((_, i) => results[i] !== undefined);
     if (durableOn.length < this.quorum) {
       await this.deleteShards(durableOn);

@@ -33,6 +33,7 @@ export interface NodeState {
   process?: ChildProcess;
   paused: boolean;
   linkCut: boolean;
+  throttled: boolean;
   capacityBytes?: number;
 }
 
@@ -60,7 +61,7 @@ export class FaultCluster {
     for (const id of ids) {
       const host = hosts?.hosts.get(id);
       const address = host ? `${host.address}:${NAMESPACED_NODE_PORT}` : `127.0.0.1:${await freePort()}`;
-      nodes.set(id, { id, address, dataDir: join(dataDir, id), host, paused: false, linkCut: false });
+      nodes.set(id, { id, address, dataDir: join(dataDir, id), host, paused: false, linkCut: false, throttled: false });
     }
     const cluster = new FaultCluster(dataDir, nodes, await freePort(), useNamespaces, hosts?.destroy ?? (async () => undefined));
     try {
@@ -160,6 +161,27 @@ export class FaultCluster {
     node.linkCut = false;
   }
 
+  /** Slow the node's link to `kbitPerSecond` each way; needs network namespaces. */
+  async throttleNode(id: string, kbitPerSecond: number): Promise<void> {
+    const node = this.node(id);
+    if (!node.host) throw new Error('throttling a node needs network namespaces');
+    await node.host.throttle(kbitPerSecond);
+    node.throttled = true;
+  }
+
+  async unthrottleNode(id: string): Promise<void> {
+    const node = this.node(id);
+    await node.host?.unthrottle();
+    node.throttled = false;
+  }
+
+  /** Bytes the node has sent over its link (needs network namespaces). */
+  async bytesSentBy(id: string): Promise<number> {
+    const { host } = this.node(id);
+    if (!host) throw new Error('counting a node\'s traffic needs network namespaces');
+    return host.bytesSent();
+  }
+
   isRunning(id: string): boolean {
     return this.node(id).process !== undefined;
   }
@@ -211,6 +233,7 @@ export class FaultCluster {
   async restoreAll(): Promise<void> {
     for (const node of this.nodes.values()) {
       if (node.linkCut) await this.reconnectNode(node.id);
+      if (node.throttled) await this.unthrottleNode(node.id);
       if (node.paused) this.resumeNode(node.id);
       if (!node.process) await this.startNode(node.id);
       else if (node.capacityBytes !== undefined) await this.restartNode(node.id);

@@ -1,5 +1,6 @@
 // The nemesis: rounds of faults chosen from a seed. Each round hurts at most `parityShards` nodes
-// (kill -9, SIGSTOP, network cut, full disk, corrupted or deleted shard files) — damage within
+// (kill -9, SIGSTOP, network cut, a link slowed to a crawl, full disk, corrupted or deleted shard
+// files) — damage within
 // what the erasure code promises to survive — or changes the cluster map (a node reweighted, so
 // the gateway rebalances data onto it and, when the weight is put back, off it again), and
 // sometimes kill -9s the gateway; then it undoes the faults and runs a full `tessera admin heal`,
@@ -9,9 +10,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultCluster } from './fault-cluster.js';
 import type { Random } from './random.js';
 
-export type NodeFault = 'kill' | 'pause' | 'partition' | 'disk-full' | 'corrupt-shard' | 'delete-shard' | 'reweight';
+export type NodeFault = 'kill' | 'pause' | 'partition' | 'slow-link' | 'disk-full' | 'corrupt-shard' | 'delete-shard' | 'reweight';
 
-export const NODE_FAULTS: readonly NodeFault[] = ['kill', 'pause', 'partition', 'disk-full', 'corrupt-shard', 'delete-shard', 'reweight'];
+export const NODE_FAULTS: readonly NodeFault[] = ['kill', 'pause', 'partition', 'slow-link', 'disk-full', 'corrupt-shard', 'delete-shard', 'reweight'];
+
+/** A slow link: 8 Mbit/s each way, a hundredth of what its peers move. */
+const SLOW_LINK_KBIT = 8_000;
 
 export interface NemesisOptions {
   /** Most nodes hurt at once (the erasure code's parity count). */
@@ -40,7 +44,7 @@ export class Nemesis {
   private readonly reweighted = new Set<string>();
   readonly report: NemesisReport = {
     rounds: 0,
-    faults: { 'kill': 0, 'pause': 0, 'partition': 0, 'disk-full': 0, 'corrupt-shard': 0, 'delete-shard': 0, 'reweight': 0, 'gateway-kill': 0 },
+    faults: { 'kill': 0, 'pause': 0, 'partition': 0, 'slow-link': 0, 'disk-full': 0, 'corrupt-shard': 0, 'delete-shard': 0, 'reweight': 0, 'gateway-kill': 0 },
     heals: 0,
     healFailures: [],
     healMs: [],
@@ -78,7 +82,9 @@ export class Nemesis {
     const candidates = [...this.cluster.nodeIds];
     const victims = Array.from({ length: this.random.int(1, maxVictims) }, () =>
       candidates.splice(this.random.int(0, candidates.length - 1), 1)[0]!);
-    const plan = victims.map((id) => ({ id, fault: this.random.pick(this.options.faults ?? NODE_FAULTS) }));
+    // A link can be slowed only in a network namespace.
+    const faults = (this.options.faults ?? NODE_FAULTS).filter((f) => f !== 'slow-link' || this.cluster.usesNamespaces);
+    const plan = victims.map((id) => ({ id, fault: this.random.pick(faults) }));
     const killGateway = this.random.next() < gatewayKillChance;
     const hold = this.random.int(holdMs[0], holdMs[1]);
     this.report.rounds++;
@@ -107,6 +113,7 @@ export class Nemesis {
       case 'kill': return this.cluster.killNode(id, 'SIGKILL');
       case 'pause': return this.cluster.pauseNode(id);
       case 'partition': return this.cluster.cutNode(id);
+      case 'slow-link': return this.cluster.throttleNode(id, SLOW_LINK_KBIT);
       case 'disk-full': return this.cluster.restartNode(id, this.cluster.usedBytes(id));
       case 'corrupt-shard': return this.damageShard(id, corruptFile);
       case 'delete-shard': return this.damageShard(id, unlink);

@@ -20,6 +20,25 @@ export interface TestHost {
   cut(): Promise<void>;
   /** Bring its link back. */
   restore(): Promise<void>;
+  /** Limit its link to `kbitPerSecond` each way (a congested or failing network path). */
+  throttle(kbitPerSecond: number): Promise<void>;
+  /** Lift the limit. */
+  unthrottle(): Promise<void>;
+  /** Bytes the host has sent over its link so far. */
+  bytesSent(): Promise<number>;
+}
+
+const tc = (...args: string[]) => execFileAsync('tc', args).then(() => undefined);
+
+/** A token bucket on one end of a link: `kbit` per second, a burst of 32 KiB, 400 ms of queue. */
+function tokenBucket(device: string, kbit: number, namespace?: string): Promise<void> {
+  const where = namespace ? ['-n', namespace] : [];
+  return tc(...where, 'qdisc', 'replace', 'dev', device, 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', '32kb', 'latency', '400ms');
+}
+
+function removeQdisc(device: string, namespace?: string): Promise<void> {
+  const where = namespace ? ['-n', namespace] : [];
+  return tc(...where, 'qdisc', 'del', 'dev', device, 'root').catch(() => undefined);
 }
 
 let probed: boolean | undefined;
@@ -95,6 +114,18 @@ export async function createTestHosts(ids: string[]): Promise<{ hosts: Map<strin
         address,
         cut: () => ip('-n', namespace, 'link', 'set', nodeSide, 'down'),
         restore: () => ip('-n', namespace, 'link', 'set', nodeSide, 'up'),
+        throttle: async (kbit) => {
+          await tokenBucket(hostSide, kbit);
+          await tokenBucket(nodeSide, kbit, namespace);
+        },
+        unthrottle: async () => {
+          await removeQdisc(hostSide);
+          await removeQdisc(nodeSide, namespace);
+        },
+        bytesSent: async () => {
+          const { stdout } = await execFileAsync('ip', ['-n', namespace, '-j', '-s', 'link', 'show', 'dev', nodeSide]);
+          return (JSON.parse(stdout) as Array<{ stats64: { tx: { bytes: number } } }>)[0]!.stats64.tx.bytes;
+        },
       });
     }
   } catch (err) {
