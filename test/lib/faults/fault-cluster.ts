@@ -110,7 +110,8 @@ export class FaultCluster {
     if (node.process) throw new Error(`node ${id} is already running`);
     const args = [tesseraMain, 'node', '--id', id, '--data', node.dataDir, '--listen', node.address];
     if (capacityBytes !== undefined) args.push('--capacity', String(capacityBytes));
-    const command = node.host ? ['ip', ['netns', 'exec', node.host.namespace, process.execPath, ...args]] as const
+    // A node in a namespace stands for another host: shard bytes must cross its link, not shared memory.
+    const command = node.host ? ['ip', ['netns', 'exec', node.host.namespace, 'env', 'TESSERA_BULK_SHM=off', process.execPath, ...args]] as const
       : [process.execPath, args] as const;
     node.process = await this.spawnReady(command[0], [...command[1]], /listening/, join(this.dataDir, `${id}.log`));
     node.capacityBytes = capacityBytes;
