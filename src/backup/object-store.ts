@@ -70,7 +70,7 @@ export class ObjectStore {
     const secure = endpoint.protocol === 'https:';
     this.agent = secure ? new HttpsAgent({ keepAlive: true, maxSockets: CONNECTIONS }) : new HttpAgent({ keepAlive: true, maxSockets: CONNECTIONS });
     this.send = secure ? httpsRequest : httpRequest;
-    this.bodyInto = secure ? undefined : new BodyIntoClient(endpoint.hostname, Number(endpoint.port || 80));
+    this.bodyInto = secure ? undefined : new BodyIntoClient(endpoint.hostname.replace(/^\[(.*)\]$/, '$1'), Number(endpoint.port || 80));
   }
 
   static connect(options: StoreOptions): ObjectStore {
