@@ -9,19 +9,21 @@
 // connection with a random nonce written at the file's start; the node maps it only if the nonce
 // matches, so it never maps a file it was not handed. Each side unlinks the file once it has it
 // mapped or the node refused it (whichever comes first), so only a gateway that dies in between
-// leaves one behind. A ring belongs to one connection and dies with it.
+// leaves one behind; the file name carries the gateway's pid, and the next gateway on the host
+// removes files of processes that are gone. A ring belongs to one connection and dies with it.
 //
 // Layout: [0, 16) the nonce; [16, 24) how far the node has consumed (a float64 position, written
 // only by the node, read by the gateway; an aligned 8-byte store is atomic on x86-64 and arm64);
 // blocks from RING_HEADER on (page-aligned). Positions grow without wrapping; a block sits at
 // position modulo the block area, whole (a block that would wrap starts the next lap instead).
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
+import { readdirSync, unlinkSync } from 'node:fs';
 import { StoreError } from './errors.js';
 import { nativeAddon } from './native-addon.js';
 
 const RING_DIR = '/dev/shm';
-const RING_PATH = /^\/dev\/shm\/tessera-ring-[0-9a-f]{32}$/;
+const RING_PATH = /^\/dev\/shm\/tessera-ring-\d+-[0-9a-f]{32}$/;
+const RING_FILE_PID = /^tessera-ring-(\d+)-/;
 export const RING_NONCE_BYTES = 16;
 const CONSUMED_OFFSET = 16;
 const RING_HEADER = 4096;
@@ -38,9 +40,30 @@ function unlinkRing(path: string): void {
   try { unlinkSync(path); } catch { /* the other side was first */ }
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes ring files left by gateways that died between making one and the node's answer. */
+export function sweepOrphanRings(): void {
+  let names: string[];
+  try { names = readdirSync(RING_DIR); } catch { return; }
+  for (const name of names) {
+    const pid = Number(RING_FILE_PID.exec(name)?.[1]);
+    if (pid && !isAlive(pid)) unlinkRing(`${RING_DIR}/${name}`);
+  }
+}
+
 function consumedCounter(memory: Buffer): Float64Array {
   return new Float64Array(memory.buffer, memory.byteOffset + CONSUMED_OFFSET, 1);
 }
+
+let swept = false;
 
 /** The gateway's end: places blocks in the ring while the node has consumed enough of it. */
 export class RingWriter {
@@ -53,7 +76,11 @@ export class RingWriter {
 
   /** A new ring, or undefined where this host offers no shared memory. */
   static create(): RingWriter | undefined {
-    const path = `${RING_DIR}/tessera-ring-${randomBytes(16).toString('hex')}`;
+    if (!swept) {
+      swept = true;
+      sweepOrphanRings();
+    }
+    const path = `${RING_DIR}/tessera-ring-${process.pid}-${randomBytes(16).toString('hex')}`;
     try {
       const memory = nativeAddon.mapSharedFile(path, RING_HEADER + RING_BLOCK_BYTES, true);
       const nonce = randomBytes(RING_NONCE_BYTES);

@@ -1,10 +1,11 @@
 // The bulk channel's shared-memory ring (src/common/shm-ring.ts): what a gateway places, a node
 // reads back byte for byte, in order, and the ring never hands out space the node still reads.
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import t from 'tap';
 import { isStoreError } from '../../src/common/errors.js';
-import { RING_BLOCK_BYTES, RingReader, RingWriter } from '../../src/common/shm-ring.js';
+import { RING_BLOCK_BYTES, RingReader, RingWriter, sweepOrphanRings } from '../../src/common/shm-ring.js';
 
 const probe = RingWriter.create();
 probe?.unlink();
@@ -78,4 +79,16 @@ t.test('a block the node has not released is never overwritten: the ring reports
   t.not(writer.put(block), undefined, 'a released quarter is reused');
   t.throws(() => reader.view(positions[0]!, block.length), 'a released block cannot be read again');
   t.throws(() => reader.view(RING_BLOCK_BYTES - 10, 20), 'a block running past the ring is refused');
+});
+
+t.test('ring files of gateways that are gone are swept, those of live ones kept', { skip: !probe }, async (t) => {
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  const orphan = `/dev/shm/tessera-ring-${deadPid}-${'ab'.repeat(16)}`;
+  const live = `/dev/shm/tessera-ring-${process.pid}-${'cd'.repeat(16)}`;
+  writeFileSync(orphan, '');
+  writeFileSync(live, '');
+  t.teardown(() => rmSync(live, { force: true }));
+  sweepOrphanRings();
+  t.notOk(existsSync(orphan), 'the dead gateway\'s file is gone');
+  t.ok(existsSync(live), 'a live gateway\'s file stays');
 });
