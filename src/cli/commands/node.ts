@@ -21,7 +21,9 @@ const HELP = `usage: tessera node --id ID --data DIR --listen HOST:PORT [--secre
   --orphan-grace      age after which unreferenced shard files are removed (default 24h)
   --scrub-rate        background scrub read rate in bytes/s (default 33554432, 32 MiB/s)
   --log-level         fatal|error|warn|info|debug|trace|silent (default: env TESSERA_LOG_LEVEL or warn)
-${NODE_TLS_HELP}Prints "tessera node ID listening on HOST:PORT" when ready; stops cleanly on SIGTERM/SIGINT.
+${NODE_TLS_HELP}Env TESSERA_BULK_SHM=off: take no shared-memory rings from gateways on this host (shard bytes then
+  come over the bulk socket, as from gateways on other hosts).
+Prints "tessera node ID listening on HOST:PORT" when ready; stops cleanly on SIGTERM/SIGINT.
 `;
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
