@@ -22,6 +22,8 @@ export interface BackupProgress {
 export interface BackupRequest {
   disk: string;
   source: string;
+  /** The new snapshot's id, if the caller chose it (to open the source before calling); else a new one. */
+  snapshotId?: string;
   /** NBD sources: bitmap with the changes since the last snapshot. */
   bitmap?: string;
   /** Opens the source instead of `openSource` (live VMs through QMP). */
@@ -61,7 +63,7 @@ const STATUS_CONCURRENCY = 32;
  */
 export async function backup(repo: Repository, request: BackupRequest): Promise<Snapshot> {
   const started = Date.now();
-  const snapshotId = newId(new Date(started));
+  const snapshotId = request.snapshotId ?? newId(new Date(started));
   const cache = ChunkIdCache.forBucket(repo.store.bucket, repo.codec);
   const pool = CodecPool.perCore(repo.codec, request.codecThreads);
   const locking = traced('lock', repo.acquireLock('backup'));

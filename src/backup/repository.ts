@@ -9,7 +9,10 @@ import { StoreError } from '../common/errors.js';
 import { BlobCodec, keyCheck, keyMatches, readKeyFile } from './blob-codec.js';
 import { GcPending, ID_BYTES, IndexFile, LockInfo, PackEntry, PackRef, packEntries, RepoConfig, Snapshot } from './format.js';
 import type { ObjectStore } from './object-store.js';
+import { newId } from './ids.js';
 import { packIdOfKey, packKey, readPackTrailer } from './pack.js';
+
+export { newId };
 
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
 /** New repositories' format: 2 binds each blob's id into its seal (blob-codec.ts); 1 is still read and written. */
@@ -332,8 +335,4 @@ export interface RepoLock {
 
 export const snapshotKey = (snapshot: Pick<Snapshot, 'disk' | 'id'>) => `snapshots/${snapshot.disk}/${snapshot.id}`;
 
-/** Time-ordered ids: `20261128T074000123Z-1a2b3c4d`. */
-export function newId(now = new Date()): string {
-  return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(4).toString('hex')}`;
-}
 
