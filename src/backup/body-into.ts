@@ -36,8 +36,10 @@ class Connection {
   private bodyFilled = 0;
   private closing = false;
 
-  constructor(host: string, port: number, private readonly onIdle: (connection: Connection) => void, private readonly onGone: (connection: Connection) => void) {
+  constructor(host: string, port: number, idleTimeoutMs: number, private readonly onIdle: (connection: Connection) => void,
+    private readonly onGone: (connection: Connection) => void) {
     this.socket = connect({ host, port, noDelay: true, onread: { buffer: () => this.nextReadBuffer(), callback: (length) => this.received(length) } });
+    this.socket.setTimeout(idleTimeoutMs, () => this.socket.destroy(new Error(`the store sent nothing for ${idleTimeoutMs / 1000} s`)));
     const gone = (err?: Error) => {
       this.onGone(this);
       this.fail(err ?? new Error('connection closed before the answer was complete'));
@@ -135,7 +137,8 @@ export class BodyIntoClient {
   private readonly idle: Connection[] = [];
   private readonly open = new Set<Connection>();
 
-  constructor(private readonly host: string, private readonly port: number) {}
+  /** A connection silent for `idleTimeoutMs` is dropped (its GET fails, to be retried). */
+  constructor(private readonly host: string, private readonly port: number, private readonly idleTimeoutMs: number) {}
 
   /** GETs `path` (with its query) with `headers` (host included); the body goes into `into` if it fits. */
   get(path: string, headers: Record<string, string>, into: Buffer): Promise<BodyResponse> {
@@ -152,7 +155,7 @@ export class BodyIntoClient {
   }
 
   private connect(): Connection {
-    const connection = new Connection(this.host, this.port, (c) => this.idle.push(c), (c) => {
+    const connection = new Connection(this.host, this.port, this.idleTimeoutMs, (c) => this.idle.push(c), (c) => {
       this.open.delete(c);
       const at = this.idle.indexOf(c);
       if (at >= 0) this.idle.splice(at, 1);

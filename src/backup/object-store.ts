@@ -17,6 +17,8 @@ export interface StoreOptions {
   endpoint?: string;
   profile?: string;
   region?: string;
+  /** A connection on which the store says nothing this long is dropped and the request retried. */
+  idleTimeoutMs?: number;
 }
 
 export interface ListedObject {
@@ -56,6 +58,8 @@ interface S3Response {
 
 const DELETE_BATCH = 1000;
 const MAX_ATTEMPTS = 5;
+/** As the AWS SDKs' socket timeouts: a store silent this long is taken for a lost connection. */
+const IDLE_TIMEOUT_MS = 60_000;
 const RETRY_BASE_MS = 100;
 const CONNECTIONS = 16;
 
@@ -66,17 +70,18 @@ export class ObjectStore {
   private bodyInto: BodyIntoClient | undefined;
   private readonly signers = new Map<string, SigV4Signer>();
 
-  private constructor(private readonly endpoint: URL, private readonly region: string, private readonly credentials: CredentialSource, readonly bucket: string) {
+  private constructor(private readonly endpoint: URL, private readonly region: string, private readonly credentials: CredentialSource, readonly bucket: string,
+    private readonly idleTimeoutMs: number) {
     const secure = endpoint.protocol === 'https:';
     this.agent = secure ? new HttpsAgent({ keepAlive: true, maxSockets: CONNECTIONS }) : new HttpAgent({ keepAlive: true, maxSockets: CONNECTIONS });
     this.send = secure ? httpsRequest : httpRequest;
-    this.bodyInto = secure ? undefined : new BodyIntoClient(endpoint.hostname.replace(/^\[(.*)\]$/, '$1'), Number(endpoint.port || 80));
+    this.bodyInto = secure ? undefined : new BodyIntoClient(endpoint.hostname.replace(/^\[(.*)\]$/, '$1'), Number(endpoint.port || 80), idleTimeoutMs);
   }
 
   static connect(options: StoreOptions): ObjectStore {
     const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
     const endpoint = new URL(options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL ?? `https://s3.${region}.amazonaws.com`);
-    return new ObjectStore(endpoint, region, credentialSource(options.profile, region), options.bucket);
+    return new ObjectStore(endpoint, region, credentialSource(options.profile, region), options.bucket, options.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
   }
 
   /** Stores `body`, or its parts back to back (a pack's blobs are sent without joining them). */
@@ -222,6 +227,8 @@ export class ObjectStore {
         agent: this.agent, method: call.method, host: this.endpoint.hostname, port: this.endpoint.port || undefined, path, headers,
       }, (message) => resolve({ status: message.statusCode ?? 0, headers: message.headers, message }));
       req.on('error', reject);
+      // The socket's timeout, so it also covers reading the answer's body.
+      req.setTimeout(this.idleTimeoutMs, () => req.destroy(new Error(`the store sent nothing for ${this.idleTimeoutMs / 1000} s`)));
       // Corked, the parts leave in one writev.
       req.cork();
       for (const part of parts) req.write(part);

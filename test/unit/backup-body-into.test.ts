@@ -1,7 +1,7 @@
 // The restore's GET client that reads bodies straight into the caller's buffer, against a real
 // node:http server: bodies of every size land intact over one keep-alive connection (also when the
 // server writes them in small pieces), error answers come back in a buffer of their own, chunked
-// answers are refused with ChunkedBodyError, and a connection cut mid-body fails the GET.
+// answers are refused with ChunkedBodyError, and a connection cut mid-body, or silent too long, fails the GET.
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +9,7 @@ import t from 'tap';
 import { BodyIntoClient, ChunkedBodyError } from '../../src/backup/body-into.js';
 
 const OBJECT = randomBytes(3 * 1024 * 1024 + 17);
+const IDLE_TIMEOUT_MS = 60_000;
 
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -29,6 +30,11 @@ function objectServer(connections: Set<unknown>): Server {
       res.writeHead(200);
       res.write('a');
       res.end('b');
+      return;
+    }
+    if (url.pathname === '/stall') {
+      res.writeHead(206, { 'content-length': '1000' });
+      res.write(Buffer.alloc(10));
       return;
     }
     if (url.pathname === '/cut') {
@@ -54,7 +60,7 @@ t.test('bodies land in the given buffer over one keep-alive connection', async (
   const connections = new Set<unknown>();
   const server = objectServer(connections);
   const port = await listen(server);
-  const client = new BodyIntoClient('127.0.0.1', port);
+  const client = new BodyIntoClient('127.0.0.1', port, IDLE_TIMEOUT_MS);
   t.teardown(() => { client.destroy(); server.close(); });
   const into = Buffer.alloc(OBJECT.length);
   for (const [start, end, piece] of [[0, 0, 1], [0, 1, 1], [5, 70_000, 1000], [0, OBJECT.length, 1 << 20], [100, 200_000, 7], [OBJECT.length - 3, OBJECT.length, 1]]) {
@@ -69,7 +75,7 @@ t.test('bodies land in the given buffer over one keep-alive connection', async (
 t.test('GETs in parallel each get their own connection and their own bytes', async (t) => {
   const server = objectServer(new Set());
   const port = await listen(server);
-  const client = new BodyIntoClient('127.0.0.1', port);
+  const client = new BodyIntoClient('127.0.0.1', port, IDLE_TIMEOUT_MS);
   t.teardown(() => { client.destroy(); server.close(); });
   const ranges = Array.from({ length: 6 }, (_, i) => [i * 300_000, i * 300_000 + 250_000 + i] as const);
   const results = await Promise.all(ranges.map(([start, end]) => client.get(`/object?start=${start}&end=${end}&piece=65536`, { host: 'x' }, Buffer.alloc(end - start))));
@@ -79,7 +85,7 @@ t.test('GETs in parallel each get their own connection and their own bytes', asy
 t.test('an error answer comes back in a buffer of its own; chunked answers and cut connections fail', async (t) => {
   const server = objectServer(new Set());
   const port = await listen(server);
-  const client = new BodyIntoClient('127.0.0.1', port);
+  const client = new BodyIntoClient('127.0.0.1', port, IDLE_TIMEOUT_MS);
   t.teardown(() => { client.destroy(); server.close(); });
   const into = Buffer.alloc(1024);
   const missing = await client.get('/missing', { host: 'x' }, into);
@@ -91,4 +97,14 @@ t.test('an error answer comes back in a buffer of its own; chunked answers and c
   await t.rejects(client.get('/cut', { host: 'x' }, into), /closed before the answer was complete/);
   const after = await client.get('/object?start=0&end=10', { host: 'x' }, into);
   t.ok(after.body.equals(OBJECT.subarray(0, 10)), 'the client works after a failed connection');
+});
+
+t.test('a store that goes silent mid-answer fails the GET after the idle timeout', async (t) => {
+  const server = objectServer(new Set());
+  const port = await listen(server);
+  const client = new BodyIntoClient('127.0.0.1', port, 200);
+  t.teardown(() => { client.destroy(); server.closeAllConnections(); server.close(); });
+  await t.rejects(client.get('/stall', { host: 'x' }, Buffer.alloc(1024)), /sent nothing for 0.2 s/);
+  const after = await client.get('/object?start=0&end=10', { host: 'x' }, Buffer.alloc(10));
+  t.ok(after.body.equals(OBJECT.subarray(0, 10)), 'the next GET gets a new connection');
 });
