@@ -66,7 +66,7 @@ function table(header: string[], rows: string[][]): string {
 function nodeCondition(node: NodeStatus): string {
   if (node.state === 'out') return 'out';
   if (!node.reachable) return 'DOWN';
-  return node.state;
+  return node.slow ? `${node.state} (SLOW)` : node.state;
 }
 
 function progressLine(name: string, progress: Progress | undefined, extra = ''): string {

@@ -97,4 +97,6 @@ t.test('reads go around a node whose link crawls', { skip: !cluster.usesNamespac
   for (const key of keys) t.equal((await readKey(client, history, BUCKET, key)).value, key, `${key} reads back whole`);
   const sent = (await cluster.bytesSentBy('n4')) - sentBefore;
   t.ok(sent < READ_SHARD_BYTES, `n4 sent ${sent} bytes, less than one of the ${OBJECTS} shards the reads needed from it: they went around it`);
+  const status = await (await fetch(`${cluster.endpoint}/_tessera/status`)).json() as { nodes: Array<{ id: string; slow?: boolean }> };
+  t.ok(status.nodes.find((n) => n.id === 'n4')?.slow, 'the gateway\'s status names n4 as slow');
 });

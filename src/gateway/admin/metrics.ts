@@ -37,6 +37,7 @@ export function observeS3Response(request: FastifyRequest, reply: FastifyReply):
 }
 
 const nodeUp = gauge('tessera_node_up', '1 when the node answered the last health probe', ['node', 'zone']);
+const nodeSlow = gauge('tessera_node_slow', '1 while the gateway works around the node for keeping reads or writes waiting', ['node']);
 const nodeState = gauge('tessera_node_state', '1 for the node\'s state in the cluster map (up, draining, out)', ['node', 'state']);
 const diskCapacity = gauge('tessera_node_capacity_bytes', 'Shard storage capacity of the node', ['node']);
 const diskUsed = gauge('tessera_node_used_bytes', 'Shard bytes stored on the node', ['node']);
@@ -55,9 +56,10 @@ const backupLast = gauge('tessera_backup_last_snapshot_timestamp_seconds', 'Time
 
 /** Set the cluster gauges from a fresh status (series of vanished nodes and disks are dropped). */
 export function setClusterGauges(status: ClusterStatus): void {
-  for (const g of [nodeUp, nodeState, diskCapacity, diskUsed, diskFree, nodeShards, backupSnapshots, backupBytes, backupLast]) g.reset();
+  for (const g of [nodeUp, nodeSlow, nodeState, diskCapacity, diskUsed, diskFree, nodeShards, backupSnapshots, backupBytes, backupLast]) g.reset();
   for (const node of status.nodes) {
     nodeUp.set({ node: node.id, zone: node.zone }, node.reachable ? 1 : 0);
+    if (node.slow !== undefined) nodeSlow.set({ node: node.id }, node.slow ? 1 : 0);
     for (const state of ['up', 'draining', 'out']) nodeState.set({ node: node.id, state }, node.state === state ? 1 : 0);
     if (node.capacityBytes !== undefined) diskCapacity.set({ node: node.id }, node.capacityBytes);
     if (node.usedBytes !== undefined) diskUsed.set({ node: node.id }, node.usedBytes);

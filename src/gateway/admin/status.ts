@@ -16,6 +16,11 @@ export interface NodeStatus {
   state: NodeStateName;
   /** Answered the last health probe. */
   reachable: boolean;
+  /**
+   * Kept reads or writes waiting far behind its peers in the last seconds, so the gateway works
+   * around it (docs/architecture.md, "Slow nodes"). Only in a gateway's status.
+   */
+  slow?: boolean;
   /** When the node last answered a probe from this process (ms since epoch), if ever. */
   lastHeartbeatMs?: number;
   capacityBytes?: number;
@@ -191,6 +196,7 @@ export class StatusTracker {
       weight: Number(node.weight ?? 1),
       state: STATE_NAMES[node.state ?? pb.NodeState.UP] ?? 'up',
       reachable: health !== undefined,
+      ...(this.inGateway ? { slow: this.store.cluster.isLikelySlow(node.id!) } : {}),
       lastHeartbeatMs: this.heartbeats.get(node.id!),
       ...(health ? {
         capacityBytes: Number(health.capacityBytes),

@@ -140,6 +140,7 @@ async function fetchStatus() {
 function conditionOf(node) {
   if (node.state === 'out') return 'out';
   if (!node.reachable) return 'down';
+  if (node.slow && node.state === 'up') return 'slow';
   return node.state;
 }
 
