@@ -102,26 +102,26 @@ export class BlobIndex {
 
   /** The blob number of `id`, or -1. */
   private find(id: Uint8Array): number {
-    const mask = this.slots.length - 1;
-    for (let slot = hashOf(id) & mask; ; slot = (slot + 1) & mask) {
-      const taken = this.slots[slot]!;
-      if (taken === 0) return -1;
-      if (this.idIs(taken - 1, id)) return taken - 1;
-    }
+    const slot = this.slotOf(id, 0);
+    return this.slots[slot]! - 1;
   }
 
   /** Puts blob number `blob` in the table, over an earlier blob with its id. */
   private place(blob: number): void {
-    const id = this.ids.subarray(blob * ID_BYTES, (blob + 1) * ID_BYTES);
-    const mask = this.slots.length - 1;
-    let slot = hashOf(id) & mask;
-    while (this.slots[slot] !== 0 && !this.idIs(this.slots[slot]! - 1, id)) slot = (slot + 1) & mask;
-    this.slots[slot] = blob + 1;
+    this.slots[this.slotOf(this.ids, blob * ID_BYTES)] = blob + 1;
   }
 
-  private idIs(blob: number, id: Uint8Array): boolean {
-    const at = blob * ID_BYTES;
-    for (let i = 0; i < ID_BYTES; i++) if (this.ids[at + i] !== id[i]) return false;
+  /** The slot holding the id at `at` in `bytes`, or the free slot where it would go. */
+  private slotOf(bytes: Uint8Array, at: number): number {
+    const mask = this.slots.length - 1;
+    let slot = hashOf(bytes, at) & mask;
+    while (this.slots[slot] !== 0 && !this.idIs(this.slots[slot]! - 1, bytes, at)) slot = (slot + 1) & mask;
+    return slot;
+  }
+
+  private idIs(blob: number, bytes: Uint8Array, at: number): boolean {
+    const own = blob * ID_BYTES;
+    for (let i = 0; i < ID_BYTES; i++) if (this.ids[own + i] !== bytes[at + i]) return false;
     return true;
   }
 
@@ -146,9 +146,9 @@ export class BlobIndex {
   }
 }
 
-/** Ids are cryptographic hashes: their first four bytes are as good as any hash of them. */
-function hashOf(id: Uint8Array): number {
-  return (id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) >>> 0;
+/** Ids are cryptographic hashes: their first four bytes (of the id at `at`) are as good as any hash of them. */
+function hashOf(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
 }
 
 export interface OpenOptions {
