@@ -267,7 +267,7 @@ export class ClusterClient implements ObjectStore {
     const nodes = this.placement(bucket, key, layout);
     const request = [{ bucket, key, versionId: versionId ?? '' }];
     const needed = readQuorum(layout.dataShards, layout.parityShards);
-    const askedFirst = askEveryNode ? nodes : this.preferLikelyUp(nodes).slice(0, Math.max(needed, layout.dataShards));
+    const askedFirst = askEveryNode ? nodes : this.preferResponsive(nodes).slice(0, Math.max(needed, layout.dataShards));
     const answers: FanOutResult<pb.GetMetaResult> = { ok: new Map(), failed: new Map() };
     const found = new Map<string, pb.IObjectVersion>();
     const ask = async (ids: string[]) => {
@@ -359,10 +359,10 @@ export class ClusterClient implements ObjectStore {
     return newest;
   }
 
-  /** Placement nodes, those seen up recently first (in placement order otherwise). */
-  private preferLikelyUp(nodes: string[]): string[] {
-    const up = nodes.filter((id) => this.cluster.isLikelyUp(id));
-    return up.length === nodes.length ? nodes : [...up, ...nodes.filter((id) => !up.includes(id))];
+  /** Placement nodes, those seen up recently first, lately slow ones after them (in placement order otherwise). */
+  private preferResponsive(nodes: string[]): string[] {
+    const rank = (id: string) => (!this.cluster.isLikelyUp(id) ? 2 : this.cluster.isLikelySlow(id) ? 1 : 0);
+    return [...nodes].sort((a, b) => rank(a) - rank(b)); // stable: placement order within a rank
   }
 
   /**
