@@ -6,6 +6,7 @@
 import { constants, existsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { mapLimited } from '../common/concurrency.js';
+import { DIRECT_ALIGN, openDirect, unlessRefused } from '../common/direct-io.js';
 import { hexId } from './chunk-id.js';
 import { ID_BYTES, isZeroIdAt, type Snapshot } from './format.js';
 import { NbdClient } from './nbd/client.js';
@@ -50,12 +51,6 @@ interface ImageTarget {
 const COMPARE_READ = 2 * 1024 * 1024;
 /** A raw image is flushed (fdatasync, in the background) each time this much more is written. */
 const SYNC_EVERY = 256 * 1024 * 1024;
-/**
- * Writes of a raw image bypass the page cache (O_DIRECT) where the file system and the alignment
- * allow: copying every byte into the cache and writing it back cost the restore as much CPU as
- * decompressing. O_DIRECT wants offsets, lengths and memory aligned to the device's blocks.
- */
-const DIRECT_ALIGNMENT = 4096;
 const WASM_PAGE = 64 * 1024;
 const MiB = 1024 * 1024;
 /**
@@ -138,7 +133,7 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
     const queue = new WriteQueue((offset, parts) => target.write(offset, parts), {
       depth: WRITES_IN_FLIGHT,
       maxBytes: MAX_WRITE,
-      park: { below: PARK_BELOW, arena: pageAlignedShared(PARK_ARENA), alignment: DIRECT_ALIGNMENT },
+      park: { below: PARK_BELOW, arena: pageAlignedShared(PARK_ARENA), alignment: DIRECT_ALIGN },
     });
     let writeFailure: Error | undefined;
     const decodeAndWrite = async (body: Buffer, start: number, blobs: BlobLocation[]) => {
@@ -179,8 +174,12 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
   }
 }
 
+/**
+ * Whether a write can bypass the page cache (O_DIRECT): copying every byte into the cache and
+ * writing it back cost the restore as much CPU as decompressing.
+ */
 function directAligned(offset: number, parts: Buffer[]): boolean {
-  const aligned = (n: number) => n % DIRECT_ALIGNMENT === 0;
+  const aligned = (n: number) => n % DIRECT_ALIGN === 0;
   return aligned(offset) && parts.every((p) => aligned(p.byteOffset) && aligned(p.length));
 }
 
@@ -284,7 +283,7 @@ async function openRawTarget(path: string, size: number): Promise<ImageTarget> {
   const { size: current } = await file.stat();
   if (current !== size && (await file.stat()).isFile()) await file.truncate(size);
   const zeroes = Buffer.alloc(1024 * 1024);
-  const direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
+  const direct = await openDirect(path, constants.O_WRONLY);
   // What goes through the page cache is written back while the restore goes on, rather than all
   // of it in the final fsync.
   let unsynced = 0;
@@ -298,15 +297,8 @@ async function openRawTarget(path: string, size: number): Promise<ImageTarget> {
       return buffer;
     },
     write: async (offset, parts) => {
-      if (direct && directAligned(offset, parts)) {
-        try {
-          await direct.writev(parts, offset);
-          return;
-        } catch (err) {
-          // Refused before writing anything (an alignment the device wants): through the page cache.
-          if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        }
-      }
+      // A refused direct write (an alignment the device wants) goes through the page cache.
+      if (direct && directAligned(offset, parts) && await unlessRefused(direct.writev(parts, offset))) return;
       const { bytesWritten } = await file.writev(parts, offset);
       unsynced += bytesWritten;
       if (unsynced < SYNC_EVERY) return;

@@ -7,10 +7,8 @@
 // through the page cache; a reader reads whole aligned blocks of a shard directly.
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { DIRECT_ALIGN, openDirect, unlessRefused } from '../common/direct-io.js';
 import { nativeAddon } from '../common/native-addon.js';
-
-/** Alignment of memory, offsets and lengths for direct writes: 4 KiB covers every common logical block size. */
-export const DIRECT_ALIGN = 4096;
 
 /** A buffer whose memory starts on a DIRECT_ALIGN boundary. */
 export function alignedBuffer(size: number): Buffer {
@@ -29,15 +27,6 @@ export function fitsDirectRead(buffer: Buffer, length: number): boolean {
   return buffer.length >= alignUp(length) && nativeAddon.alignmentOffset(buffer, DIRECT_ALIGN) === 0;
 }
 
-/** `path` opened for direct reads; undefined where the file system refuses O_DIRECT. */
-export async function openForDirectReads(path: string): Promise<FileHandle | undefined> {
-  try {
-    return await open(path, constants.O_RDONLY | constants.O_DIRECT);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
-    throw err;
-  }
-}
 
 /** A file being written: direct where the file system allows, through the page cache otherwise. */
 export class NewFile {
@@ -52,12 +41,8 @@ export class NewFile {
   /** Creates `path` (which must not exist); direct unless the file system refuses O_DIRECT. */
   static async create(path: string, mode: number): Promise<NewFile> {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
-    try {
-      return new NewFile(path, await open(path, flags | constants.O_DIRECT, mode));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      return new NewFile(path, undefined, await open(path, flags, mode));
-    }
+    const direct = await openDirect(path, flags, mode);
+    return new NewFile(path, direct, direct ? undefined : await open(path, flags, mode));
   }
 
   /** Whether appends go around the page cache (and so must be aligned). */
@@ -74,15 +59,10 @@ export class NewFile {
     const position = this.position;
     this.position += bytes.length;
     if (this.directHandle) {
-      try {
-        await writeAt(this.directHandle, bytes, position);
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        const direct = this.directHandle;
-        this.directHandle = undefined;
-        await direct.close();
-      }
+      if (await unlessRefused(writeAt(this.directHandle, bytes, position).then(() => true))) return;
+      const direct = this.directHandle;
+      this.directHandle = undefined;
+      await direct.close();
     }
     await writeAt(await this.bufferedHandle(), bytes, position);
   }

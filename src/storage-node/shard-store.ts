@@ -5,11 +5,13 @@
 // 40 % more CPU per small shard, in ext4's inode allocation and its locks. Leftovers there are
 // still found.)
 import { randomUUID } from 'node:crypto';
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreError } from '../common/errors.js';
 import { BufferPool } from '../common/buffer-pool.js';
-import { alignedBuffer, alignUp, DIRECT_ALIGN, fitsDirectRead, NewFile, openForDirectReads } from './direct-file.js';
+import { DIRECT_ALIGN, openDirect, unlessRefused } from '../common/direct-io.js';
+import { alignedBuffer, alignUp, fitsDirectRead, NewFile } from './direct-file.js';
 import { MAX_BLOCK_SIZE, blockChecksum, encodeTrailer, nameHash, readTrailer, type ShardLayout } from './shard-file.js';
 import { shardMetrics } from './metrics.js';
 
@@ -194,7 +196,7 @@ export class ShardStore {
       const { size } = await file.stat();
       const layout = await readTrailer(file, size, shardName(ref));
       // Blocks start at aligned offsets only when the block size is a multiple of the alignment.
-      if (layout.blockSize % DIRECT_ALIGN === 0) direct = await openForDirectReads(this.pathOf(ref));
+      if (layout.blockSize % DIRECT_ALIGN === 0) direct = await openDirect(this.pathOf(ref), constants.O_RDONLY);
       return new ShardReader(file, direct, layout, shardName(ref), size);
     } catch (err) {
       await direct?.close();
@@ -388,15 +390,12 @@ export class ShardReader {
     const start = first * this.layout.blockSize;
     const length = Math.max(0, Math.min(count * this.layout.blockSize, this.layout.dataLength - start));
     if (this.direct && fitsDirectRead(buffer, length)) {
-      try {
-        // A direct read covers whole aligned pieces: the last block's read runs into the checksum table.
-        return await readInto(this.direct, buffer, start, length, alignUp(length));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        const direct = this.direct; // refused by the file system: read through the page cache from now on
-        this.direct = undefined;
-        await direct.close();
-      }
+      // A direct read covers whole aligned pieces: the last block's read runs into the checksum table.
+      const read = await unlessRefused(readInto(this.direct, buffer, start, length, alignUp(length)));
+      if (read) return read;
+      const direct = this.direct; // refused by the file system: read through the page cache from now on
+      this.direct = undefined;
+      await direct.close();
     }
     return readInto(this.file, buffer, start, length, length);
   }

@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import t from 'tap';
 import { pb } from '../../src/common/node-service.js';
 import { serializeChunkIntoScratch } from '../../src/storage-node/chunk-serializer.js';
-import { alignedBuffer, DIRECT_ALIGN, NewFile } from '../../src/storage-node/direct-file.js';
+import { DIRECT_ALIGN } from '../../src/common/direct-io.js';
+import { alignedBuffer, NewFile } from '../../src/storage-node/direct-file.js';
 import { ShardStore, type ShardRef } from '../../src/storage-node/shard-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-shards-'));
