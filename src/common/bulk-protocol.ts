@@ -58,6 +58,26 @@ export function encodeRef(op: number, dataId: string, shardIndex: number): Buffe
   return out;
 }
 
+/** A client's opening: the magic and its cluster token (the node answers with a status). */
+export function hello(token: string): Buffer {
+  const tokenBytes = Buffer.from(token);
+  return Buffer.concat([BULK_MAGIC, u16(tokenBytes.length), tokenBytes]);
+}
+
+/** A ring offer (OP_RING): the file's path, the nonce at its start and its size. */
+export function ringOffer(ring: { path: string; nonce: Buffer; size: number }): Buffer {
+  const path = Buffer.from(ring.path);
+  const size = Buffer.allocUnsafe(4);
+  size.writeUInt32BE(ring.size, 0);
+  return Buffer.concat([Buffer.from([OP_RING]), u16(path.length), path, ring.nonce, size]);
+}
+
+function u16(n: number): Buffer {
+  const out = Buffer.allocUnsafe(2);
+  out.writeUInt16BE(n, 0);
+  return out;
+}
+
 /** The frame of a put's block that the client placed in the connection's ring. */
 export function ringFrame(position: number, length: number): Buffer {
   const out = Buffer.allocUnsafe(16);

@@ -7,7 +7,7 @@
 // and sends only their positions, and goes on over the socket while the ring is full.
 import { connect, type Socket } from 'node:net';
 import {
-  BULK_MAGIC, ByteReader, encodeRef, errorFromStatus, frameHeader, OP_GET, OP_PUT, OP_RING, ReusedReadBuffer, ringFrame, u64,
+  ByteReader, encodeRef, errorFromStatus, frameHeader, hello, OP_GET, OP_PUT, ReusedReadBuffer, ringFrame, ringOffer, u64,
   writeFrame,
 } from '../common/bulk-protocol.js';
 import { StoreError } from '../common/errors.js';
@@ -46,10 +46,7 @@ class BulkConnection {
     this.reads.attach(this.socket);
     this.socket.on('error', (err) => this.onFailure?.(err));
     this.socket.on('close', () => this.onFailure?.(new Error('connection closed')));
-    const tokenBytes = Buffer.from(token);
-    const length = Buffer.allocUnsafe(2);
-    length.writeUInt16BE(tokenBytes.length, 0);
-    this.socket.write(Buffer.concat([BULK_MAGIC, length, tokenBytes, ...(offeredRing ? [ringOffer(offeredRing)] : [])]));
+    this.socket.write(Buffer.concat([hello(token), ...(offeredRing ? [ringOffer(offeredRing)] : [])]));
     this.reader = new ByteReader(this.reads);
   }
 
@@ -99,19 +96,6 @@ class BulkConnection {
     this.socket.destroy();
     this.offeredRing?.unlink();
   }
-}
-
-function ringOffer(ring: RingWriter): Buffer {
-  const path = Buffer.from(ring.path);
-  const size = Buffer.allocUnsafe(4);
-  size.writeUInt32BE(ring.size, 0);
-  return Buffer.concat([Buffer.from([OP_RING]), u16(path.length), path, ring.nonce, size]);
-}
-
-function u16(n: number): Buffer {
-  const out = Buffer.allocUnsafe(2);
-  out.writeUInt16BE(n, 0);
-  return out;
 }
 
 async function expectOk(reader: ByteReader, nodeId: string): Promise<void> {

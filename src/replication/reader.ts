@@ -194,8 +194,13 @@ class ShardSet {
   private spares(): number[] {
     const total = this.layout.dataShards + this.layout.parityShards;
     const unread = Array.from({ length: total }, (_, i) => i).filter((i) => !this.cursors.has(i) && !this.bad.has(i));
-    const rank = (i: number) => (this.slow.has(i) ? 2 : this.cluster.isLikelySlow(this.segment.nodes![i]!) ? 1 : 0);
-    return unread.sort((a, b) => rank(a) - rank(b) || a - b);
+    return unread.sort((a, b) => this.slowness(a) - this.slowness(b) || a - b);
+  }
+
+  /** 0: not known slow; 1: its node was lately slow; 2: given up as a straggler in this read. */
+  private slowness(index: number): number {
+    if (this.slow.has(index)) return 2;
+    return this.cluster.isLikelySlow(this.segment.nodes![index]!) ? 1 : 0;
   }
 
   private nextSpare(): number | undefined {
@@ -204,7 +209,7 @@ class ShardSet {
 
   /** How many streams could be swapped for a shard on a node not known to be slow. */
   private fastSpares(): number {
-    return this.spares().filter((i) => !this.slow.has(i) && !this.cluster.isLikelySlow(this.segment.nodes![i]!)).length;
+    return this.spares().filter((i) => this.slowness(i) === 0).length;
   }
 
   close(): void {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import {
-  BULK_MAGIC, ByteReader, encodeRef, frameHeader, OP_PUT, OP_RING, ReusedReadBuffer, ringFrame,
+  ByteReader, encodeRef, frameHeader, hello, OP_PUT, ReusedReadBuffer, ringFrame, ringOffer,
 } from '../../src/common/bulk-protocol.js';
 import { makeClusterToken } from '../../src/common/cluster-auth.js';
 import { RingWriter } from '../../src/common/shm-ring.js';
@@ -109,19 +109,8 @@ t.test('a node maps only a ring handed to it with its nonce, and reads ring fram
   reads.attach(socket);
   t.teardown(() => socket.destroy());
   const reader = new ByteReader(reads);
-  const offer = (path: string, nonce: Buffer) => {
-    const pathBytes = Buffer.from(path);
-    const header = Buffer.alloc(3);
-    header.writeUInt8(OP_RING, 0);
-    header.writeUInt16BE(pathBytes.length, 1);
-    const size = Buffer.alloc(4);
-    size.writeUInt32BE(ring.size, 0);
-    return Buffer.concat([header, pathBytes, nonce, size]);
-  };
-  const token = Buffer.from(makeClusterToken(secret));
-  const tokenLength = Buffer.alloc(2);
-  tokenLength.writeUInt16BE(token.length, 0);
-  socket.write(Buffer.concat([BULK_MAGIC, tokenLength, token, offer('/etc/passwd', ring.nonce), offer(ring.path, Buffer.alloc(16))]));
+  const offer = (path: string, nonce: Buffer) => ringOffer({ path, nonce, size: ring.size });
+  socket.write(Buffer.concat([hello(makeClusterToken(secret)), offer('/etc/passwd', ring.nonce), offer(ring.path, Buffer.alloc(16))]));
   t.equal((await reader.status()).status, 0, 'the cluster member is let in');
   t.not((await reader.status()).status, 0, 'a file that is no ring is refused');
   t.not((await reader.status()).status, 0, 'a ring offered with the wrong nonce is refused');
