@@ -33,14 +33,26 @@ export function parseErasure(text: string): { dataShards: number; parityShards: 
   return { dataShards: Number(match[1]), parityShards: Number(match[2]) };
 }
 
+/**
+ * Ports the nodes keep (they are written into the cluster file) come from below Linux's ephemeral
+ * range (32768 up): a port the kernel handed out for listen(0) could be taken, before the node
+ * binds it, as the source port of any outgoing connection on the host.
+ */
+const KEPT_PORTS = { first: 10_000, last: 32_767 };
+
 async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; ; attempt++) {
+    const port = KEPT_PORTS.first + Math.floor(Math.random() * (KEPT_PORTS.last - KEPT_PORTS.first + 1));
+    if (await canListen(host, port)) return port;
+    if (attempt === 100) throw new Error(`no free port between ${KEPT_PORTS.first} and ${KEPT_PORTS.last} on ${host}`);
+  }
+}
+
+function canListen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }
 
