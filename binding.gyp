@@ -5,6 +5,28 @@
       "sources": ["native/erasure/addon.c", "native/erasure/kernels.c", "native/erasure/md5.c", "native/erasure/shm.c"],
       "cflags_c": ["-std=gnu11", "-O3", "-Wall", "-Wextra"],
       "xcode_settings": { "OTHER_CFLAGS": ["-std=gnu11", "-O3"] }
+    },
+    {
+      "target_name": "tessera_backup",
+      "sources": ["native/backup/decode.c"],
+      "dependencies": ["zstd_decompress"],
+      "cflags_c": ["-std=gnu11", "-O3", "-Wall", "-Wextra"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-std=gnu11", "-O3"] }
+    },
+    {
+      "target_name": "zstd_decompress",
+      "type": "static_library",
+      "variables": { "zstd": "node_modules/zstd-napi/deps/zstd/lib" },
+      "sources": [
+        "<(zstd)/common/debug.c", "<(zstd)/common/entropy_common.c", "<(zstd)/common/error_private.c",
+        "<(zstd)/common/fse_decompress.c", "<(zstd)/common/xxhash.c", "<(zstd)/common/zstd_common.c",
+        "<(zstd)/decompress/huf_decompress.c", "<(zstd)/decompress/huf_decompress_amd64.S",
+        "<(zstd)/decompress/zstd_ddict.c", "<(zstd)/decompress/zstd_decompress.c", "<(zstd)/decompress/zstd_decompress_block.c"
+      ],
+      "defines": ["XXH_NAMESPACE=ZSTD_", "ZSTD_NO_TRACE", "ZSTDLIB_VISIBLE=", "ZSTDERRORLIB_VISIBLE="],
+      "cflags": ["-O3", "-fvisibility=hidden", "-fPIC"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-O3"], "GCC_SYMBOLS_PRIVATE_EXTERN": "YES" },
+      "direct_dependent_settings": { "include_dirs": ["<(zstd)"] }
     }
   ]
 }

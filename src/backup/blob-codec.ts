@@ -3,11 +3,15 @@
 // cannot confirm guesses), zstd-compressed when that helps, sealed with AES-256-GCM when encrypted.
 // Repository format 2 seals each blob with its id as GCM's additional data, so opening it proves
 // it is the blob the key holder stored under that id: reading need not hash the plaintext again
-// (format 1 blobs, sealed without it, are re-hashed).
+// (format 1 blobs, sealed without it, are re-hashed). Blobs are opened natively
+// (native/backup/decode.c), a batch per call: one cipher context keeps the key schedule from blob
+// to blob (Node's crypto sets one up per blob) and each plaintext is decompressed into its place.
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import zstdBinding from 'zstd-napi/binding.js';
 import { StoreError } from '../common/errors.js';
+import { loadAddon } from '../common/native-addon.js';
+import { ID_BYTES } from './chunk-id.js';
 import type { PackEntry } from './format.js';
 
 const NONCE_BYTES = 12;
@@ -19,6 +23,67 @@ const TAG_BYTES = 16;
 const COMPRESSION_LEVEL = 1;
 /** Keep the compressed form only when it saves at least this fraction. */
 const MIN_SAVING = 1 / 32;
+
+/** One stored blob inside a buffer of them. */
+export interface StoredBlob {
+  offset: number;
+  length: number;
+  compressed: boolean;
+  rawLength: number;
+}
+
+const BLOB_FIELDS = 4;
+
+/** Blobs as decodeBlobs takes them: offset, length, rawLength, compressed (1/0) each. */
+export function packBlobs(blobs: StoredBlob[]): Float64Array {
+  const packed = new Float64Array(blobs.length * BLOB_FIELDS);
+  blobs.forEach((b, i) => packed.set([b.offset, b.length, b.rawLength, b.compressed ? 1 : 0], i * BLOB_FIELDS));
+  return packed;
+}
+
+/** The plaintext length of each of `blobs` (as packBlobs lays them out). */
+export function rawLengths(blobs: Float64Array): number[] {
+  return Array.from({ length: blobs.length / BLOB_FIELDS }, (_, i) => blobs[i * BLOB_FIELDS + 2]!);
+}
+
+/** native/backup/decode.c */
+interface BackupAddon {
+  decoder(key: Uint8Array | null, bindIds: boolean): NativeDecoder;
+  decodeBlobs(decoder: NativeDecoder, data: Uint8Array, blobs: Float64Array, ids: Uint8Array, out: Uint8Array): DecodeFailure | null;
+}
+
+declare const nativeDecoder: unique symbol;
+type NativeDecoder = { [nativeDecoder]: true };
+
+interface DecodeFailure {
+  index: number;
+  reason: 'short' | 'authentication' | 'decompression' | 'length';
+}
+
+let backupAddon: BackupAddon | undefined;
+
+/** Loaded at first use: a backup that only encodes does without it. */
+function addon(): BackupAddon {
+  return (backupAddon ??= loadAddon<BackupAddon>('tessera_backup', ['decoder', 'decodeBlobs']));
+}
+
+/** The i-th id of `ids` (ID_BYTES each), in place. */
+function idAt(ids: Uint8Array, i: number): Buffer {
+  return Buffer.from(ids.buffer, ids.byteOffset + i * ID_BYTES, ID_BYTES);
+}
+
+function decodeError({ index, reason }: DecodeFailure, ids: Uint8Array): StoreError {
+  switch (reason) {
+    case 'short': return new StoreError('Corrupt', 'sealed blob too short');
+    case 'authentication': return new StoreError('Corrupt', 'sealed data failed authentication (wrong key or damaged object)');
+    case 'decompression': return new StoreError('Corrupt', `blob ${idAt(ids, index).toString('hex')} does not decompress`);
+    case 'length': return notItsHash(idAt(ids, index));
+  }
+}
+
+function notItsHash(id: Buffer): StoreError {
+  return new StoreError('Corrupt', `blob ${id.toString('hex')} does not match its hash`);
+}
 
 export interface EncodedBlob {
   stored: Buffer;
@@ -34,13 +99,10 @@ export interface CodecKeys {
 }
 
 export class BlobCodec {
-  /**
-   * The binding's contexts work in given buffers (zstd-napi's classes allocate a buffer per call):
-   * compression into a reused scratch buffer, decompression straight into the caller's.
-   */
+  /** The binding's context compresses into a reused scratch buffer (zstd-napi's classes allocate one per call). */
   private readonly compressor = new zstdBinding.CCtx();
-  private readonly decompressor = new zstdBinding.DCtx();
   private scratch = Buffer.alloc(0);
+  private decoder: NativeDecoder | undefined;
 
   private constructor(readonly keys: CodecKeys | undefined) {
     this.compressor.setParameter(zstdBinding.CParameter.compressionLevel, COMPRESSION_LEVEL);
@@ -103,13 +165,19 @@ export class BlobCodec {
 
   /** decode() into `out`, which is exactly the blob's plaintext length (no buffer per blob). */
   decodeInto(stored: Buffer, id: Uint8Array, compressed: boolean, out: Buffer, rehash = false): Buffer {
-    const opened = this.open(stored, this.sealedId(id));
-    const length = compressed ? this.decompressInto(out, opened, id) : opened.length === out.length ? opened.copy(out) : -1;
-    const hashed = rehash || !this.keys?.idBound;
-    if (length !== out.length || (hashed && !this.idOf(out).equals(id))) {
-      throw new StoreError('Corrupt', `blob ${Buffer.from(id).toString('hex')} does not match its hash`);
-    }
+    this.decodeBlobs(stored, packBlobs([{ offset: 0, length: stored.length, compressed, rawLength: out.length }]), id, out, rehash);
     return out;
+  }
+
+  /**
+   * decode() of each blob of `data` (laid out by packBlobs, ids back to back in `ids`) into `out`,
+   * back to back; throws Corrupt for the first that fails.
+   */
+  decodeBlobs(data: Uint8Array, blobs: Float64Array, ids: Uint8Array, out: Uint8Array, rehash = false): void {
+    this.decoder ??= addon().decoder(this.keys?.enc ?? null, this.keys?.idBound ?? false);
+    const failed = addon().decodeBlobs(this.decoder, data, blobs, ids, out);
+    if (failed) throw decodeError(failed, ids);
+    if (rehash || !this.keys?.idBound) this.checkHashes(blobs, ids, out);
   }
 
   /** The additional data a blob's seal binds: its id in format 2, nothing in format 1. */
@@ -117,11 +185,13 @@ export class BlobCodec {
     return this.keys?.idBound ? id : undefined;
   }
 
-  private decompressInto(out: Buffer, data: Buffer, id: Uint8Array): number {
-    try {
-      return this.decompressor.decompress(out, data);
-    } catch {
-      throw new StoreError('Corrupt', `blob ${Buffer.from(id).toString('hex')} does not decompress`);
+  /** The plaintexts in `out` against their ids, where the seal does not prove them. */
+  private checkHashes(blobs: Float64Array, ids: Uint8Array, out: Uint8Array): void {
+    let at = 0;
+    for (const [i, rawLength] of rawLengths(blobs).entries()) {
+      const id = idAt(ids, i);
+      if (!this.idOf(Buffer.from(out.buffer, out.byteOffset + at, rawLength)).equals(id)) throw notItsHash(id);
+      at += rawLength;
     }
   }
 

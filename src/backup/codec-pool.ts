@@ -5,9 +5,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
-import type { BlobCodec, EncodedBlob } from './blob-codec.js';
+import { type BlobCodec, type EncodedBlob, packBlobs, type StoredBlob } from './blob-codec.js';
 import { ID_BYTES } from './chunk-id.js';
-import { type ChunkPiece, type CodecResult, type CodecTask, movable, packBlobs, pieces, runCodecTask, type StoredBlob, view } from './codec-tasks.js';
+import { type ChunkPiece, type CodecResult, type CodecTask, movable, pieces, runCodecTask, view } from './codec-tasks.js';
 
 /** Below this much work per job, threads are not worth starting. */
 const INLINE_BYTES = 48 * 1024 * 1024;

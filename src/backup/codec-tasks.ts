@@ -2,7 +2,7 @@
 // naming chunks (hash, zero detection), encoding new ones (compress, seal), opening fetched ones
 // (open, decompress, verify). A batch's results come back in one buffer so they cross threads
 // without copies.
-import { type BlobCodec } from './blob-codec.js';
+import { type BlobCodec, rawLengths } from './blob-codec.js';
 import { ID_BYTES } from './chunk-id.js';
 
 /** A byte range of a task's data. */
@@ -14,12 +14,6 @@ export interface Piece {
 /** A chunk to encode: a byte range of the task's data and its id. */
 export interface ChunkPiece extends Piece {
   id: Uint8Array;
-}
-
-/** One stored blob inside a fetched range (its id travels apart, see the decode task). */
-export interface StoredBlob extends Piece {
-  compressed: boolean;
-  rawLength: number;
 }
 
 export type CodecTask =
@@ -48,35 +42,11 @@ export function runCodecTask(codec: BlobCodec, task: CodecTask): CodecResult {
   switch (task.op) {
     case 'name': return { ...nameChunks(codec, view(task.data, 0, task.data.byteLength), task.chunkSize), input: task.data };
     case 'encode': return encodeChunks(codec, task.data, task.pieces);
-    case 'decode': {
+    case 'decode':
       // Each plaintext goes straight to its place in the caller's output buffer.
-      const blobs = unpackBlobs(task.blobs);
-      const lengths = blobs.map((b) => b.rawLength);
-      if (lengths.reduce((sum, n) => sum + n, 0) > task.out.byteLength) throw new Error('decode: output buffer too small');
-      let at = 0;
-      for (const [i, b] of blobs.entries()) {
-        codec.decodeInto(view(task.data, b.offset, b.length), view(task.ids, i * ID_BYTES, ID_BYTES), b.compressed, view(task.out, at, b.rawLength));
-        at += b.rawLength;
-      }
-      return { data: task.out, input: task.data, lengths, compressed: [] };
-    }
+      codec.decodeBlobs(task.data, task.blobs, task.ids, task.out);
+      return { data: task.out, input: task.data, lengths: rawLengths(task.blobs), compressed: [] };
   }
-}
-
-const BLOB_FIELDS = 4;
-
-/** Blobs as the decode task carries them: offset, length, rawLength, compressed (1/0) each. */
-export function packBlobs(blobs: StoredBlob[]): Float64Array {
-  const packed = new Float64Array(blobs.length * BLOB_FIELDS);
-  blobs.forEach((b, i) => packed.set([b.offset, b.length, b.rawLength, b.compressed ? 1 : 0], i * BLOB_FIELDS));
-  return packed;
-}
-
-function unpackBlobs(packed: Float64Array): StoredBlob[] {
-  return Array.from({ length: packed.length / BLOB_FIELDS }, (_, i) => {
-    const [offset, length, rawLength, compressed] = packed.subarray(i * BLOB_FIELDS, (i + 1) * BLOB_FIELDS);
-    return { offset: offset!, length: length!, rawLength: rawLength!, compressed: compressed === 1 };
-  });
 }
 
 /** The stored forms of the pieces, back to back in one fresh (transferable, unpooled) buffer. */

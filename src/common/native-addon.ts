@@ -1,7 +1,7 @@
-// The project's native addon (native/erasure/, built by `npm ci` through binding.gyp): the
+// The project's native addons (built by `npm ci` through binding.gyp). native/erasure/: the
 // erasure kernels the gateway codes stripes with, the MD5 it hashes large bodies with on libuv's
 // thread pool, the memory-alignment helper the storage node needs for direct file writes, and the
-// shared-memory mappings of the bulk channel's rings.
+// shared-memory mappings of the bulk channel's rings. native/backup/ is the backup's (see its user).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -32,28 +32,30 @@ export interface NativeAddon {
   mapSharedFile(path: string, size: number, create: boolean): Buffer;
 }
 
-const ADDON_PATH = join('build', 'Release', 'tessera_erasure.node');
 const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest', 'mapSharedFile'];
 
-/** The addon sits under the package root, found by walking up from here (src/ under tsx, dist/src/ when built). */
-function loadAddon(): NativeAddon {
+/**
+ * binding.gyp's target `name`, which must have `functions`. It sits under the package root, found
+ * by walking up from here (src/ under tsx, dist/src/ when built).
+ */
+export function loadAddon<T>(name: string, functions: ReadonlyArray<keyof T & string>): T {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const path = join(dir, ADDON_PATH);
+  const path = join(dir, 'build', 'Release', `${name}.node`);
   if (!existsSync(path)) {
     throw new StoreError('Internal', `native addon ${path} is not built: run \`npm ci\` or \`npm run build\``);
   }
-  const addon = createRequire(import.meta.url)(path) as NativeAddon;
+  const addon = createRequire(import.meta.url)(path) as T;
   // A build from older sources loads fine and fails at its first use of something newer.
-  const missing = ADDON_FUNCTIONS.filter((name) => typeof addon[name] !== 'function');
+  const missing = functions.filter((f) => typeof addon[f] !== 'function');
   if (missing.length) {
     throw new StoreError('Internal', `native addon ${path} is out of date (no ${missing.join(', ')}): run \`npm run build\` or \`npm ci\``);
   }
   return addon;
 }
 
-export const nativeAddon = loadAddon();
+export const nativeAddon = loadAddon<NativeAddon>('tessera_erasure', ADDON_FUNCTIONS);
