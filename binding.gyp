@@ -2,13 +2,13 @@
   "targets": [
     {
       "target_name": "tessera_erasure",
-      "sources": ["native/erasure/addon.c", "native/erasure/kernels.c", "native/erasure/md5.c", "native/erasure/shm.c"],
+      "sources": ["native/erasure/addon.c", "native/erasure/kernels.c", "native/erasure/md5.c", "native/erasure/md5_hasher.c", "native/erasure/md5_lanes.c", "native/erasure/shm.c"],
       "cflags_c": ["-std=gnu11", "-O3", "-Wall", "-Wextra"],
       "xcode_settings": { "OTHER_CFLAGS": ["-std=gnu11", "-O3"] }
     },
     {
       "target_name": "tessera_backup",
-      "sources": ["native/backup/decode.c"],
+      "sources": ["native/backup/addon.c", "native/backup/decode.c", "native/backup/huge_pages.c"],
       "dependencies": ["zstd_decompress"],
       "cflags_c": ["-std=gnu11", "-O3", "-Wall", "-Wextra"],
       "xcode_settings": { "OTHER_CFLAGS": ["-std=gnu11", "-O3"] }

@@ -1,4 +1,5 @@
-/* MD5 on libuv's thread pool (md5.c): adds md5Start, md5Update and md5Digest to the addon's exports. */
+/* MD5 of large bodies on a hasher thread (md5.c): adds md5Start, md5Update, md5Digest, md5Modes and
+ * md5SetMode to the addon's exports. */
 #ifndef TESSERA_MD5_H
 #define TESSERA_MD5_H
 

@@ -1,6 +1,6 @@
 // The project's native addons (built by `npm ci` through binding.gyp). native/erasure/: the
-// erasure kernels the gateway codes stripes with, the MD5 it hashes large bodies with on libuv's
-// thread pool, the memory-alignment helper the storage node needs for direct file writes, and the
+// erasure kernels the gateway codes stripes with, the MD5 it hashes large bodies with on a thread
+// of its own, the memory-alignment helper the storage node needs for direct file writes, and the
 // shared-memory mappings of the bulk channel's rings. native/backup/ is the backup's (see its user).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,12 +17,19 @@ export interface NativeAddon {
   /** A fresh MD5 state for md5Update and md5Digest. */
   md5Start(): Buffer;
   /**
-   * Hashes `bytes` into `state` on libuv's thread pool, then calls `done`. Until then `bytes`
-   * must not change and `state` takes no other call.
+   * Hashes `bytes` into `state` on the addon's MD5 thread, then calls `done`; until then `bytes`
+   * must not change. A state's updates may be queued: they are hashed, and `done` called, in order.
    */
   md5Update(state: Buffer, bytes: Uint8Array, done: () => void): void;
-  /** The 16-byte digest; the state is spent. */
+  /** The 16-byte digest, once every update of `state` is done; the state is spent. */
   md5Digest(state: Buffer): Buffer;
+  /** The MD5 thread's ways of hashing on this CPU, for md5SetMode: 'auto', 'interleaved' and maybe 'simd'. */
+  md5Modes(): string[];
+  /**
+   * How the MD5 thread hashes bodies that arrive together: 'auto' (the default) picks what costs
+   * least; 'interleaved' never uses SIMD lanes, 'simd' does for any two or more (tests, benchmarks).
+   */
+  md5SetMode(mode: string): void;
   /**
    * A file's pages mapped shared into this process (unmapped once the Buffer is collected).
    * `create`: a new file of mode 0600 (never an existing one); otherwise an existing regular file
@@ -32,7 +39,7 @@ export interface NativeAddon {
   mapSharedFile(path: string, size: number, create: boolean): Buffer;
 }
 
-const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest', 'mapSharedFile'];
+const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest', 'md5Modes', 'md5SetMode', 'mapSharedFile'];
 
 /**
  * binding.gyp's target `name`, which must have `functions`. It sits under the package root, found
