@@ -2,11 +2,11 @@
 // ceiling), Tessera all-in-one and as a multi-process cluster, s3rver (npm) and moto (python3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { freePort } from '../../src/cli/launch.js';
 import type { WatchedProcess } from './proc-stats.js';
 import type { Credentials } from './sigv4.js';
 
@@ -155,13 +155,6 @@ export async function startTarget(name: string, options: TargetOptions): Promise
   return { name, endpoint, credentials: spec.credentials, processes, workDir, stop };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function waitUntilServing(endpoint: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;

@@ -40,7 +40,7 @@ export function parseErasure(text: string): { dataShards: number; parityShards: 
  */
 const KEPT_PORTS = { first: 10_000, last: 32_767 };
 
-async function freePort(host: string): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; ; attempt++) {
     const port = KEPT_PORTS.first + Math.floor(Math.random() * (KEPT_PORTS.last - KEPT_PORTS.first + 1));
     if (await canListen(host, port)) return port;

@@ -2,10 +2,10 @@
 // handles tests need to hurt it: kill, pause and restart storage nodes, find their files.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/cli/launch.js';
 
 export const tesseraMain = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -28,16 +28,8 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** Test processes take ports from the range `tessera start` gives its nodes (see launch.ts). */
+export { freePort };
 
 function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
