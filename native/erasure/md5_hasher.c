@@ -13,7 +13,7 @@
  * update that arrives meanwhile joins them soon. */
 #define SLICE_BLOCKS 256
 /* From this many streams on SIMD lanes cost less than interleaved groups (md5_lanes.h's figures:
- * about 2.4/n ms per MB for n lanes, 0.4 for groups of 3 or 4). */
+ * 2.4/n ms per MB for n lanes, about 0.4 for groups of 3 or 4). */
 #define SIMD_FROM_STREAMS 7
 #define MAX_ACTIVE MD5_SIMD_LANES
 

@@ -2,7 +2,9 @@
  * used by md5_lanes.c for each way of holding them. The includer defines, over its lane type:
  *   ADD(x, y)      lane-wise 32-bit sum          ADDK(x, k)   x plus the constant k in every lane
  *   ROL(x, s)      lane-wise rotate left by the constant s
- *   F, G, H, I     RFC 1321's round functions of (x, y, z)
+ *   F, H, I        RFC 1321's round functions of (x, y, z)
+ *   G_OFF(x, z)    x AND NOT z      G_ON(x, z)   x AND z
+ *                  (G(b, c, d) is G_ON(b, d) + G_OFF(c, d): the two never share a set bit)
  *   WORD(m, k)     word k of each lane's block m
  * and calls MD5_ROUNDS(a, b, c, d, m). The sum a + m[k] + T[i] does not wait for the step before
  * (a was set four steps earlier), so it is formed first and only F(b, c, d), one add, the rotate
@@ -10,6 +12,10 @@
 
 #define MD5_STEP(f, a, b, c, d, k, t, s) \
   a = ADD(b, ROL(ADD(ADD(a, ADDK(WORD(m, k), t)), f(b, c, d)), s))
+
+/* G(b, c, d) = (b AND d) + (c AND NOT d): only the AND of b is left on the chain. */
+#define MD5_STEP_G(a, b, c, d, k, t, s) \
+  a = ADD(b, ROL(ADD(ADD(ADD(a, ADDK(WORD(m, k), t)), G_OFF(c, d)), G_ON(b, d)), s))
 
 #define MD5_ROUNDS(a, b, c, d, m)                \
   do {                                           \
@@ -29,22 +35,22 @@
     MD5_STEP(F, d, a, b, c, 13, 0xfd987193, 12); \
     MD5_STEP(F, c, d, a, b, 14, 0xa679438e, 17); \
     MD5_STEP(F, b, c, d, a, 15, 0x49b40821, 22); \
-    MD5_STEP(G, a, b, c, d, 1, 0xf61e2562, 5);   \
-    MD5_STEP(G, d, a, b, c, 6, 0xc040b340, 9);   \
-    MD5_STEP(G, c, d, a, b, 11, 0x265e5a51, 14); \
-    MD5_STEP(G, b, c, d, a, 0, 0xe9b6c7aa, 20);  \
-    MD5_STEP(G, a, b, c, d, 5, 0xd62f105d, 5);   \
-    MD5_STEP(G, d, a, b, c, 10, 0x02441453, 9);  \
-    MD5_STEP(G, c, d, a, b, 15, 0xd8a1e681, 14); \
-    MD5_STEP(G, b, c, d, a, 4, 0xe7d3fbc8, 20);  \
-    MD5_STEP(G, a, b, c, d, 9, 0x21e1cde6, 5);   \
-    MD5_STEP(G, d, a, b, c, 14, 0xc33707d6, 9);  \
-    MD5_STEP(G, c, d, a, b, 3, 0xf4d50d87, 14);  \
-    MD5_STEP(G, b, c, d, a, 8, 0x455a14ed, 20);  \
-    MD5_STEP(G, a, b, c, d, 13, 0xa9e3e905, 5);  \
-    MD5_STEP(G, d, a, b, c, 2, 0xfcefa3f8, 9);   \
-    MD5_STEP(G, c, d, a, b, 7, 0x676f02d9, 14);  \
-    MD5_STEP(G, b, c, d, a, 12, 0x8d2a4c8a, 20); \
+    MD5_STEP_G(a, b, c, d, 1, 0xf61e2562, 5);    \
+    MD5_STEP_G(d, a, b, c, 6, 0xc040b340, 9);    \
+    MD5_STEP_G(c, d, a, b, 11, 0x265e5a51, 14);  \
+    MD5_STEP_G(b, c, d, a, 0, 0xe9b6c7aa, 20);   \
+    MD5_STEP_G(a, b, c, d, 5, 0xd62f105d, 5);    \
+    MD5_STEP_G(d, a, b, c, 10, 0x02441453, 9);   \
+    MD5_STEP_G(c, d, a, b, 15, 0xd8a1e681, 14);  \
+    MD5_STEP_G(b, c, d, a, 4, 0xe7d3fbc8, 20);   \
+    MD5_STEP_G(a, b, c, d, 9, 0x21e1cde6, 5);    \
+    MD5_STEP_G(d, a, b, c, 14, 0xc33707d6, 9);   \
+    MD5_STEP_G(c, d, a, b, 3, 0xf4d50d87, 14);   \
+    MD5_STEP_G(b, c, d, a, 8, 0x455a14ed, 20);   \
+    MD5_STEP_G(a, b, c, d, 13, 0xa9e3e905, 5);   \
+    MD5_STEP_G(d, a, b, c, 2, 0xfcefa3f8, 9);    \
+    MD5_STEP_G(c, d, a, b, 7, 0x676f02d9, 14);   \
+    MD5_STEP_G(b, c, d, a, 12, 0x8d2a4c8a, 20);  \
     MD5_STEP(H, a, b, c, d, 5, 0xfffa3942, 4);   \
     MD5_STEP(H, d, a, b, c, 8, 0x8771f681, 11);  \
     MD5_STEP(H, c, d, a, b, 11, 0x6d9d6122, 16); \
