@@ -7,7 +7,7 @@ import {
   OPTION_REPLY_MAGIC, Rep, ReplyFlag, ReplyType, REQUEST_MAGIC, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC,
   TransmissionFlag,
 } from './protocol.js';
-import { SocketReader } from './socket-reader.js';
+import { DirectReader } from './direct-reader.js';
 
 export class NbdError extends Error {
   constructor(message: string, readonly errno: number = Errno.EIO) {
@@ -53,6 +53,8 @@ interface Pending {
   offset: number;
   length: number;
   data?: Buffer;
+  /** Bytes of a read that data and hole chunks have filled. */
+  covered: number;
   extents: ContextExtent[];
   error?: NbdError;
   resolve: (value: Pending) => void;
@@ -66,23 +68,28 @@ export class NbdClient {
 
   private constructor(
     private readonly socket: Socket,
-    private readonly reader: SocketReader,
+    private readonly reader: DirectReader,
     readonly size: number,
     readonly transmissionFlags: number,
     readonly structured: boolean,
     /** Granted meta contexts by name → id. */
     readonly contexts: ReadonlyMap<string, number>,
   ) {
-    void this.receiveReplies();
+    this.receiveReply();
   }
 
   static async connect(address: NbdAddress, options: ConnectOptions = {}): Promise<NbdClient> {
-    const socket = await openSocket(address);
-    socket.setNoDelay(true);
-    const reader = new SocketReader(socket);
+    let client: NbdClient | undefined;
+    let socket: Socket | undefined;
+    const reader = new DirectReader((err) => {
+      if (client) client.failAll(err);
+      else socket?.destroy();
+    });
+    socket = await openSocket(address, reader);
     try {
       const { structured, contexts, size, flags } = await handshake(socket, reader, address.exportName, options.metaContexts ?? []);
-      return new NbdClient(socket, reader, size, flags, structured, contexts);
+      client = new NbdClient(socket, reader, size, flags, structured, contexts);
+      return client;
     } catch (err) {
       socket.destroy();
       throw err;
@@ -97,8 +104,13 @@ export class NbdClient {
     return this.contexts.has(name);
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    const done = await this.request(Cmd.READ, offset, length);
+  /**
+   * `length` bytes at `offset`, read by the kernel straight into the start of `into` if given
+   * (at least `length` bytes), else into a buffer of their own (which can move to a worker).
+   */
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    if (into && into.length < length) throw new NbdError(`a read of ${length} bytes into a buffer of ${into.length}`, Errno.EINVAL);
+    const done = await this.request(Cmd.READ, offset, length, undefined, into?.subarray(0, length));
     return done.data ?? Buffer.alloc(length);
   }
 
@@ -155,30 +167,33 @@ export class NbdClient {
     });
   }
 
-  private request(command: number, offset: number, length: number, payload?: Buffer): Promise<Pending> {
+  /** Sends a request; `payload` is a write's data, `data` where a read's reply goes. */
+  private request(command: number, offset: number, length: number, payload?: Buffer, data?: Buffer): Promise<Pending> {
     if (this.closed) return Promise.reject(new NbdError('NBD client is closed'));
     const cookie = this.nextCookie++;
     return new Promise<Pending>((resolve, reject) => {
-      this.pending.set(cookie, { command, offset, length, extents: [], resolve, reject });
+      this.pending.set(cookie, { command, offset, length, data, covered: 0, extents: [], resolve, reject });
       this.socket.write(requestHeader(command, cookie, offset, length));
       if (payload) this.socket.write(payload);
     });
   }
 
-  private async receiveReplies(): Promise<void> {
-    try {
-      for (;;) {
-        const magic = (await this.reader.read(4)).readUInt32BE(0);
-        if (magic === SIMPLE_REPLY_MAGIC) await this.receiveSimple();
-        else if (magic === STRUCTURED_REPLY_MAGIC) await this.receiveStructured();
-        else throw new NbdError(`bad reply magic 0x${magic.toString(16)}`);
-      }
-    } catch (err) {
-      const failure = err instanceof NbdError ? err : new NbdError((err as Error).message);
-      for (const p of this.pending.values()) p.reject(failure);
-      this.pending.clear();
-      this.socket.destroy();
-    }
+  // Replies are parsed synchronously as they arrive (see DirectReader): each step names the next.
+
+  private receiveReply(): void {
+    this.reader.expect(4, (magic) => {
+      const value = magic.readUInt32BE(0);
+      if (value === SIMPLE_REPLY_MAGIC) this.reader.expect(12, (head) => this.receiveSimple(head));
+      else if (value === STRUCTURED_REPLY_MAGIC) this.reader.expect(16, (head) => this.receiveStructured(head));
+      else throw new NbdError(`bad reply magic 0x${value.toString(16)}`);
+    });
+  }
+
+  private failAll(err: Error): void {
+    const failure = err instanceof NbdError ? err : new NbdError(err.message);
+    for (const p of this.pending.values()) p.reject(failure);
+    this.pending.clear();
+    this.socket.destroy();
   }
 
   private take(cookie: number): Pending {
@@ -187,38 +202,44 @@ export class NbdClient {
     return p;
   }
 
-  private async receiveSimple(): Promise<void> {
-    const head = await this.reader.read(12);
+  private receiveSimple(head: Buffer): void {
     const error = head.readUInt32BE(0);
     const cookie = Number(head.readBigUInt64BE(4));
     const p = this.take(cookie);
     if (error) p.error = new NbdError(`NBD command ${p.command} at ${p.offset}+${p.length} failed: errno ${error}`, error);
-    else if (p.command === Cmd.READ) p.data = await this.reader.read(p.length);
-    this.finish(cookie, p);
+    if (error || p.command !== Cmd.READ) return this.replyDone(cookie, p, true);
+    p.covered = p.length;
+    this.reader.expectInto(p.data ??= Buffer.allocUnsafe(p.length), () => this.replyDone(cookie, p, true));
   }
 
-  private async receiveStructured(): Promise<void> {
-    const head = await this.reader.read(16);
+  private receiveStructured(head: Buffer): void {
     const flags = head.readUInt16BE(0);
     const type = head.readUInt16BE(2);
     const cookie = Number(head.readBigUInt64BE(4));
     const length = head.readUInt32BE(12);
-    // Read data apart from its offset, so a whole read is a buffer of its own (it can move to a worker).
-    if (type === ReplyType.OFFSET_DATA && length < 8) throw new NbdError(`OFFSET_DATA reply of ${length} bytes`);
-    const dataOffset = type === ReplyType.OFFSET_DATA ? await this.reader.read(8) : undefined;
-    const payload = length > 0 ? await this.reader.read(length - (dataOffset ? 8 : 0)) : Buffer.alloc(0);
     const p = this.take(cookie);
-    switch (type) {
-      case ReplyType.OFFSET_DATA: {
-        const at = Number(dataOffset!.readBigUInt64BE(0)) - p.offset;
-        if (at === 0 && payload.length === p.length) p.data = payload;
-        else (p.data ??= Buffer.alloc(p.length)).set(payload, at);
-        break;
-      }
-      case ReplyType.OFFSET_HOLE:
-        p.data ??= Buffer.alloc(p.length);
-        break;
-      case ReplyType.BLOCK_STATUS: {
+    const done = (flags & ReplyFlag.DONE) !== 0;
+    if (type === ReplyType.OFFSET_DATA || type === ReplyType.OFFSET_HOLE) {
+      if (length < (type === ReplyType.OFFSET_DATA ? 8 : 12)) throw new NbdError(`read reply chunk of ${length} bytes`);
+      // The chunk's offset (and a hole's size) first; a data chunk's bytes then go to their place in the read's buffer.
+      this.reader.expect(type === ReplyType.OFFSET_DATA ? 8 : 12, (where) => {
+        const at = Number(where.readBigUInt64BE(0)) - p.offset;
+        const size = type === ReplyType.OFFSET_DATA ? length - 8 : where.readUInt32BE(8);
+        if (at < 0 || at + size > p.length || p.command !== Cmd.READ) throw new NbdError(`read reply chunk outside the request at ${p.offset}+${p.length}`);
+        p.data ??= Buffer.allocUnsafe(p.length);
+        p.covered += size;
+        if (type === ReplyType.OFFSET_HOLE) {
+          p.data.fill(0, at, at + size);
+          this.replyDone(cookie, p, done);
+        } else {
+          this.reader.expectInto(p.data.subarray(at, at + size), () => this.replyDone(cookie, p, done));
+        }
+      });
+      return;
+    }
+    const payload = Buffer.allocUnsafe(length);
+    this.reader.expectInto(payload, () => {
+      if (type === ReplyType.BLOCK_STATUS) {
         const context = payload.readUInt32BE(0);
         let at = p.offset;
         for (let i = 4; i + 8 <= payload.length; i += 8) {
@@ -226,18 +247,24 @@ export class NbdClient {
           p.extents.push({ offset: at, length: extentLength, flags: payload.readUInt32BE(i + 4), context });
           at += extentLength;
         }
-        break;
+      } else if (type & 0x8000) {
+        const errno = payload.readUInt32BE(0);
+        const message = payload.subarray(6, 6 + payload.readUInt16BE(4)).toString('utf8');
+        p.error = new NbdError(`NBD command ${p.command} at ${p.offset}+${p.length} failed: ${message || `errno ${errno}`}`, errno);
       }
-      case ReplyType.NONE:
-        break;
-      default:
-        if (type & 0x8000) {
-          const errno = payload.readUInt32BE(0);
-          const message = payload.subarray(6, 6 + payload.readUInt16BE(4)).toString('utf8');
-          p.error = new NbdError(`NBD command ${p.command} at ${p.offset}+${p.length} failed: ${message || `errno ${errno}`}`, errno);
-        }
+      this.replyDone(cookie, p, done);
+    });
+  }
+
+  /** After a reply chunk: settles the request if it was the last one, and waits for the next reply. */
+  private replyDone(cookie: number, p: Pending, last: boolean): void {
+    if (last) {
+      if (!p.error && p.command === Cmd.READ && p.covered !== p.length) {
+        p.error = new NbdError(`NBD read at ${p.offset}+${p.length}: the reply covered ${p.covered} bytes`);
+      }
+      this.finish(cookie, p);
     }
-    if (flags & ReplyFlag.DONE) this.finish(cookie, p);
+    this.receiveReply();
   }
 
   private finish(cookie: number, p: Pending): void {
@@ -258,13 +285,17 @@ function requestHeader(command: number, cookie: number, offset: number, length: 
   return header;
 }
 
-function openSocket(address: NbdAddress): Promise<Socket> {
+/** A connected socket whose bytes go to `reader`. */
+function openSocket(address: NbdAddress, reader: DirectReader): Promise<Socket> {
   return new Promise((resolve, reject) => {
+    const { onread } = reader;
     const socket = address.socketPath
-      ? netConnect({ path: address.socketPath })
-      : netConnect({ host: address.host ?? 'localhost', port: address.port ?? 10809 });
+      ? netConnect({ path: address.socketPath, onread, noDelay: true })
+      : netConnect({ host: address.host ?? 'localhost', port: address.port ?? 10809, onread, noDelay: true });
     socket.once('connect', () => { socket.off('error', reject); resolve(socket); });
     socket.once('error', reject);
+    socket.on('error', (err) => reader.fail(new NbdError(`NBD connection lost: ${err.message}`)));
+    socket.on('close', () => reader.fail(new NbdError('NBD connection closed')));
   });
 }
 
@@ -275,7 +306,7 @@ interface HandshakeResult {
   flags: number;
 }
 
-async function handshake(socket: Socket, reader: SocketReader, exportName: string, metaContexts: string[]): Promise<HandshakeResult> {
+async function handshake(socket: Socket, reader: DirectReader, exportName: string, metaContexts: string[]): Promise<HandshakeResult> {
   const greeting = await reader.read(18);
   if (greeting.readBigUInt64BE(0) !== NBDMAGIC || greeting.readBigUInt64BE(8) !== IHAVEOPT) {
     throw new NbdError('not an NBD newstyle server');
