@@ -8,7 +8,7 @@
     },
     {
       "target_name": "tessera_backup",
-      "sources": ["native/backup/decode.c"],
+      "sources": ["native/backup/addon.c", "native/backup/decode.c", "native/backup/huge_pages.c"],
       "dependencies": ["zstd_decompress"],
       "cflags_c": ["-std=gnu11", "-O3", "-Wall", "-Wextra"],
       "xcode_settings": { "OTHER_CFLAGS": ["-std=gnu11", "-O3"] }

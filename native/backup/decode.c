@@ -20,7 +20,7 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "../erasure/napi_checks.h"
+#include "decode.h"
 
 #define KEY_BYTES 32
 #define ID_BYTES 32
@@ -72,7 +72,7 @@ static decoder *new_decoder(const uint8_t *key, int bind_ids) {
   return d;
 }
 
-static napi_value create_decoder(napi_env env, napi_callback_info info) {
+napi_value create_decoder(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], result;
   napi_valuetype key_type;
@@ -158,7 +158,7 @@ static int whole(double value) {
   return value >= 0 && value <= (double)SIZE_MAX / 2 && value == (double)(size_t)value;
 }
 
-static napi_value decode_blobs(napi_env env, napi_callback_info info) {
+napi_value decode_blobs(napi_env env, napi_callback_info info) {
   size_t argc = 5, data_length, field_count, ids_length, out_length;
   napi_value argv[5], result;
   void *raw_decoder;
@@ -191,14 +191,3 @@ static napi_value decode_blobs(napi_env env, napi_callback_info info) {
   CHECK(napi_get_null(env, &result));
   return result;
 }
-
-static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor functions[] = {
-      {"decoder", NULL, create_decoder, NULL, NULL, NULL, napi_default, NULL},
-      {"decodeBlobs", NULL, decode_blobs, NULL, NULL, NULL, napi_default, NULL},
-  };
-  CHECK(napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions));
-  return exports;
-}
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -10,9 +10,9 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, ran
 import { readFile } from 'node:fs/promises';
 import zstdBinding from 'zstd-napi/binding.js';
 import { StoreError } from '../common/errors.js';
-import { loadAddon } from '../common/native-addon.js';
 import { ID_BYTES } from './chunk-id.js';
 import type { PackEntry } from './format.js';
+import { backupAddon, type DecodeFailure, type NativeDecoder } from './native-backup.js';
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
@@ -44,27 +44,6 @@ export function packBlobs(blobs: StoredBlob[]): Float64Array {
 /** The plaintext length of each of `blobs` (as packBlobs lays them out). */
 export function rawLengths(blobs: Float64Array): number[] {
   return Array.from({ length: blobs.length / BLOB_FIELDS }, (_, i) => blobs[i * BLOB_FIELDS + 2]!);
-}
-
-/** native/backup/decode.c */
-interface BackupAddon {
-  decoder(key: Uint8Array | null, bindIds: boolean): NativeDecoder;
-  decodeBlobs(decoder: NativeDecoder, data: Uint8Array, blobs: Float64Array, ids: Uint8Array, out: Uint8Array): DecodeFailure | null;
-}
-
-declare const nativeDecoder: unique symbol;
-type NativeDecoder = { [nativeDecoder]: true };
-
-interface DecodeFailure {
-  index: number;
-  reason: 'short' | 'authentication' | 'decompression' | 'length';
-}
-
-let backupAddon: BackupAddon | undefined;
-
-/** Loaded at first use: a backup that only encodes does without it. */
-function addon(): BackupAddon {
-  return (backupAddon ??= loadAddon<BackupAddon>('tessera_backup', ['decoder', 'decodeBlobs']));
 }
 
 /** The i-th id of `ids` (ID_BYTES each), in place. */
@@ -174,8 +153,8 @@ export class BlobCodec {
    * back to back; throws Corrupt for the first that fails.
    */
   decodeBlobs(data: Uint8Array, blobs: Float64Array, ids: Uint8Array, out: Uint8Array, rehash = false): void {
-    this.decoder ??= addon().decoder(this.keys?.enc ?? null, this.keys?.idBound ?? false);
-    const failed = addon().decodeBlobs(this.decoder, data, blobs, ids, out);
+    this.decoder ??= backupAddon().decoder(this.keys?.enc ?? null, this.keys?.idBound ?? false);
+    const failed = backupAddon().decodeBlobs(this.decoder, data, blobs, ids, out);
     if (failed) throw decodeError(failed, ids);
     if (rehash || !this.keys?.idBound) this.checkHashes(blobs, ids, out);
   }

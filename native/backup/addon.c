@@ -1,0 +1,16 @@
+/* N-API binding of the backup agent's native parts: the restore's batch decode of stored blobs
+ * (decode.c) and huge pages for the memory its direct writes leave from (huge_pages.c). */
+#include "decode.h"
+#include "huge_pages.h"
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor functions[] = {
+      {"decoder", NULL, create_decoder, NULL, NULL, NULL, napi_default, NULL},
+      {"decodeBlobs", NULL, decode_blobs, NULL, NULL, NULL, napi_default, NULL},
+      {"adviseHugePages", NULL, advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
