@@ -141,20 +141,23 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
 /**
  * Buffers NBD reads land in, reused from read to read: in shared memory, so the codec threads
  * name and encode the chunks in place and the buffer comes back for the next read. A fresh
- * buffer per read had cost a page fault per 4 KiB and the GC's work of freeing it.
+ * buffer per read had cost a page fault per 4 KiB and the GC's work of freeing it. Sizes are
+ * powers of two, so an incremental's many short reads reuse short buffers and touch little memory.
  */
 class ReadBuffers {
-  private readonly free: Buffer[] = [];
+  private readonly free = new Map<number, Buffer[]>();
 
-  constructor(private readonly size: number) {}
-
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.size));
+  /** A buffer of at least `length` bytes. */
+  take(length: number): Buffer {
+    const size = 2 ** Math.ceil(Math.log2(Math.max(length, 1)));
+    return this.free.get(size)?.pop() ?? Buffer.from(new SharedArrayBuffer(size));
   }
 
   /** `buffer` is no longer read from (its chunks are named and encoded). */
   give(buffer: Buffer): void {
-    this.free.push(buffer);
+    const list = this.free.get(buffer.length) ?? [];
+    list.push(buffer);
+    this.free.set(buffer.length, list);
   }
 }
 
@@ -204,11 +207,11 @@ class BackupRun {
     this.bytesToRead = runs.reduce((sum, r) => sum + r.length, 0);
     if (!this.request.packSize) this.writer.setTargetSize(Math.min(DEFAULTS.packSize, Math.max(MIN_PACK_SIZE, Math.floor(this.bytesToRead / PACKS_PER_BACKUP))));
     let next = 0;
-    const buffers = new ReadBuffers(runs.reduce((most, r) => Math.max(most, r.length), 0));
+    const buffers = new ReadBuffers();
     const worker = async () => {
       while (next < runs.length) {
         const run = runs[next++]!;
-        const buffer = buffers.take();
+        const buffer = buffers.take(run.length);
         const data = await this.source.client.read(run.offset, run.length, buffer);
         this.stats.bytesRead += run.length;
         await this.storeChunks(pool, run.offset / this.chunkSize, data);
