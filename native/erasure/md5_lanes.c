@@ -28,7 +28,8 @@ static uint32_t load_le32(const uint8_t *p) {
 }
 
 /* ---- Interleaved: N messages' words side by side in a struct the compiler keeps in registers.
- * Each block word is loaded when its step needs it, which keeps 4 messages' state in registers. */
+ * Each block word is loaded when its step needs it, not all 16 up front, so registers go to the
+ * chaining values (4 messages still run out of them: see md5_lanes.h's figures). */
 #define DEFINE_WAYS(N)                                                                                   \
   typedef struct { uint32_t v[N]; } words##N;                                                           \
   typedef struct { const uint8_t *p[N]; } blocks##N;                                                    \
