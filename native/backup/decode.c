@@ -108,9 +108,9 @@ typedef enum { DECODED, TOO_SHORT, NOT_AUTHENTIC, NOT_DECOMPRESSED, WRONG_LENGTH
 static const char *const REASONS[] = {
     [TOO_SHORT] = "short", [NOT_AUTHENTIC] = "authentication", [NOT_DECOMPRESSED] = "decompression", [WRONG_LENGTH] = "length"};
 
-/* Opens a sealed blob into `plain` (room for its ciphertext); the tag is checked before use. */
+/* Opens a sealed blob (at least NONCE_BYTES + TAG_BYTES long) into `plain` (room for its
+ * ciphertext); the tag is checked before use. */
 static decode_result open_sealed(decoder *d, const uint8_t *sealed, size_t length, const uint8_t *id, uint8_t *plain) {
-  if (length < NONCE_BYTES + TAG_BYTES) return TOO_SHORT;
   if (length - NONCE_BYTES - TAG_BYTES > INT_MAX) return WRONG_LENGTH;
   int cipher_length = (int)(length - NONCE_BYTES - TAG_BYTES), written, ignored;
   /* Only the nonce: the key schedule set up once stays. */
@@ -126,9 +126,11 @@ static decode_result decode_blob(decoder *d, const uint8_t *stored, size_t lengt
   const uint8_t *payload = stored;
   size_t payload_length = length;
   if (d->cipher) {
-    payload_length = length < NONCE_BYTES + TAG_BYTES ? 0 : length - NONCE_BYTES - TAG_BYTES;
-    /* A plaintext stored uncompressed opens straight into `out`; else into the scratch buffer. */
-    uint8_t *plain = !compressed && payload_length == raw_length ? out : scratch_of(d, payload_length + 1);
+    if (length < NONCE_BYTES + TAG_BYTES) return TOO_SHORT;
+    payload_length = length - NONCE_BYTES - TAG_BYTES;
+    /* A plaintext stored uncompressed opens straight into `out`; else into the scratch buffer
+     * (also an empty one: `out` may then be no memory at all). */
+    uint8_t *plain = !compressed && payload_length == raw_length && raw_length > 0 ? out : scratch_of(d, payload_length + 1);
     if (!plain) return NO_MEMORY;
     decode_result opened = open_sealed(d, stored, length, id, plain);
     if (opened != DECODED) return opened;
@@ -140,7 +142,7 @@ static decode_result decode_blob(decoder *d, const uint8_t *stored, size_t lengt
     return produced == raw_length ? DECODED : WRONG_LENGTH;
   }
   if (payload_length != raw_length) return WRONG_LENGTH;
-  if (payload != out) memcpy(out, payload, raw_length);
+  if (payload != out && raw_length > 0) memcpy(out, payload, raw_length);
   return DECODED;
 }
 

@@ -148,6 +148,17 @@ t.test('a blob presented under another id is Corrupt in every format', (t) => {
   t.end();
 });
 
+t.test('an empty blob decodes; cut below the size of a seal it is too short', (t) => {
+  for (const name of Object.keys(codecs) as CodecName[]) {
+    const codec = codecs[name];
+    const batch = encodeBatch(codec, [{ seed: 0, length: 0, compressible: false, gap: 0 }]);
+    t.equal(decodeBatch(codec, batch).length, 0, `${name}: decodes`);
+    const [blob] = batch.blobs;
+    if (codec.encrypted) t.ok(corruptWith(/too short/, () => decodeBatch(codec, batch, [{ ...blob!, length: blob!.length - 1 }])), `${name}: cut`);
+  }
+  t.end();
+});
+
 t.test('blobs sealed under another key fail authentication', (t) => {
   const batch = encodeBatch(codecs['format 2'], [{ seed: 3, length: 100_000, compressible: false, gap: 0 }]);
   t.ok(corruptWith(AUTHENTICATION, () => decodeBatch(BlobCodec.encrypted(randomBytes(32), salt, true), batch)));
