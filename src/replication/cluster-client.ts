@@ -31,6 +31,13 @@ export async function createClusterClient(options: ClusterOptions): Promise<Clus
  */
 const ABANDONED_WRITE_AGE_MS = 2 * (UNARY_DEADLINE_MS + MAX_CLOCK_SKEW_MS);
 
+/**
+ * A node call unanswered this long is a slow node's: a metadata read then asks the nodes it skipped,
+ * a write with its quorum goes on without it. Far above a healthy node's answer (a few ms, tens
+ * under load), far below the call deadline.
+ */
+const SLOW_ANSWER_MS = 200;
+
 /** Background rebalancing copies at most this many shard bytes per second. */
 const DEFAULT_REBALANCE_RATE = 200 * 1024 * 1024;
 
@@ -128,11 +135,13 @@ export class ClusterClient implements ObjectStore {
     const quorum = writeQuorum(layout.dataShards, layout.parityShards);
     const ref = versionKey(version);
     const stamp = stampOf(version);
-    const result = await this.cluster.fanOut(nodes, (client, id) => client.putMeta([recordFor(version, inline, id)], true));
+    const result = await this.cluster.fanOutToQuorum(nodes, (client, id) => client.putMeta([recordFor(version, inline, id)], true),
+      quorum, SLOW_ANSWER_MS);
     if (result.ok.size >= quorum) {
-      if (result.failed.size) this.heal.enqueue(version.bucket, version.key, version.versionId);
-      const keepers = [...result.ok].filter(([, res]) => res.keptPrevious?.[0]).map(([id]) => id);
-      this.resolveInBackground(keepers, ref, stamp);
+      if (result.failed.size || result.late.size) this.heal.enqueue(version.bucket, version.key, version.versionId);
+      const keepers = (answers: Map<string, pb.PutMetaResult>) => [...answers].filter(([, res]) => res.keptPrevious?.[0]).map(([id]) => id);
+      this.resolveInBackground(keepers(result.ok), ref, stamp);
+      for (const late of result.late.values()) void late.then(({ ok }) => this.resolveInBackground(keepers(ok), ref, stamp));
       return;
     }
     await this.cluster.fanOut(nodes, (client) => client.resolveMeta(ref, stamp, false));
@@ -223,7 +232,10 @@ export class ClusterClient implements ObjectStore {
     });
   }
 
-  /** Delete a segment's shard files wherever they are (best effort; the scrubber catches the rest). */
+  /**
+   * Delete a segment's shard files wherever they are (best effort; the scrubber catches the rest).
+   * Needing no quorum, it waits for no slow node: those delete in the background.
+   */
   async discardSegments(segments: DataSegment[]): Promise<void> {
     const byNode = new Map<string, pb.IShardRef[]>();
     for (const segment of segments) {
@@ -232,7 +244,7 @@ export class ClusterClient implements ObjectStore {
         if (id) byNode.set(id, [...(byNode.get(id) ?? []), { dataId: segment.dataId, shardIndex }]);
       });
     }
-    await this.cluster.fanOut([...byNode.keys()], (client, id) => client.deleteShards(byNode.get(id)!));
+    await this.cluster.fanOutToQuorum([...byNode.keys()], (client, id) => client.deleteShards(byNode.get(id)!), 0, SLOW_ANSWER_MS);
   }
 
   /** Purges a version on a write quorum; short of one, the nodes that purged it put it back. */
@@ -243,12 +255,14 @@ export class ClusterClient implements ObjectStore {
     const quorum = writeQuorum(layout.dataShards, layout.parityShards);
     const ref = [{ bucket, key, versionId }];
     const stamp = { hlc: this.clock.now(), revision: 0 };
-    const result = await this.cluster.fanOut(nodes, (client) => client.deleteMeta(ref, stamp.hlc, true));
+    const result = await this.cluster.fanOutToQuorum(nodes, (client) => client.deleteMeta(ref, stamp.hlc, true), quorum, SLOW_ANSWER_MS);
     if (result.ok.size < quorum) {
       await this.cluster.fanOut(nodes, (client) => client.resolveMeta(ref, stamp, false));
       throw quorumError('delete', result, quorum);
     }
+    if (result.late.size) this.heal.enqueue(bucket, key, versionId);
     this.resolveInBackground([...result.ok.keys()], ref, stamp);
+    for (const late of result.late.values()) void late.then(({ ok }) => this.resolveInBackground([...ok.keys()], ref, stamp));
     // A multipart version's data may still be named by its upload (a complete whose end never
     // arrived): its nodes free that data themselves, where no part record names it any more.
     if (existing) await this.discardSegments((existing.segments ?? []).filter((s) => !s.partNumber));
@@ -259,8 +273,11 @@ export class ClusterClient implements ObjectStore {
   /**
    * The version asked for (or the newest) as a read quorum of its placement nodes sees it. Only
    * as many nodes are asked as a read needs: a read quorum, and k for an inline object's shards
-   * (data-shard nodes first, so no decoding); the others only when those fall short. Heal asks
-   * every node (`askEveryNode`).
+   * (data-shard nodes first, so no decoding); the others only when those fall short, or when one
+   * of them has not answered within SLOW_ANSWER_MS — a node stalled by its disk, a pause or a
+   * congested link would otherwise hold the read for the whole call deadline. Then the read goes
+   * on as soon as the answers at hand make a quorum that can serve it. Heal asks every node
+   * (`askEveryNode`) and waits for each.
    */
   async getVersion(bucket: string, key: string, versionId?: string, { askEveryNode = false } = {}): Promise<ObjectVersion | undefined> {
     const layout = this.defaultLayout();
@@ -270,32 +287,51 @@ export class ClusterClient implements ObjectStore {
     const askedFirst = askEveryNode ? nodes : this.preferResponsive(nodes).slice(0, Math.max(needed, layout.dataShards));
     const answers: FanOutResult<pb.GetMetaResult> = { ok: new Map(), failed: new Map() };
     const found = new Map<string, pb.IObjectVersion>();
-    const ask = async (ids: string[]) => {
-      const result = await this.cluster.fanOut(ids, (client) => client.getMeta(request, true));
+    const asked = new Set<string>();
+    let deciding = true; // answers arriving once the read has gone on are left out
+    let answered = () => {};
+    const ask = (ids: string[]) => Promise.all(ids.map(async (id) => {
+      asked.add(id);
+      const result = await this.cluster.fanOut([id], (client) => client.getMeta(request, true));
+      if (!deciding) return;
       for (const [id, error] of result.failed) answers.failed.set(id, error);
       for (const [id, res] of result.ok) {
         answers.ok.set(id, res);
         const slot = res.results?.[0];
         if (slot?.found && slot.version) found.set(id, slot.version);
       }
+      answered();
+    }));
+    const canServe = () => {
+      const newest = pickNewest([...found.values()]);
+      return answers.ok.size >= needed && (!newest || inlineShardsComplete(newest, found));
     };
-    await ask(askedFirst);
-    let newest = pickNewest([...found.values()]);
-    if (answers.ok.size < needed || (newest && !inlineShardsComplete(newest, found))) {
-      await ask(nodes.filter((id) => !askedFirst.includes(id)));
-      newest = pickNewest([...found.values()]);
+    const first = ask(askedFirst);
+    if (askEveryNode) {
+      await first;
+    } else {
+      await settlesWithin(first, SLOW_ANSWER_MS); // every answer, or those in before a slow node's
+      if (!canServe()) {
+        const everyone = Promise.all([first, ask(nodes.filter((id) => !asked.has(id)))]);
+        await new Promise<void>((resolve) => {
+          answered = () => canServe() && resolve();
+          void everyone.then(() => resolve());
+        });
+      }
     }
+    deciding = false;
+    let newest = pickNewest([...found.values()]);
     if (answers.ok.size < needed) throw quorumError('metadata read', answers, needed);
     newest = await this.skipDeleted(request[0]!.versionId, newest, found, answers);
-    newest = this.skipAbandonedInline(newest, found, answers.failed.size, layout);
+    newest = this.skipAbandonedInline(newest, found, asked.size - answers.ok.size, layout);
     if (!newest) {
       newest = await this.findOffPlacement(nodes, request, found);
       newest = await this.skipDeleted(request[0]!.versionId, newest, found, answers, { offPlacement: true });
     }
     if (!newest) return undefined;
     // Nodes that failed or lack this version need healing; so do unasked ones that seem down.
-    const asked = (id: string) => answers.ok.has(id) || answers.failed.has(id);
-    const stale = nodes.filter((id) => (asked(id) ? !holds(found.get(id), newest) : !this.cluster.isLikelyUp(id)));
+    const answeredBy = (id: string) => answers.ok.has(id) || answers.failed.has(id);
+    const stale = nodes.filter((id) => (answeredBy(id) ? !holds(found.get(id), newest) : !this.cluster.isLikelyUp(id)));
     if (stale.length) this.heal.enqueue(bucket, key, newest.versionId!);
     const version = stripInline(newest);
     this.inline.set(version, gatherInline(newest, found));
@@ -427,9 +463,9 @@ export class ClusterClient implements ObjectStore {
   /** Fan out to every member node; tolerate as many failures as the erasure code does. */
   private async requireMembers<T>(what: string, call: (client: NodeClient) => Promise<T>): Promise<FanOutResult<T>> {
     const members = this.cluster.memberIds();
-    const result = await this.cluster.fanOut(members, (client) => call(client));
     const layout = this.defaultLayout();
     const tolerated = layout.dataShards + layout.parityShards - writeQuorum(layout.dataShards, layout.parityShards);
+    const result = await this.cluster.fanOutToQuorum(members, (client) => call(client), members.length - tolerated, SLOW_ANSWER_MS);
     if (result.failed.size > tolerated) throw quorumError(what, result, members.length - tolerated);
     return result;
   }
@@ -459,15 +495,15 @@ export class ClusterClient implements ObjectStore {
   async getUpload(bucket: string, key: string, uploadId: string): Promise<UploadRecord | undefined> {
     const layout = this.defaultLayout();
     const nodes = this.placement(bucket, key, layout);
-    const result = await this.cluster.fanOut(nodes, async (client) => {
+    const needed = readQuorum(layout.dataShards, layout.parityShards);
+    const result = await this.cluster.fanOutToQuorum(nodes, async (client) => {
       try {
         return await client.getUpload({ bucket, key, uploadId });
       } catch (err) {
         if (err instanceof StoreError && err.kind === 'NotFound') return undefined;
         throw err;
       }
-    });
-    const needed = readQuorum(layout.dataShards, layout.parityShards);
+    }, needed, SLOW_ANSWER_MS);
     if (result.ok.size < needed) throw quorumError('upload read', result, needed);
     if ([...result.ok.values()].some((r) => r?.ended)) {
       await this.endUploadWhereLeft(result.ok, { bucket, key, uploadId });
@@ -557,7 +593,7 @@ export class ClusterClient implements ObjectStore {
     call: (client: NodeClient) => Promise<unknown>): Promise<void> {
     const layout = this.defaultLayout();
     const quorum = writeQuorum(layout.dataShards, layout.parityShards);
-    const result = await this.cluster.fanOut(this.placement(bucket, key, layout), (client) => call(client));
+    const result = await this.cluster.fanOutToQuorum(this.placement(bucket, key, layout), (client) => call(client), quorum, SLOW_ANSWER_MS);
     if (result.ok.size < quorum) throw quorumError(what, result, quorum);
   }
 
@@ -566,22 +602,22 @@ export class ClusterClient implements ObjectStore {
   async putRecord(namespace: string, key: string, value: Buffer | null): Promise<void> {
     const record: pb.IRecord = { namespace, key, value: value ?? Buffer.alloc(0), hlc: this.clock.now(), deleted: value === null };
     const members = this.cluster.memberIds();
-    const result = await this.cluster.fanOut(members, (client) => client.putRecords([record]));
     const majority = Math.floor(members.length / 2) + 1;
+    const result = await this.cluster.fanOutToQuorum(members, (client) => client.putRecords([record]), majority, SLOW_ANSWER_MS);
     if (result.ok.size < majority) throw quorumError(`record ${namespace}/${key} write`, result, majority);
   }
 
   async getRecord(namespace: string, key: string): Promise<Buffer | undefined> {
     const members = this.cluster.memberIds();
-    const result = await this.cluster.fanOut(members, async (client) => {
+    const majority = Math.floor(members.length / 2) + 1;
+    const result = await this.cluster.fanOutToQuorum(members, async (client) => {
       try {
         return await client.getRecord({ namespace, key });
       } catch (err) {
         if (err instanceof StoreError && err.kind === 'NotFound') return undefined;
         throw err;
       }
-    });
-    const majority = Math.floor(members.length / 2) + 1;
+    }, majority, SLOW_ANSWER_MS);
     if (result.ok.size < majority) throw quorumError(`record ${namespace}/${key} read`, result, majority);
     let newest: pb.Record | undefined;
     for (const r of result.ok.values()) if (r && (!newest || r.hlc > newest.hlc)) newest = r;
@@ -591,9 +627,10 @@ export class ClusterClient implements ObjectStore {
 
   async listRecords(namespace: string, prefix = ''): Promise<Array<{ key: string; value: Buffer }>> {
     const members = this.cluster.memberIds();
-    // With tombstones: a node that missed a delete must not bring the record back into the merge.
-    const result = await this.cluster.fanOut(members, (client) => client.listRecords({ namespace, prefix, includeDeleted: true }));
     const majority = Math.floor(members.length / 2) + 1;
+    // With tombstones: a node that missed a delete must not bring the record back into the merge.
+    const result = await this.cluster.fanOutToQuorum(members, (client) => client.listRecords({ namespace, prefix, includeDeleted: true }),
+      majority, SLOW_ANSWER_MS);
     if (result.ok.size < majority) throw quorumError(`record ${namespace} list`, result, majority);
     const newest = new Map<string, pb.IRecord>();
     for (const list of result.ok.values()) {
@@ -697,6 +734,17 @@ function versionKey(version: pb.IObjectVersion): pb.IObjectKey[] {
 }
 
 /** The nodes whose record (in `found`, by node) is this version. */
+/** Whether `work` settles within `ms` (it goes on either way). */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  try {
+    return await Promise.race([work.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function holdersOf(found: Map<string, pb.IObjectVersion>, version: pb.IObjectVersion): string[] {
   return [...found].filter(([, record]) => holds(record, version)).map(([id]) => id);
 }

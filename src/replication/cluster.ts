@@ -158,6 +158,37 @@ export class Cluster {
     return { ok, failed };
   }
 
+  /**
+   * fanOut for calls that need `quorum` successes (a write's acknowledgements, a quorum read): once
+   * that many have succeeded, calls still out `slowAfterMs` after the start are not waited for — a
+   * frozen node would hold the caller for the whole call deadline — and come back in `late`.
+   */
+  async fanOutToQuorum<T>(ids: readonly string[], call: (client: NodeClient, id: string) => Promise<T>, quorum: number,
+    slowAfterMs: number): Promise<FanOutResult<T> & { late: Map<string, Promise<FanOutResult<T>>> }> {
+    const ok = new Map<string, T>();
+    const failed = new Map<string, StoreError>();
+    const calls = new Map(ids.map((id) => [id, this.fanOut([id], call)] as const));
+    const outstanding = new Map(calls);
+    let slow = false;
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        if (!outstanding.size || (slow && ok.size >= quorum)) resolve();
+      };
+      const timer = setTimeout(() => { slow = true; check(); }, slowAfterMs);
+      for (const [id, pending] of calls) {
+        void pending.then((result) => {
+          outstanding.delete(id);
+          for (const [node, value] of result.ok) ok.set(node, value);
+          for (const [node, error] of result.failed) failed.set(node, error);
+          check();
+        });
+      }
+      check();
+      void Promise.all(calls.values()).then(() => clearTimeout(timer));
+    });
+    return { ok: new Map(ok), failed: new Map(failed), late: new Map(outstanding) };
+  }
+
   /** Nodes answering Health now. */
   async probe(): Promise<Map<string, pb.HealthResult>> {
     const ids = (this.current.nodes ?? []).map((n) => n.id!);

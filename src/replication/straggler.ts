@@ -46,8 +46,9 @@ export class StragglerWatch {
         account(now);
         if (pending.size === 0) return finish([]);
         clearTimeout(timer);
-        // Only streams whose peers are all done count as holding the transfer.
-        if (pending.size > spares || pending.size === total) return;
+        // Only streams whose peers are all done count as holding the transfer; a step of one stream
+        // (a spare read after a swap) has no peers in it, the transfer's other streams being done.
+        if (pending.size > spares || (pending.size === total && total > 1)) return;
         heldSince = now;
         const stragglers = [...pending].filter((i) => this.isStraggler(i, now));
         if (stragglers.length) return finish(stragglers);
@@ -61,6 +62,7 @@ export class StragglerWatch {
           review();
         }).catch(() => undefined);
       }
+      review(); // a lone stream is judged from the start
     });
   }
 

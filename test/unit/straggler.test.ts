@@ -19,6 +19,12 @@ t.test('a stream that alone holds the step is given up when a spare exists', asy
   t.same(await watch.step([Promise.resolve(), never(), after(5)], 1), [1]);
 });
 
+t.test('a lone stream (a spare read after a swap) is given up when another spare exists', async (t) => {
+  const watch = new StragglerWatch(MIN_HELD_MS);
+  t.same(await watch.step([undefined, never(), undefined], 1), [1]);
+  t.same(await new StragglerWatch(MIN_HELD_MS).step([after(2 * MIN_HELD_MS)], 0), [], 'and waited for when none does');
+});
+
 t.test('without spares every stream is waited for', async (t) => {
   const watch = new StragglerWatch(MIN_HELD_MS);
   t.same(await watch.step([Promise.resolve(), after(4 * MIN_HELD_MS)], 0), []);
