@@ -75,7 +75,7 @@ export async function runChaos(cluster: FaultCluster, options: ChaosOptions): Pr
       ...checkListing(history, finalReads, await client.listObjects(BUCKET)),
       ...checkErrors(history),
     ];
-    const survivesParityLoss = await readsWithNodesDown(cluster, client, history, finalReads, random, options.nemesis.maxVictims);
+    const survivesParityLoss = await readsWithNodesDown(cluster, client, history, finalReads, random, options.nemesis.maxVictims, log);
 
     const acknowledged = history.writes.filter((w) => w.outcome === 'ok');
     return {
@@ -195,13 +195,16 @@ export async function readSettled(client: FaultS3Client, history: History, bucke
 
 /** With `count` seeded nodes killed, every key still reads back exactly its settled value. */
 async function readsWithNodesDown(cluster: FaultCluster, client: FaultS3Client, history: History, settled: ReadOp[],
-  random: Random, count: number): Promise<boolean> {
+  random: Random, count: number, log: (line: string) => void): Promise<boolean> {
   const down = [...cluster.nodeIds].sort(() => random.next() - 0.5).slice(0, count);
   for (const id of down) await cluster.killNode(id);
   try {
     for (const expected of settled) {
       const read = await readKey(client, history, BUCKET, expected.key);
-      if (read.value !== expected.value) return false;
+      if (read.value !== expected.value) {
+        log(`with ${down.join(', ')} down, ${expected.key} read ${read.status} (${read.value ?? 'no value'}), not ${expected.value}`);
+        return false;
+      }
     }
     return true;
   } finally {
