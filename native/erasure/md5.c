@@ -10,7 +10,9 @@
  *                                           state is spent)
  *   md5Modes(): string[]                    the modes md5SetMode takes on this CPU
  *   md5SetMode(mode): void                  'auto' (the default), 'interleaved' or 'simd'
- *                                           (md5_hasher.h), for tests and benchmarks */
+ *                                           (md5_hasher.h), for tests and benchmarks
+ *   md5CompanyWaits(): number               how often a lone update has waited for another
+ *                                           body's (md5_hasher.h), for tests */
 #include "md5.h"
 
 #include <stdlib.h>
@@ -148,10 +150,11 @@ static napi_value js_digest(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   md5_state *state;
   void *digest;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 1 || !get_state(env, argv[0], &state)) FAIL("md5Digest(state: Buffer from md5Start)");
+  md5_addon *addon = get_addon(env, info, &argc, argv);
+  if (!addon || argc != 1 || !get_state(env, argv[0], &state)) FAIL("md5Digest(state: Buffer from md5Start)");
   if (state->updates_pending > 0) FAIL("md5Digest: an update of this state is not done yet");
   CHECK(napi_create_buffer(env, MD5_DIGEST_BYTES, &digest, &result));
+  if (addon->hasher) md5_hasher_forget(addon->hasher, &state->stream);
   md5_stream_digest(&state->stream, digest);
   return result;
 }
@@ -184,6 +187,15 @@ static napi_value js_set_mode(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_company_waits(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  md5_addon *addon = get_addon(env, info, &argc, NULL);
+  napi_value result;
+  if (!addon) FAIL("md5CompanyWaits()");
+  CHECK(napi_create_double(env, addon->hasher ? (double)md5_hasher_company_waits(addon->hasher) : 0, &result));
+  return result;
+}
+
 static void free_addon(void *data) { free(data); }
 
 napi_value md5_define(napi_env env, napi_value exports) {
@@ -197,6 +209,7 @@ napi_value md5_define(napi_env env, napi_value exports) {
       {"md5Digest", NULL, js_digest, NULL, NULL, NULL, napi_enumerable, addon},
       {"md5Modes", NULL, js_modes, NULL, NULL, NULL, napi_enumerable, addon},
       {"md5SetMode", NULL, js_set_mode, NULL, NULL, NULL, napi_enumerable, addon},
+      {"md5CompanyWaits", NULL, js_company_waits, NULL, NULL, NULL, napi_enumerable, addon},
   };
   CHECK(napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties));
   return exports;

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Lanes run a slice of at most this many blocks (16 KiB, about 20 µs) at a time, so that an
  * update that arrives meanwhile joins them soon. */
@@ -16,6 +17,14 @@
  * 2.4/n ms per MB for n lanes, about 0.4 for groups of 3 or 4). */
 #define SIMD_FROM_STREAMS 7
 #define MAX_ACTIVE MD5_SIMD_LANES
+/* A lone update waits up to this long for another body's to hash beside, but only while other
+ * bodies are mid-upload: each sends a stripe every few ms that hashes in about 1, so they rarely
+ * arrive at the same moment by themselves. A body alone is hashed at once. */
+#define COMPANY_WAIT_NS 1500000
+/* A body counts as mid-upload from an update until its digest, or until it has sent nothing for
+ * this long (a body abandoned without a digest soon stops holding others back). */
+#define MID_UPLOAD_NS 50000000
+#define RECENT_STREAMS 32
 
 struct md5_hasher {
   pthread_mutex_t lock;
@@ -24,6 +33,11 @@ struct md5_hasher {
   md5_update *queue_head, *queue_tail; /* submitted and not yet in a lane, oldest first */
   md5_mode mode;
   int stopping;
+  struct {
+    const md5_stream *stream; /* compared, never read: it may be gone */
+    uint64_t submitted_ns;
+  } recent[RECENT_STREAMS]; /* the latest update of each body lately sent, NULL once digested */
+  uint64_t company_waits;
   /* Fixed: */
   md5_updated_fn *updated;
   void *context;
@@ -153,6 +167,35 @@ static void retire_finished(md5_hasher *hasher) {
   hasher->active_count = kept;
 }
 
+static uint64_t now_ns(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* Under the lock. */
+static int others_mid_upload(const md5_hasher *hasher, const md5_stream *stream, uint64_t now) {
+  for (unsigned i = 0; i < RECENT_STREAMS; i++) {
+    const md5_stream *other = hasher->recent[i].stream;
+    if (other && other != stream && now - hasher->recent[i].submitted_ns < MID_UPLOAD_NS) return 1;
+  }
+  return 0;
+}
+
+/* Holds a lone update just taken into a lane back until another body's update arrives (taking it
+ * in) or COMPANY_WAIT_NS pass, if other bodies are mid-upload. Under the lock. */
+static void wait_for_company(md5_hasher *hasher) {
+  const uint64_t now = now_ns();
+  if (!others_mid_upload(hasher, hasher->active[0]->stream, now)) return;
+  hasher->company_waits++;
+  const uint64_t deadline_ns = now + COMPANY_WAIT_NS;
+  const struct timespec deadline = {(time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
+  while (!hasher->stopping && hasher->active_count == 1) {
+    if (pthread_cond_timedwait(&hasher->wake, &hasher->lock, &deadline) != 0) return;
+    admit_waiting(hasher);
+  }
+}
+
 static void *run(void *argument) {
   md5_hasher *hasher = argument;
   for (;;) {
@@ -165,6 +208,7 @@ static void *run(void *argument) {
     }
     const unsigned admitted_from = hasher->active_count;
     admit_waiting(hasher);
+    if (admitted_from == 0 && hasher->active_count == 1) wait_for_company(hasher);
     const md5_mode mode = hasher->mode;
     pthread_mutex_unlock(&hasher->lock);
     for (unsigned i = admitted_from; i < hasher->active_count; i++) begin_update(hasher->active[i]);
@@ -181,7 +225,11 @@ md5_hasher *md5_hasher_create(md5_updated_fn *updated, void *context) {
   hasher->mode = MD5_AUTO;
   hasher->simd = md5_simd_supported();
   pthread_mutex_init(&hasher->lock, NULL);
-  pthread_cond_init(&hasher->wake, NULL);
+  pthread_condattr_t monotonic;
+  pthread_condattr_init(&monotonic);
+  pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+  pthread_cond_init(&hasher->wake, &monotonic);
+  pthread_condattr_destroy(&monotonic);
   if (pthread_create(&hasher->thread, NULL, run, hasher) != 0) {
     pthread_cond_destroy(&hasher->wake);
     pthread_mutex_destroy(&hasher->lock);
@@ -194,12 +242,41 @@ md5_hasher *md5_hasher_create(md5_updated_fn *updated, void *context) {
   return hasher;
 }
 
+/* Under the lock: the stream's slot in `recent`, else a free or the stalest one. */
+static void note_submitted(md5_hasher *hasher, const md5_stream *stream) {
+  unsigned slot = 0;
+  for (unsigned i = 0; i < RECENT_STREAMS; i++) {
+    if (hasher->recent[i].stream == stream) {
+      slot = i;
+      break;
+    }
+    if (!hasher->recent[i].stream || hasher->recent[i].submitted_ns < hasher->recent[slot].submitted_ns) slot = i;
+  }
+  hasher->recent[slot].stream = stream;
+  hasher->recent[slot].submitted_ns = now_ns();
+}
+
+void md5_hasher_forget(md5_hasher *hasher, const md5_stream *stream) {
+  pthread_mutex_lock(&hasher->lock);
+  for (unsigned i = 0; i < RECENT_STREAMS; i++)
+    if (hasher->recent[i].stream == stream) hasher->recent[i].stream = NULL;
+  pthread_mutex_unlock(&hasher->lock);
+}
+
+uint64_t md5_hasher_company_waits(md5_hasher *hasher) {
+  pthread_mutex_lock(&hasher->lock);
+  const uint64_t waits = hasher->company_waits;
+  pthread_mutex_unlock(&hasher->lock);
+  return waits;
+}
+
 void md5_hasher_submit(md5_hasher *hasher, md5_update *update) {
   update->next = NULL;
   pthread_mutex_lock(&hasher->lock);
   if (hasher->queue_tail) hasher->queue_tail->next = update;
   else hasher->queue_head = update;
   hasher->queue_tail = update;
+  note_submitted(hasher, update->stream);
   pthread_cond_signal(&hasher->wake);
   pthread_mutex_unlock(&hasher->lock);
 }

@@ -1,6 +1,7 @@
 /* One thread that hashes the pending updates of many MD5 streams together (md5_hasher.c).
  * Updates of distinct streams run side by side in md5_lanes.c's kernels, several costing about
- * what one does; a lone stream is hashed straight away, never held back to wait for company. */
+ * what one does. A lone update waits a moment for another body's while others are mid-upload; a
+ * stream alone is hashed straight away. */
 #ifndef TESSERA_MD5_HASHER_H
 #define TESSERA_MD5_HASHER_H
 
@@ -49,6 +50,10 @@ md5_hasher *md5_hasher_create(md5_updated_fn *updated, void *context);
 /* Queues an update. Updates of one stream are hashed in the order submitted. */
 void md5_hasher_submit(md5_hasher *hasher, md5_update *update);
 void md5_hasher_set_mode(md5_hasher *hasher, md5_mode mode);
+/* The stream is digested: no longer a body mid-upload that lone updates wait for. */
+void md5_hasher_forget(md5_hasher *hasher, const md5_stream *stream);
+/* How many times a lone update has waited for company (tests). */
+uint64_t md5_hasher_company_waits(md5_hasher *hasher);
 /* Stops and joins the thread; updates not yet reported never are. */
 void md5_hasher_destroy(md5_hasher *hasher);
 

@@ -30,6 +30,8 @@ export interface NativeAddon {
    * least; 'interleaved' never uses SIMD lanes, 'simd' does for any two or more (tests, benchmarks).
    */
   md5SetMode(mode: string): void;
+  /** How often the MD5 thread has held a lone update back for another body's (tests). */
+  md5CompanyWaits(): number;
   /**
    * A file's pages mapped shared into this process (unmapped once the Buffer is collected).
    * `create`: a new file of mode 0600 (never an existing one); otherwise an existing regular file
@@ -39,7 +41,7 @@ export interface NativeAddon {
   mapSharedFile(path: string, size: number, create: boolean): Buffer;
 }
 
-const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest', 'md5Modes', 'md5SetMode', 'mapSharedFile'];
+const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest', 'md5Modes', 'md5SetMode', 'md5CompanyWaits', 'mapSharedFile'];
 
 /**
  * binding.gyp's target `name`, which must have `functions`. It sits under the package root, found

@@ -87,6 +87,31 @@ t.test('a state\'s queued updates finish in order, and its digest waits for them
   t.equal(nativeAddon.md5Digest(state).toString('hex'), md5Hex(bytes));
 });
 
+t.test('a lone body never waits for company; bodies mid-upload with idle gaps still hash right', async (t) => {
+  nativeAddon.md5SetMode('auto');
+  const stripe = 2 ** 16;
+  const lone = { bytes: bodyBytes(8 * stripe + 3, 5, 1), updates: [...Array(8).fill(stripe), 3] };
+  const wait = nativeAddon.md5CompanyWaits();
+  t.equal(await threadedMd5(lone, false), md5Hex(lone.bytes));
+  t.equal(nativeAddon.md5CompanyWaits(), wait, 'one body alone is hashed at once');
+
+  // The idle body is mid-upload (started, not digested) while the busy one sends its updates
+  // alone: the MD5 thread holds them back for company, and both still hash right.
+  const idle = new ThreadedMd5();
+  const idleBytes = bodyBytes(3 * stripe, 9, 2);
+  await idle.update(idleBytes.subarray(0, stripe));
+  t.equal(await threadedMd5(lone, false), md5Hex(lone.bytes));
+  t.ok(nativeAddon.md5CompanyWaits() > wait, 'a lone update waits while another body is mid-upload');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await Promise.all([idle.update(idleBytes.subarray(stripe, 2 * stripe)), threadedMd5(lone, true)]);
+  await idle.update(idleBytes.subarray(2 * stripe));
+  t.equal(await idle.digest(), md5Hex(idleBytes));
+
+  const afterDigest = nativeAddon.md5CompanyWaits();
+  t.equal(await threadedMd5(lone, false), md5Hex(lone.bytes));
+  t.equal(nativeAddon.md5CompanyWaits(), afterDigest, 'a digested body no longer holds others back');
+});
+
 t.test('md5SetMode takes only the modes md5Modes lists', async (t) => {
   t.ok(nativeAddon.md5Modes().includes('auto'));
   t.throws(() => nativeAddon.md5SetMode('fastest'), /md5Modes/);
