@@ -2,6 +2,7 @@
 // over NBD with several requests in flight, name each by its hash, upload only chunks the store
 // lacks (packed) and the index pages that changed; only once every pack is stored the index file
 // and the snapshot, which therefore never becomes visible before everything it references is stored.
+import { BufferPool } from '../common/buffer-pool.js';
 import { mapLimited } from '../common/concurrency.js';
 import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.js';
 import { CodecPool } from './codec-pool.js';
@@ -144,21 +145,13 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
  * buffer per read had cost a page fault per 4 KiB and the GC's work of freeing it. Sizes are
  * powers of two, so an incremental's many short reads reuse short buffers and touch little memory.
  */
-class ReadBuffers {
-  private readonly free = new Map<number, Buffer[]>();
+function readBuffers(readers: number): BufferPool {
+  return new BufferPool(readers, (size) => Buffer.from(new SharedArrayBuffer(size)));
+}
 
-  /** A buffer of at least `length` bytes. */
-  take(length: number): Buffer {
-    const size = 2 ** Math.ceil(Math.log2(Math.max(length, 1)));
-    return this.free.get(size)?.pop() ?? Buffer.from(new SharedArrayBuffer(size));
-  }
-
-  /** `buffer` is no longer read from (its chunks are named and encoded). */
-  give(buffer: Buffer): void {
-    const list = this.free.get(buffer.length) ?? [];
-    list.push(buffer);
-    this.free.set(buffer.length, list);
-  }
+/** The smallest power of two of at least `length` (the sizes readBuffers() deals in). */
+function readBufferSize(length: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(length, 1)));
 }
 
 /** The blobs the store holds, and the packs gc condemned (whose blobs are not reused). */
@@ -207,11 +200,12 @@ class BackupRun {
     this.bytesToRead = runs.reduce((sum, r) => sum + r.length, 0);
     if (!this.request.packSize) this.writer.setTargetSize(Math.min(DEFAULTS.packSize, Math.max(MIN_PACK_SIZE, Math.floor(this.bytesToRead / PACKS_PER_BACKUP))));
     let next = 0;
-    const buffers = new ReadBuffers();
+    const readers = this.request.readConcurrency ?? this.readConcurrency(runs);
+    const buffers = readBuffers(readers);
     const worker = async () => {
       while (next < runs.length) {
         const run = runs[next++]!;
-        const buffer = buffers.take(run.length);
+        const buffer = buffers.take(readBufferSize(run.length));
         const data = await this.source.client.read(run.offset, run.length, buffer);
         this.stats.bytesRead += run.length;
         await this.storeChunks(pool, run.offset / this.chunkSize, data);
@@ -219,7 +213,7 @@ class BackupRun {
         this.request.onProgress?.({ bytesToRead: this.bytesToRead, bytesRead: this.stats.bytesRead, bytesUploaded: this.stats.bytesUploaded });
       }
     };
-    await Promise.all(Array.from({ length: this.request.readConcurrency ?? this.readConcurrency(runs) }, worker));
+    await Promise.all(Array.from({ length: readers }, worker));
     this.stats.allocatedBytes = this.countAllocated();
     trace('read and encoded');
   }
