@@ -8,7 +8,7 @@ import type { ObjectStore } from '../replication/types.js';
 import { authenticate } from './auth/index.js';
 import { authorize, resourceOf } from './auth/authorize.js';
 import { ANONYMOUS, type AccessKeyProvider, StoreKeyProvider } from './auth/keys.js';
-import { deferContinue, RequestBody } from './body.js';
+import { deferContinue, RequestBody, tuneHeapForStreamedBodies } from './body.js';
 import { BucketRegistry } from './bucket-record.js';
 import { type GatewayConfig, header, type S3Context } from './context.js';
 import { errorXml, isServerFault, S3Error, toS3Error } from './errors.js';
@@ -55,6 +55,7 @@ interface Services {
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  tuneHeapForStreamedBodies();
   const services: Services = {
     store: options.store,
     config: {
