@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import { type BlobCodec, type EncodedBlob, packBlobs, type StoredBlob } from './blob-codec.js';
 import { ID_BYTES } from './chunk-id.js';
-import { type ChunkPiece, type CodecResult, type CodecTask, movable, pieces, runCodecTask, view } from './codec-tasks.js';
+import { type ChunkPiece, type CodecResult, type CodecTask, movable, packPieces, pieces, runCodecTask, view } from './codec-tasks.js';
 
 /** Below this much work per job, threads are not worth starting. */
 const INLINE_BYTES = 48 * 1024 * 1024;
@@ -43,7 +43,7 @@ class CodecThread {
     return new Promise((resolve, reject) => {
       this.jobs.set(job, { resolve, reject });
       // The input is ours alone (see CodecPool.own), so it moves to the worker.
-      this.worker.postMessage({ job, task }, movable(task.op === 'decode' ? [task.data, task.out] : [task.data]));
+      this.worker.postMessage({ job, task }, movable(task.op === 'name' ? [task.data] : [task.data, task.out]));
     });
   }
 
@@ -96,10 +96,30 @@ export class CodecPool {
     return { ids: view(result.data, 0, result.data.byteLength), data: view(back, 0, back.byteLength) };
   }
 
-  /** Stored forms of pieces of `data`. A `data` that owns its whole ArrayBuffer moves to the worker. */
-  async encode(data: Buffer, blobs: ChunkPiece[]): Promise<EncodedBlob[]> {
-    const result = await this.run({ op: 'encode', data: this.own(data), pieces: blobs.map((b) => ({ ...b, id: Uint8Array.from(b.id) })) });
-    return pieces(result.data, result.lengths).map((stored, i) => ({ stored, compressed: result.compressed[i]! }));
+  /**
+   * Stored forms of pieces of `data`, written into `out` (room for each piece plus the codec's
+   * overhead; best shared memory, which the caller reuses once the blobs are uploaded). A
+   * well-compressed batch comes back in a buffer of its own, and then `inOut` is false: `out` is
+   * free at once. A `data` that owns its whole ArrayBuffer moves to the worker.
+   */
+  async encode(data: Buffer, blobs: ChunkPiece[], out: Buffer): Promise<{ encoded: EncodedBlob[]; inOut: boolean }> {
+    const ids = new Uint8Array(blobs.length * ID_BYTES);
+    blobs.forEach((b, i) => ids.set(b.id, i * ID_BYTES));
+    const result = await this.run({ op: 'encode', data: this.own(data), pieces: packPieces(blobs), ids, out: this.own(out) });
+    const encoded = pieces(result.data, result.lengths).map((stored, i) => ({ stored, compressed: result.compressed[i]! }));
+    return { encoded, inOut: !result.compacted };
+  }
+
+  /**
+   * nameChunks, and encode of every chunk that is not all zero, in one trip (for reads whose
+   * chunks are new in nearly every case); `encoded` is undefined for a zero chunk.
+   */
+  async nameAndEncode(data: Buffer, chunkSize: number, out: Buffer): Promise<{ ids: Buffer; data: Buffer; encoded: Array<EncodedBlob | undefined>; inOut: boolean }> {
+    const result = await this.run({ op: 'name and encode', data: this.own(data), chunkSize, out: this.own(out) });
+    const back = result.input!;
+    const stored = pieces(result.data, result.lengths);
+    const encoded = stored.map((blob, i) => (result.lengths[i] ? { stored: blob, compressed: result.compressed[i]! } : undefined));
+    return { ids: view(result.ids!, 0, result.ids!.byteLength), data: view(back, 0, back.byteLength), encoded, inOut: !result.compacted };
   }
 
   /**

@@ -12,7 +12,7 @@ parentPort!.on('message', ({ job, task }: { job: number; task: CodecTask }) => {
   try {
     const result = runCodecTask(codec, task);
     // The result and the handed-back input move to the main thread, not copied.
-    parentPort!.postMessage({ job, result }, movable(result.input ? [result.data, result.input] : [result.data]));
+    parentPort!.postMessage({ job, result }, movable([result.data, result.input, result.ids].filter((d) => d !== undefined)));
   } catch (err) {
     const error = err instanceof StoreError ? { kind: err.kind, message: err.message } : { message: (err as Error).message };
     parentPort!.postMessage({ job, error });

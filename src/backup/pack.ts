@@ -23,6 +23,7 @@ export interface PackWriterOptions {
 
 export class PackWriter {
   private blobs: Buffer[] = [];
+  private uploadedCallbacks: Array<() => void> = [];
   private entries: PackEntry[] = [];
   private size = 0;
   private readonly pendingIds = new Set<string>();
@@ -51,12 +52,17 @@ export class PackWriter {
     await this.addStored({ id, type, rawLength: plain.length, compressed }, stored);
   }
 
-  /** Adds a blob already in stored form (repacking copies blobs without opening them). */
-  async addStored(entry: Pick<PackEntry, 'id' | 'type' | 'rawLength' | 'compressed'>, stored: Buffer): Promise<void> {
+  /**
+   * Adds a blob already in stored form (repacking copies blobs without opening them). `uploaded`,
+   * if given, is called once its pack's upload has ended, successfully or not (`stored` is then no
+   * longer read, and its memory can be reused).
+   */
+  async addStored(entry: Pick<PackEntry, 'id' | 'type' | 'rawLength' | 'compressed'>, stored: Buffer, uploaded?: () => void): Promise<void> {
     const { id, type, rawLength, compressed } = entry;
     this.pendingIds.add(Buffer.from(id).toString('hex'));
     this.entries.push(PackEntry.create({ id, type, offset: this.size, length: stored.length, rawLength, compressed }));
     this.blobs.push(stored);
+    if (uploaded) this.uploadedCallbacks.push(uploaded);
     this.size += stored.length;
     if (this.size >= this.targetSize) await this.seal();
   }
@@ -78,6 +84,8 @@ export class PackWriter {
     length.writeUInt32BE(trailer.length);
     const body = [...this.blobs, trailer, length];
     const size = this.size + trailer.length + length.length;
+    const callbacks = this.uploadedCallbacks;
+    this.uploadedCallbacks = [];
     this.blobs = [];
     this.entries = [];
     this.size = 0;
@@ -91,7 +99,10 @@ export class PackWriter {
         this.options.onUploaded?.(size);
       },
       (err: Error) => { this.failure ??= err; },
-    ).finally(() => this.uploads.delete(upload));
+    ).finally(() => {
+      this.uploads.delete(upload);
+      for (const callback of callbacks) callback();
+    });
     this.uploads.add(upload);
   }
 }
