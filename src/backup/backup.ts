@@ -61,13 +61,16 @@ const STATUS_SPAN = 64 * 1024 * 1024;
 
 /**
  * Everything that needs no lock starts at once: the newest snapshot, the source (qemu tools, QMP;
- * a qcow2's checkpoint and server do not wait for the snapshot), the parent's chunk ids (from the local cache when it holds them). The lock is announced before
- * gc's hand-off and the index are read, as gc counts on that.
+ * a qcow2's checkpoint and server do not wait for the snapshot), the local cache's chunk ids and
+ * their tree (checked against the parent once it is known). The lock is announced before gc's
+ * hand-off and the index are read, as gc counts on that.
  */
 export async function backup(repo: Repository, request: BackupRequest): Promise<Snapshot> {
   const started = Date.now();
   const snapshotId = request.snapshotId ?? newId(new Date(started));
   const cache = ChunkIdCache.forBucket(repo.store.bucket, repo.codec);
+  const cachedIds = cache.load(request.disk, DEFAULT_FANOUT);
+  cachedIds.catch(() => undefined); // awaited once the parent is known
   const pool = CodecPool.perCore(repo.codec, request.codecThreads);
   const locking = traced('lock', repo.acquireLock('backup'));
   const listing = traced('latest snapshot', repo.latestSnapshot(request.disk));
@@ -77,7 +80,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
   const opening = traced('open source', open({ source: request.source, disk: request.disk, snapshotId, parent: listing, bitmap: request.bitmap }));
   const readingParent = listing.then(async (parent) => {
     if (!parent || parent.chunkSize !== repo.config.chunkSize) return undefined;
-    return traced('read parent ids', async () => (await cache.read(parent)) ?? readChunkIds(repo, (await loading)[1], parent));
+    return traced('read parent ids', async () => (await cache.read(parent, cachedIds)) ?? readChunkIds(repo, (await loading)[1], parent));
   });
   // Reading starts without the index: only the choice of what to upload waits for it.
   const known = loading.then(([pending, index]) => ({ index, condemned: new Set(pending.packs) }));

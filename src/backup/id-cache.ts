@@ -13,6 +13,14 @@ import { buildTree } from './tree.js';
 
 type TreeOf = Pick<Snapshot, 'disk' | 'root' | 'depth' | 'fanout'>;
 
+/** A disk's cached ids and the root of their tree (at `fanout`), to check against a snapshot. */
+export interface CachedIds {
+  ids: Buffer;
+  fanout: number;
+  root: Buffer;
+  depth: number;
+}
+
 export class ChunkIdCache {
   private constructor(private readonly dir: string, private readonly codec: BlobCodec) {}
 
@@ -22,12 +30,23 @@ export class ChunkIdCache {
     return new ChunkIdCache(join(root, bucket), codec);
   }
 
-  /** The snapshot's chunk ids if the cached copy is exactly its tree, else undefined. */
-  async read(snapshot: TreeOf): Promise<Buffer | undefined> {
-    const ids = await readFile(this.file(snapshot.disk)).catch(() => undefined);
+  /**
+   * Reads the disk's cached ids and builds their tree, before the snapshot they must match is
+   * known (a backup's start: the tree of a 4 GiB disk's ids takes ~15-40 ms to build).
+   */
+  async load(disk: string, fanout: number): Promise<CachedIds | undefined> {
+    const ids = await readFile(this.file(disk)).catch(() => undefined);
     if (!ids) return undefined;
-    const tree = buildTree(ids, snapshot.fanout, (body) => this.codec.idOf(body));
-    return tree.depth === snapshot.depth && tree.root.equals(snapshot.root) ? ids : undefined;
+    const { root, depth } = buildTree(ids, fanout, (body) => this.codec.idOf(body));
+    return { ids, fanout, root, depth };
+  }
+
+  /** The snapshot's chunk ids if the cached copy (`loaded`, if loaded before) is exactly its tree, else undefined. */
+  async read(snapshot: TreeOf, loaded?: Promise<CachedIds | undefined>): Promise<Buffer | undefined> {
+    let cached = await loaded;
+    if (cached?.fanout !== snapshot.fanout) cached = await this.load(snapshot.disk, snapshot.fanout);
+    if (!cached) return undefined;
+    return cached.depth === snapshot.depth && cached.root.equals(snapshot.root) ? cached.ids : undefined;
   }
 
   /** Keeps `ids` as the disk's latest; a cache that cannot be written is no error (only slower). */
