@@ -17,10 +17,11 @@
  * 2.4/n ms per MB for n lanes, about 0.4 for groups of 3 or 4). */
 #define SIMD_FROM_STREAMS 7
 #define MAX_ACTIVE MD5_SIMD_LANES
-/* A lone update waits up to this long for another body's to hash beside, but only while other
- * bodies are mid-upload: each sends a stripe every few ms that hashes in about 1, so they rarely
- * arrive at the same moment by themselves. A body alone is hashed at once. */
-#define COMPANY_WAIT_NS 1500000
+/* An idle hasher that takes in fewer updates than bodies are mid-upload (up to a group of 4) waits
+ * up to this long for the others' updates to hash beside: each body sends a stripe every few ms
+ * that hashes in about 1, so they rarely arrive at the same moment by themselves, and a group of
+ * 4 costs a quarter of what one alone does per byte. A body alone is hashed at once. */
+#define COMPANY_WAIT_NS 5000000
 /* A body counts as mid-upload from an update until its digest, or until it has sent nothing for
  * this long (a body abandoned without a digest soon stops holding others back). */
 #define MID_UPLOAD_NS 50000000
@@ -173,24 +174,25 @@ static uint64_t now_ns(void) {
   return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
-/* Under the lock. */
-static int others_mid_upload(const md5_hasher *hasher, const md5_stream *stream, uint64_t now) {
-  for (unsigned i = 0; i < RECENT_STREAMS; i++) {
-    const md5_stream *other = hasher->recent[i].stream;
-    if (other && other != stream && now - hasher->recent[i].submitted_ns < MID_UPLOAD_NS) return 1;
-  }
-  return 0;
+/* Bodies that sent an update lately and have not been digested. Under the lock. */
+static unsigned bodies_mid_upload(const md5_hasher *hasher, uint64_t now) {
+  unsigned count = 0;
+  for (unsigned i = 0; i < RECENT_STREAMS; i++)
+    if (hasher->recent[i].stream && now - hasher->recent[i].submitted_ns < MID_UPLOAD_NS) count++;
+  return count;
 }
 
-/* Holds a lone update just taken into a lane back until another body's update arrives (taking it
- * in) or COMPANY_WAIT_NS pass, if other bodies are mid-upload. Under the lock. */
+/* Holds the updates just taken in from idle back until as many bodies are in lanes as are
+ * mid-upload (at most a group) or COMPANY_WAIT_NS pass, taking in newcomers. Under the lock. */
 static void wait_for_company(md5_hasher *hasher) {
   const uint64_t now = now_ns();
-  if (!others_mid_upload(hasher, hasher->active[0]->stream, now)) return;
+  unsigned wanted = bodies_mid_upload(hasher, now);
+  if (wanted > MD5_MAX_INTERLEAVED) wanted = MD5_MAX_INTERLEAVED;
+  if (hasher->active_count >= wanted) return;
   hasher->company_waits++;
   const uint64_t deadline_ns = now + COMPANY_WAIT_NS;
   const struct timespec deadline = {(time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
-  while (!hasher->stopping && hasher->active_count == 1) {
+  while (!hasher->stopping && hasher->active_count < wanted) {
     if (pthread_cond_timedwait(&hasher->wake, &hasher->lock, &deadline) != 0) return;
     admit_waiting(hasher);
   }
@@ -208,7 +210,7 @@ static void *run(void *argument) {
     }
     const unsigned admitted_from = hasher->active_count;
     admit_waiting(hasher);
-    if (admitted_from == 0 && hasher->active_count == 1) wait_for_company(hasher);
+    if (admitted_from == 0) wait_for_company(hasher);
     const md5_mode mode = hasher->mode;
     pthread_mutex_unlock(&hasher->lock);
     for (unsigned i = admitted_from; i < hasher->active_count; i++) begin_update(hasher->active[i]);
