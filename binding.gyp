@@ -3,6 +3,7 @@
     {
       "target_name": "tessera_erasure",
       "sources": ["native/erasure/addon.c", "native/erasure/kernels.c", "native/erasure/md5.c", "native/erasure/md5_hasher.c", "native/erasure/md5_lanes.c", "native/erasure/shm.c"],
+      "include_dirs": ["node_modules/zstd-napi/deps/zstd/lib/common"],
       "cflags_c": ["-std=gnu11", "-O3", "-Wall", "-Wextra"],
       "xcode_settings": { "OTHER_CFLAGS": ["-std=gnu11", "-O3"] }
     },

@@ -1,7 +1,7 @@
 // The project's native addons (built by `npm ci` through binding.gyp). native/erasure/: the
 // erasure kernels the gateway codes stripes with, the MD5 it hashes large bodies with on a thread
-// of its own, the memory-alignment helper the storage node needs for direct file writes, and the
-// shared-memory mappings of the bulk channel's rings. native/backup/ is the backup's (see its user).
+// of its own, the memory-alignment helper and block checksums of the storage node's shard files,
+// and the shared-memory mappings of the bulk channel's rings. native/backup/ is the backup's (see its user).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -14,6 +14,8 @@ export interface NativeAddon {
   multiply(kernel: number, prepared: Uint8Array, inputs: readonly Uint8Array[], outputs: readonly Uint8Array[]): void;
   /** Bytes to skip so a view of `bytes` starts at a multiple of `alignment` (a power of two). */
   alignmentOffset(bytes: Uint8Array, alignment: number): number;
+  /** xxHash64 of `bytes` with seed 0: the storage node's block checksums. */
+  xxh64(bytes: Uint8Array): bigint;
   /** A fresh MD5 state for md5Update and md5Digest. */
   md5Start(): Buffer;
   /**
@@ -30,7 +32,7 @@ export interface NativeAddon {
    * least; 'interleaved' never uses SIMD lanes, 'simd' does for any two or more (tests, benchmarks).
    */
   md5SetMode(mode: string): void;
-  /** How often the MD5 thread has held a lone update back for another body's (tests). */
+  /** How often the MD5 thread has held updates back for other bodies' (tests). */
   md5CompanyWaits(): number;
   /**
    * A file's pages mapped shared into this process (unmapped once the Buffer is collected).
@@ -41,7 +43,7 @@ export interface NativeAddon {
   mapSharedFile(path: string, size: number, create: boolean): Buffer;
 }
 
-const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'md5Start', 'md5Update', 'md5Digest', 'md5Modes', 'md5SetMode', 'md5CompanyWaits', 'mapSharedFile'];
+const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'xxh64', 'md5Start', 'md5Update', 'md5Digest', 'md5Modes', 'md5SetMode', 'md5CompanyWaits', 'mapSharedFile'];
 
 /**
  * binding.gyp's target `name`, which must have `functions`. It sits under the package root, found

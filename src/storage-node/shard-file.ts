@@ -7,14 +7,16 @@
 import type { FileHandle } from 'node:fs/promises';
 import xxhash from 'xxhash-wasm';
 import { StoreError } from '../common/errors.js';
+import { nativeAddon } from '../common/native-addon.js';
 
 const hasher = await xxhash();
 const MAGIC = 0x54534831; // "TSH1"
 export const FOOTER_BYTES = 24;
 export const MAX_BLOCK_SIZE = 16 * 1024 * 1024;
 
+/** xxHash64 of a block, natively on the block's own memory (xxhash-wasm copies it into its own first, at half the speed). */
 export function blockChecksum(block: Uint8Array): bigint {
-  return hasher.h64Raw(block);
+  return nativeAddon.xxh64(block);
 }
 
 /** A fast 32-bit hash of a name, to spread shard files over directories. */
