@@ -23,6 +23,12 @@ const MAX_QUEUED_BYTES = 1024 * 1024;
 /** Idle connections kept per node, and how long one stays unused before it is closed. */
 const MAX_IDLE_PER_NODE = 64;
 const IDLE_CLOSE_MS = 30_000;
+/**
+ * Ring frames a shard stream holds back to send together (the last ones go with the end frame):
+ * each send costs a syscall here and a wakeup and a socket read on the node, about as much as
+ * the frame's bytes cost to move through the ring.
+ */
+const RING_FRAMES_PER_SEND = 2;
 /** Connections per node that hold a ring (each maps RING_BLOCK_BYTES): about the puts one node takes at once. */
 const MAX_RINGS_PER_NODE = 4;
 
@@ -192,6 +198,8 @@ class BulkShardWriter implements ShardSink {
   failed: StoreError | undefined;
   /** Handed back after a confirmed shard: another stream may be using the connection now. */
   private released = false;
+  /** Ring frames not sent yet (RING_FRAMES_PER_SEND). */
+  private heldFrames: Buffer[] = [];
 
   constructor(readonly nodeId: string, private readonly connection: BulkConnection, header: pb.IShardHeader,
     private readonly idleMs: number, private readonly release: (connection: BulkConnection) => void) {
@@ -220,9 +228,11 @@ class BulkShardWriter implements ShardSink {
     const position = this.connection.ring?.put(data);
     if (position !== undefined) {
       release?.();
-      this.socket.write(ringFrame(position, data.length));
+      this.heldFrames.push(ringFrame(position, data.length));
+      if (this.heldFrames.length >= RING_FRAMES_PER_SEND) this.sendHeldFrames();
       return;
     }
+    this.sendHeldFrames();
     writeFrame(this.socket, data, release);
     if (this.socket.writableLength <= MAX_QUEUED_BYTES) return;
     await new Promise<void>((resolve) => {
@@ -243,7 +253,10 @@ class BulkShardWriter implements ShardSink {
 
   /** End the stream; a node that does not confirm within the idle limit (paused, cut off) failed. */
   async finish(): Promise<pb.IShardWriteResult | undefined> {
-    if (!this.failed) this.socket.write(frameHeader(0));
+    if (!this.failed) {
+      this.heldFrames.push(frameHeader(0));
+      this.sendHeldFrames();
+    }
     const result = await awaitConfirmation(this.result, this.idleMs, () => this.fail(silentNode(this.nodeId)));
     if (result && !this.failed) {
       this.released = true;
@@ -254,6 +267,12 @@ class BulkShardWriter implements ShardSink {
 
   abort(): void {
     this.fail(new StoreError('Unavailable', 'aborted'));
+  }
+
+  private sendHeldFrames(): void {
+    if (this.heldFrames.length === 0) return;
+    this.connection.send(this.heldFrames);
+    this.heldFrames = [];
   }
 }
 
