@@ -102,30 +102,33 @@ export function bitmapProblem(name: string, bitmap: ImageBitmap | undefined): st
 }
 
 /**
- * The checkpoint bitmap is added and qemu-nbd started while the parent snapshot is still being
- * looked up: qemu-nbd exports our newest usable checkpoint, which is the parent's in all but rare
- * cases (then it restarts with the parent's).
+ * The checkpoint bitmap is added, qemu-nbd started and connected to while the parent snapshot is
+ * still being looked up: qemu-nbd exports our newest usable checkpoint, which is the parent's in
+ * all but rare cases (then it restarts with the parent's).
  */
 async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promise<DiskSource> {
   const { source: path } = request;
   const checkpoint = `${checkpointPrefix(request.disk)}${request.snapshotId}`;
-  const serve = (bitmap: string | undefined, addBitmap?: string) =>
-    traced(addBitmap ? 'qemu-img bitmap --add, qemu-nbd' : 'qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap, addBitmap }));
   const remover = bitmapRemover(path);
   // The new checkpoint (if it was added) goes again when the backup fails before it started.
   const removeCheckpoint = () => remover.remove([checkpoint]).catch(() => undefined);
+  const serve = async (bitmap: string | undefined, addBitmap?: string) => {
+    const served = await traced(addBitmap ? 'qemu-img bitmap --add, qemu-nbd' : 'qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap, addBitmap }));
+    const client = await connectOrStop(served.address, [BASE_ALLOCATION, ...(bitmap ? [dirtyBitmapContext(bitmap)] : [])], served.stop);
+    return { served, client, bitmap };
+  };
   const likely = newestCheckpoint(request.disk, bitmaps);
   // Start tracking before reading: writes that land after this point belong to the next backup.
   const [looked, started] = await Promise.allSettled([request.parent, serve(likely, checkpoint)]);
   let parent: Snapshot | undefined;
-  let served: ServedImage;
+  let opened: Awaited<ReturnType<typeof serve>>;
   try {
     if (looked.status === 'rejected') throw looked.reason;
     if (started.status === 'rejected') throw started.reason;
     parent = looked.value;
-    served = started.value;
+    opened = started.value;
   } catch (err) {
-    if (started.status === 'fulfilled') await started.value.stop();
+    if (started.status === 'fulfilled') await stopServing(started.value);
     await removeCheckpoint();
     throw err;
   }
@@ -134,23 +137,19 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
     : !previous ? `snapshot ${parent.id} has no checkpoint bitmap`
     : bitmapProblem(previous, bitmaps.find((b) => b.name === previous));
   const incremental = parent !== undefined && reason === undefined;
-  if (incremental && previous !== likely) {
-    await served.stop();
-    served = await serve(previous).catch(async (err: Error) => {
+  if (incremental && previous !== opened.bitmap) {
+    await stopServing(opened);
+    opened = await serve(previous).catch(async (err: Error) => {
       await removeCheckpoint();
       throw err;
     });
   }
-  const context = incremental ? dirtyBitmapContext(previous!) : undefined;
-  const client = await connectOrStop(served.address, [BASE_ALLOCATION, ...(context ? [context] : [])], async () => {
-    await served.stop();
-    await removeCheckpoint();
-  });
-  const closeReading = once(async () => { await client.close(); await served.stop(); });
+  const { client } = opened;
+  const closeReading = once(() => stopServing(opened));
   return {
     client,
     description: `qcow2 image ${path}`,
-    dirtyContext: context,
+    dirtyContext: incremental ? dirtyBitmapContext(previous!) : undefined,
     fullReadReason: reason,
     checkpoint,
     closeReading,
@@ -161,6 +160,12 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
       await remover.remove(retire);
     },
   };
+}
+
+/** Closes the connection to qemu-nbd, then stops it. */
+async function stopServing({ client, served }: { client: NbdClient; served: ServedImage }): Promise<void> {
+  await client.close();
+  await served.stop();
 }
 
 /** Our newest checkpoint bitmap that qemu-nbd can export (its name ends in a time-ordered snapshot id). */
