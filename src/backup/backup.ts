@@ -334,7 +334,7 @@ class BackupRun {
     const { dirtyContext, client } = this.source;
     if (!dirtyContext || !this.parentIds) return wanted.fill(1);
     this.parentIds.copy(this.chunkIds);
-    for (const extent of await client.extents(dirtyContext)) {
+    for (const extent of await (this.source.dirtyExtents ?? client.extents(dirtyContext))) {
       if (extent.flags & DIRTY) this.markChunks(wanted, extent, 'overlapping');
     }
     return wanted;

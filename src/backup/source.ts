@@ -7,7 +7,7 @@
 // A bitmap that is missing, disabled, in-use or not ours means a full read, never a wrong backup.
 import type { Snapshot } from './format.js';
 import { NbdClient, type NbdAddress, parseNbdUrl } from './nbd/client.js';
-import { BASE_ALLOCATION, dirtyBitmapContext } from './nbd/protocol.js';
+import { BASE_ALLOCATION, dirtyBitmapContext, type Extent } from './nbd/protocol.js';
 import { readQcow2Info } from './qcow2-header.js';
 import { bitmapRemover, imageInfo, type ImageInfo, serveImage, type ImageBitmap, type ServedImage } from './qemu-tools.js';
 import { traced } from './trace.js';
@@ -17,6 +17,8 @@ export interface DiskSource {
   description: string;
   /** Meta context listing every change since the parent snapshot; undefined means read it all. */
   dirtyContext?: string;
+  /** The extents of dirtyContext over the whole disk, if asked for already (a qcow2's, as it opens). */
+  dirtyExtents?: Promise<Extent[]>;
   /** Why the backup reads everything although a parent exists. */
   fullReadReason?: string;
   /** Bitmap that tracks changes from this snapshot on ('' if none); stored in the snapshot. */
@@ -102,9 +104,9 @@ export function bitmapProblem(name: string, bitmap: ImageBitmap | undefined): st
 }
 
 /**
- * The checkpoint bitmap is added, qemu-nbd started and connected to while the parent snapshot is
- * still being looked up: qemu-nbd exports our newest usable checkpoint, which is the parent's in
- * all but rare cases (then it restarts with the parent's).
+ * The checkpoint bitmap is added, qemu-nbd started and connected to, and its dirty extents asked
+ * for while the parent snapshot is still being looked up: qemu-nbd exports our newest usable
+ * checkpoint, which is the parent's in all but rare cases (then it restarts with the parent's).
  */
 async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promise<DiskSource> {
   const { source: path } = request;
@@ -115,7 +117,10 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
   const serve = async (bitmap: string | undefined, addBitmap?: string) => {
     const served = await traced(addBitmap ? 'qemu-img bitmap --add, qemu-nbd' : 'qemu-nbd', () => serveImage(path, { format: 'qcow2', readOnly: true, bitmap, addBitmap }));
     const client = await connectOrStop(served.address, [BASE_ALLOCATION, ...(bitmap ? [dirtyBitmapContext(bitmap)] : [])], served.stop);
-    return { served, client, bitmap };
+    // Asked for at once: the bitmap is the parent's in all but rare cases.
+    const dirtyExtents = bitmap ? client.extents(dirtyBitmapContext(bitmap)) : undefined;
+    dirtyExtents?.catch(() => undefined); // awaited by the backup, if the bitmap is the parent's
+    return { served, client, bitmap, dirtyExtents };
   };
   const likely = newestCheckpoint(request.disk, bitmaps);
   // Start tracking before reading: writes that land after this point belong to the next backup.
@@ -150,6 +155,7 @@ async function openQcow2(request: SourceRequest, bitmaps: ImageBitmap[]): Promis
     client,
     description: `qcow2 image ${path}`,
     dirtyContext: incremental ? dirtyBitmapContext(previous!) : undefined,
+    dirtyExtents: incremental ? opened.dirtyExtents : undefined,
     fullReadReason: reason,
     checkpoint,
     closeReading,
