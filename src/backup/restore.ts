@@ -8,7 +8,6 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { mapLimited } from '../common/concurrency.js';
 import { DIRECT_ALIGN, openDirect, unlessRefused } from '../common/direct-io.js';
 import { nativeAddon } from '../common/native-addon.js';
-import { hexId } from './chunk-id.js';
 import { ID_BYTES, isZeroIdAt, type Snapshot } from './format.js';
 import { NbdClient } from './nbd/client.js';
 import { StoreError } from '../common/errors.js';
@@ -112,23 +111,26 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
   const writing: Array<Promise<void>> = [];
   try {
     const differs = target.existed ? await changedChunks(pool, target, ids, snapshot.chunkSize, chunkLength) : undefined;
-    const positions = new Map<string, number[]>();
+    // The chunks each blob to fetch is written to, by its location (the objects the ranges carry):
+    // looked up once per blob, not by id again as ranges are planned and written.
+    const positions = new Map<BlobLocation, number[]>();
+    const positionsById = new Map<string, number[]>();
     for (let i = 0; i < count; i++) {
       if (differs && !differs[i]) { summary.chunksUnchanged++; continue; }
       if (isZeroIdAt(ids, i)) {
         if (differs) { await target.writeZeroes(i * snapshot.chunkSize, chunkLength(i)); summary.bytesWritten += chunkLength(i); }
         continue;
       }
-      const hex = ids.toString('hex', i * ID_BYTES, (i + 1) * ID_BYTES);
-      const list = positions.get(hex);
-      if (list) list.push(i);
-      else positions.set(hex, [i]);
+      const key = ids.toString('latin1', i * ID_BYTES, (i + 1) * ID_BYTES);
+      const list = positionsById.get(key);
+      if (list) { list.push(i); continue; }
+      const location = index.get(ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
+      if (!location) throw new StoreError('NotFound', `chunk ${ids.toString('hex', i * ID_BYTES, (i + 1) * ID_BYTES)} is missing from the repository`);
+      const first = [i];
+      positionsById.set(key, first);
+      positions.set(location, first);
     }
-    const ranges = scatteredFirst(planRangeReads([...positions.keys()].map((hex) => {
-      const location = index.blobs.get(hex);
-      if (!location) throw new StoreError('NotFound', `chunk ${hex} is missing from the repository`);
-      return location;
-    }), RANGE_LIMITS), positions);
+    const ranges = scatteredFirst(planRangeReads([...positions.keys()], RANGE_LIMITS), positions);
     let done = 0;
     const fetches = Math.min(request.concurrency ?? FETCHES_IN_FLIGHT, ranges.length);
     // GET bodies and plaintexts live in memory the codec threads share, reused from range to
@@ -152,7 +154,7 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
         plainSlots.give(plain);
         throw err;
       }
-      const writes = blobs.flatMap(({ entry }, i) => positions.get(hexId(entry.id))!.map((chunk) => ({ chunk, data: opened[i]! })));
+      const writes = blobs.flatMap((blob, i) => positions.get(blob)!.map((chunk) => ({ chunk, data: opened[i]! })));
       const written = Promise.all(adjacentRuns(writes).map(async (run) => {
         await queue.write(run.chunk * snapshot.chunkSize, run.parts);
         summary.bytesWritten += run.parts.reduce((sum, p) => sum + p.length, 0);
@@ -255,9 +257,9 @@ class Slots {
  * chunks from all over the disk): their writes are parked, and the long runs of the ranges that
  * follow (the full backup's packs) take them along as they pass, as one write.
  */
-function scatteredFirst(ranges: RangeRead[], positions: Map<string, number[]>): RangeRead[] {
+function scatteredFirst(ranges: RangeRead[], positions: Map<BlobLocation, number[]>): RangeRead[] {
   const averageRun = (range: RangeRead) => {
-    const chunks = range.blobs.flatMap(({ entry }) => positions.get(hexId(entry.id))!).sort((a, b) => a - b);
+    const chunks = range.blobs.flatMap((blob) => positions.get(blob)!).sort((a, b) => a - b);
     const runs = chunks.reduce((n, chunk, i) => (i > 0 && chunks[i - 1]! + 1 === chunk ? n : n + 1), 0);
     return chunks.length / runs;
   };
