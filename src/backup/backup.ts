@@ -3,6 +3,7 @@
 // lacks (packed) and the index pages that changed; only once every pack is stored the index file
 // and the snapshot, which therefore never becomes visible before everything it references is stored.
 import { BufferPool } from '../common/buffer-pool.js';
+import { startLimited } from '../common/concurrency.js';
 import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.js';
 import { CodecPool } from './codec-pool.js';
 import type { ChunkPiece } from './codec-tasks.js';
@@ -151,7 +152,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
  * powers of two, so an incremental's many short reads reuse short buffers and touch little memory.
  */
 function readBuffers(readers: number): BufferPool {
-  return new BufferPool(readers, (size) => Buffer.from(new SharedArrayBuffer(size)));
+  return sharedBuffers(readers);
 }
 
 /** The smallest power of two of at least `length` (the sizes readBuffers() deals in). */
@@ -165,7 +166,12 @@ function readBufferSize(length: number): number {
  * memory outside the heap, garbage collections of the main thread.
  */
 function encodeBuffers(readers: number): BufferPool {
-  return new BufferPool(2 * readers, (size) => Buffer.from(new SharedArrayBuffer(size)));
+  return sharedBuffers(2 * readers);
+}
+
+/** A pool of buffers in shared memory, which the codec threads use in place. */
+function sharedBuffers(keepPerSize: number): BufferPool {
+  return new BufferPool(keepPerSize, (size) => Buffer.from(new SharedArrayBuffer(size)));
 }
 
 /** Sizes of encode buffers go up in these steps. */
@@ -176,25 +182,6 @@ function split(extent: Extent, size: number): Extent[] {
   const pieces: Extent[] = [];
   for (let at = 0; at < extent.length; at += size) pieces.push({ offset: extent.offset + at, length: Math.min(size, extent.length - at), flags: extent.flags });
   return pieces;
-}
-
-/**
- * `work` on each item, at most `limit` at a time in the items' order; each item's result is a
- * promise of its own, so a caller can go on with the first ones while the rest are running.
- */
-function startLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Array<Promise<R>> {
-  const gates = items.map(() => {
-    let open!: () => void;
-    const opened = new Promise<void>((resolve) => { open = resolve; });
-    return { opened, open };
-  });
-  const results = items.map((item, i) => gates[i]!.opened.then(() => work(item)));
-  results.forEach((result, i) => {
-    const next = () => gates[i + limit]?.open();
-    result.then(next, next);
-  });
-  gates.slice(0, limit).forEach((gate) => gate.open());
-  return results;
 }
 
 /** A function that runs `last` on its `calls`-th call. */

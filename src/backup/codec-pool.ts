@@ -6,8 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
 import { type BlobCodec, type EncodedBlob, packBlobs, type StoredBlob } from './blob-codec.js';
-import { ID_BYTES } from './chunk-id.js';
-import { type ChunkPiece, type CodecResult, type CodecTask, movable, packPieces, pieces, runCodecTask, view } from './codec-tasks.js';
+import { type ChunkPiece, type CodecResult, type CodecTask, movable, packIds, packPieces, pieces, runCodecTask, view } from './codec-tasks.js';
 
 /** Below this much work per job, threads are not worth starting. */
 const INLINE_BYTES = 48 * 1024 * 1024;
@@ -103,9 +102,7 @@ export class CodecPool {
    * free at once. A `data` that owns its whole ArrayBuffer moves to the worker.
    */
   async encode(data: Buffer, blobs: ChunkPiece[], out: Buffer): Promise<{ encoded: EncodedBlob[]; inOut: boolean }> {
-    const ids = new Uint8Array(blobs.length * ID_BYTES);
-    blobs.forEach((b, i) => ids.set(b.id, i * ID_BYTES));
-    const result = await this.run({ op: 'encode', data: this.own(data), pieces: packPieces(blobs), ids, out: this.own(out) });
+    const result = await this.run({ op: 'encode', data: this.own(data), pieces: packPieces(blobs), ids: packIds(blobs), out: this.own(out) });
     const encoded = pieces(result.data, result.lengths).map((stored, i) => ({ stored, compressed: result.compressed[i]! }));
     return { encoded, inOut: !result.compacted };
   }
@@ -130,9 +127,7 @@ export class CodecPool {
    * the returned views only.
    */
   async decode(body: Buffer, blobs: Array<StoredBlob & { id: Uint8Array }>, out: Buffer): Promise<Buffer[]> {
-    const ids = new Uint8Array(blobs.length * ID_BYTES);
-    blobs.forEach((b, i) => ids.set(b.id, i * ID_BYTES));
-    const task: CodecTask = { op: 'decode', data: this.own(body), out: this.own(out), ids, blobs: packBlobs(blobs) };
+    const task: CodecTask = { op: 'decode', data: this.own(body), out: this.own(out), ids: packIds(blobs), blobs: packBlobs(blobs) };
     const result = await this.run(task);
     return pieces(result.data, result.lengths);
   }

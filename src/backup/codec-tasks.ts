@@ -89,15 +89,20 @@ function nameAndEncodeChunks(codec: BlobCodec, { data, chunkSize, out }: Extract
   const chunks = Array.from({ length: ids.length / ID_BYTES }, (_, i) => ({ offset: i * chunkSize, length: Math.min(chunkSize, data.byteLength - i * chunkSize), id: ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES) }));
   const isData = chunks.map((chunk) => !ZERO_ID.equals(chunk.id));
   const live = chunks.filter((_, i) => isData[i]);
-  const liveIds = new Uint8Array(live.length * ID_BYTES);
-  live.forEach((chunk, i) => liveIds.set(chunk.id, i * ID_BYTES));
-  const encoded = encodeChunks(codec, { op: 'encode', data, pieces: packPieces(live), ids: liveIds, out });
+  const encoded = encodeChunks(codec, { op: 'encode', data, pieces: packPieces(live), ids: packIds(live), out });
   // Per chunk, with nothing stored for a zero chunk.
   let next = 0;
   const lengths = isData.map((stored) => (stored ? encoded.lengths[next++]! : 0));
   next = 0;
   const compressed = isData.map((stored) => stored && encoded.compressed[next++]!);
   return { ...encoded, lengths, compressed, ids, input: data };
+}
+
+/** The ids of `items`, back to back, as encode and decode tasks take them. */
+export function packIds(items: ReadonlyArray<{ id: Uint8Array }>): Uint8Array {
+  const ids = new Uint8Array(items.length * ID_BYTES);
+  items.forEach((item, i) => ids.set(item.id, i * ID_BYTES));
+  return ids;
 }
 
 /** Pieces as an encode task takes them: offset and length each. */

@@ -43,8 +43,8 @@ export class ChunkIdCache {
 
   /** The snapshot's chunk ids if the cached copy (`loaded`, if loaded before) is exactly its tree, else undefined. */
   async read(snapshot: TreeOf, loaded?: Promise<CachedIds | undefined>): Promise<Buffer | undefined> {
-    let cached = await loaded;
-    if (cached?.fanout !== snapshot.fanout) cached = await this.load(snapshot.disk, snapshot.fanout);
+    let cached = loaded ? await loaded : await this.load(snapshot.disk, snapshot.fanout);
+    if (cached && cached.fanout !== snapshot.fanout) cached = await this.load(snapshot.disk, snapshot.fanout);
     if (!cached) return undefined;
     return cached.depth === snapshot.depth && cached.root.equals(snapshot.root) ? cached.ids : undefined;
   }

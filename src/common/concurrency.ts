@@ -15,3 +15,14 @@ export async function mapLimited<T, R>(items: readonly T[], limit: number, work:
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
   return results;
 }
+
+/**
+ * mapLimited, with each item's result a promise of its own: a caller can go on with the first
+ * items while the rest are running.
+ */
+export function startLimited<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Array<Promise<R>> {
+  const settlers: Array<{ resolve(result: R): void; reject(err: unknown): void }> = [];
+  const results = items.map(() => new Promise<R>((resolve, reject) => { settlers.push({ resolve, reject }); }));
+  void mapLimited(items, limit, (item, index) => work(item, index).then(settlers[index]!.resolve, settlers[index]!.reject));
+  return results;
+}
