@@ -20,6 +20,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "args.h"
 #include "decode.h"
 
 #define KEY_BYTES 32
@@ -46,11 +47,6 @@ static void free_decoder(napi_env env, void *data, void *hint) {
   ZSTD_freeDCtx(d->zstd);
   free(d->scratch);
   free(d);
-}
-
-static int get_bytes(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *count) {
-  napi_typedarray_type type;
-  return napi_get_typedarray_info(env, value, &type, count, data, NULL, NULL) == napi_ok && type == want;
 }
 
 static decoder *new_decoder(const uint8_t *key, int bind_ids) {
@@ -154,10 +150,6 @@ static napi_value failure(napi_env env, size_t index, const char *reason) {
   CHECK(napi_set_named_property(env, result, "index", index_value));
   CHECK(napi_set_named_property(env, result, "reason", reason_value));
   return result;
-}
-
-static int whole(double value) {
-  return value >= 0 && value <= (double)SIZE_MAX / 2 && value == (double)(size_t)value;
 }
 
 napi_value decode_blobs(napi_env env, napi_callback_info info) {

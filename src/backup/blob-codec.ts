@@ -3,16 +3,16 @@
 // cannot confirm guesses), zstd-compressed when that helps, sealed with AES-256-GCM when encrypted.
 // Repository format 2 seals each blob with its id as GCM's additional data, so opening it proves
 // it is the blob the key holder stored under that id: reading need not hash the plaintext again
-// (format 1 blobs, sealed without it, are re-hashed). Blobs are opened natively
-// (native/backup/decode.c), a batch per call: one cipher context keeps the key schedule from blob
-// to blob (Node's crypto sets one up per blob) and each plaintext is decompressed into its place.
+// (format 1 blobs, sealed without it, are re-hashed). Chunks are named and encoded, and blobs
+// opened, natively (native/backup/encode.c, decode.c), a batch per call: one cipher context keeps
+// the key schedule from blob to blob (Node's crypto sets one up per blob), each blob is compressed
+// and sealed in its place in the output and each plaintext decompressed into its place.
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import zstdBinding from 'zstd-napi/binding.js';
 import { StoreError } from '../common/errors.js';
 import { ID_BYTES } from './chunk-id.js';
 import type { PackEntry } from './format.js';
-import { backupAddon, type DecodeFailure, type NativeDecoder } from './native-backup.js';
+import { backupAddon, type DecodeFailure, type NativeDecoder, type NativeEncoder } from './native-backup.js';
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
@@ -21,8 +21,6 @@ const TAG_BYTES = 16;
  * core) for 5 % more stored bytes; it dominated an incremental's CPU. Decoding reads any level.
  */
 const COMPRESSION_LEVEL = 1;
-/** Keep the compressed form only when it saves at least this fraction. */
-const MIN_SAVING = 1 / 32;
 /**
  * Nonces are cut from random bytes drawn this many at a time: a randomFillSync call per blob cost
  * ~10-14 µs, as much as sealing 16 KiB.
@@ -74,6 +72,12 @@ export interface EncodedBlob {
   compressed: boolean;
 }
 
+/** encodeBlobs' result: the bytes written, and (stored length, compressed 1/0) per piece. */
+export interface EncodedBatch {
+  length: number;
+  stored: Float64Array;
+}
+
 /** The derived sub-keys and the seal format; a worker thread rebuilds the same codec from them. */
 export interface CodecKeys {
   enc: Buffer;
@@ -83,16 +87,12 @@ export interface CodecKeys {
 }
 
 export class BlobCodec {
-  /** The binding's context compresses into a reused scratch buffer (zstd-napi's classes allocate one per call). */
-  private readonly compressor = new zstdBinding.CCtx();
-  private scratch = Buffer.alloc(0);
+  private encoder: NativeEncoder | undefined;
   private decoder: NativeDecoder | undefined;
   private readonly nonces = Buffer.alloc(NONCE_POOL_BYTES);
   private noncesUsed = NONCE_POOL_BYTES;
 
-  private constructor(readonly keys: CodecKeys | undefined) {
-    this.compressor.setParameter(zstdBinding.CParameter.compressionLevel, COMPRESSION_LEVEL);
-  }
+  private constructor(readonly keys: CodecKeys | undefined) {}
 
   static plain(): BlobCodec {
     return new BlobCodec(undefined);
@@ -123,17 +123,29 @@ export class BlobCodec {
 
   encode(plain: Buffer, id: Uint8Array): EncodedBlob {
     const out = Buffer.allocUnsafe(plain.length + this.overhead);
-    const { length, compressed } = this.encodeInto(plain, id, out);
-    return { stored: out.subarray(0, length), compressed };
+    const { length, stored } = this.encodeBlobs(plain, new Float64Array([0, plain.length]), id, out);
+    return { stored: out.subarray(0, length), compressed: stored[1] === 1 };
   }
 
-  /** Writes the stored form into `out` (room for plain.length + overhead bytes); returns its length. */
-  encodeInto(plain: Buffer, id: Uint8Array, out: Buffer): { length: number; compressed: boolean } {
-    const bound = zstdBinding.compressBound(plain.length);
-    if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafe(bound);
-    const packedLength = this.compressor.compress2(this.scratch, plain);
-    const compressed = packedLength < plain.length * (1 - MIN_SAVING);
-    return { length: this.sealInto(compressed ? this.scratch.subarray(0, packedLength) : plain, this.sealedId(id), out), compressed };
+  /**
+   * The stored forms of pieces of `data` (offset and length each in `pieces`, ids back to back in
+   * `ids`), back to back into `out` (room for each piece and the overhead). A blob is kept
+   * compressed only when that saves at least 1/32 of it.
+   */
+  encodeBlobs(data: Uint8Array, pieces: Float64Array, ids: Uint8Array, out: Uint8Array): EncodedBatch {
+    const stored = new Float64Array(pieces.length);
+    return { length: backupAddon().encodeBlobs(this.nativeEncoder(), data, pieces, ids, out, stored), stored };
+  }
+
+  /** The ids of the chunkSize pieces of `data`, back to back; ZERO_ID for an all-zero piece. */
+  nameChunks(data: Uint8Array, chunkSize: number): Uint8Array {
+    const ids = new Uint8Array(Math.ceil(data.byteLength / chunkSize) * ID_BYTES);
+    backupAddon().nameChunks(this.nativeEncoder(), data, chunkSize, ids);
+    return ids;
+  }
+
+  private nativeEncoder(): NativeEncoder {
+    return (this.encoder ??= backupAddon().encoder(this.keys?.enc ?? null, this.keys?.mac ?? null, this.keys?.idBound ?? false, COMPRESSION_LEVEL));
   }
 
   /**
@@ -166,11 +178,6 @@ export class BlobCodec {
     if (rehash || !this.keys?.idBound) this.checkHashes(blobs, ids, out);
   }
 
-  /** The additional data a blob's seal binds: its id in format 2, nothing in format 1. */
-  private sealedId(id: Uint8Array): Uint8Array | undefined {
-    return this.keys?.idBound ? id : undefined;
-  }
-
   /** The plaintexts in `out` against their ids, where the seal does not prove them. */
   private checkHashes(blobs: Float64Array, ids: Uint8Array, out: Uint8Array): void {
     let at = 0;
@@ -181,22 +188,14 @@ export class BlobCodec {
     }
   }
 
-  /** AES-256-GCM with a fresh nonce; `bound` (if given) is authenticated too but not stored. */
-  seal(plain: Buffer, bound?: Uint8Array): Buffer {
+  /** AES-256-GCM with a fresh nonce (whole objects: index files, snapshots, the key check). */
+  seal(plain: Buffer): Buffer {
     if (!this.keys) return plain;
     const out = Buffer.allocUnsafe(plain.length + this.overhead);
-    return out.subarray(0, this.sealInto(plain, bound, out));
-  }
-
-  /** seal() into `out` (room for plain.length + overhead bytes); returns the sealed length. */
-  private sealInto(plain: Buffer, bound: Uint8Array | undefined, out: Buffer): number {
-    if (!this.keys) return plain.copy(out);
-    const nonce = this.nextNonce(out);
-    const cipher = createCipheriv('aes-256-gcm', this.keys.enc, nonce);
-    if (bound) cipher.setAAD(bound);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.enc, this.nextNonce(out));
     const length = NONCE_BYTES + cipher.update(plain).copy(out, NONCE_BYTES);
     cipher.final();
-    return length + cipher.getAuthTag().copy(out, length);
+    return out.subarray(0, length + cipher.getAuthTag().copy(out, length));
   }
 
   /** A fresh random nonce, written to the start of `out`. */
@@ -210,12 +209,11 @@ export class BlobCodec {
     return out.subarray(0, NONCE_BYTES);
   }
 
-  /** Opens what seal() made; `bound` must be what was bound then. */
-  open(sealed: Buffer, bound?: Uint8Array): Buffer {
+  /** Opens what seal() made. */
+  open(sealed: Buffer): Buffer {
     if (!this.keys) return sealed;
     if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new StoreError('Corrupt', 'sealed blob too short');
     const decipher = createDecipheriv('aes-256-gcm', this.keys.enc, sealed.subarray(0, NONCE_BYTES));
-    if (bound) decipher.setAAD(bound);
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     try {
       const plain = decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));

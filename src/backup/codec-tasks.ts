@@ -54,7 +54,7 @@ export interface CodecResult {
 
 export function runCodecTask(codec: BlobCodec, task: CodecTask): CodecResult {
   switch (task.op) {
-    case 'name': return { ...nameChunks(codec, view(task.data, 0, task.data.byteLength), task.chunkSize), input: task.data };
+    case 'name': return { data: codec.nameChunks(task.data, task.chunkSize), lengths: [], compressed: [], input: task.data };
     case 'encode': return encodeChunks(codec, task);
     case 'name and encode': return nameAndEncodeChunks(codec, task);
     case 'decode':
@@ -69,23 +69,16 @@ export function runCodecTask(codec: BlobCodec, task: CodecTask): CodecResult {
  * to a fresh buffer its size (packs keep stored forms until uploaded, and `out` is free at once).
  */
 function encodeChunks(codec: BlobCodec, { data, pieces, ids, out }: Extract<CodecTask, { op: 'encode' }>): CodecResult {
-  const target = view(out, 0, out.byteLength);
-  const lengths: number[] = [];
-  const compressed: boolean[] = [];
-  let at = 0;
-  for (let i = 0; i < pieces.length / 2; i++) {
-    const encoded = codec.encodeInto(view(data, pieces[2 * i]!, pieces[2 * i + 1]!), ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), target.subarray(at));
-    lengths.push(encoded.length);
-    compressed.push(encoded.compressed);
-    at += encoded.length;
-  }
-  const compacted = at < out.byteLength / 2;
-  return { data: compacted ? new Uint8Array(target.subarray(0, at)) : out.subarray(0, at), lengths, compressed, compacted };
+  const { length, stored } = codec.encodeBlobs(data, pieces, ids, out);
+  const lengths = Array.from({ length: stored.length / 2 }, (_, i) => stored[2 * i]!);
+  const compressed = Array.from({ length: stored.length / 2 }, (_, i) => stored[2 * i + 1] === 1);
+  const compacted = length < out.byteLength / 2;
+  return { data: compacted ? new Uint8Array(out.subarray(0, length)) : out.subarray(0, length), lengths, compressed, compacted };
 }
 
 /** The ids of a task's chunks, and the stored forms of those that are not all zero. */
 function nameAndEncodeChunks(codec: BlobCodec, { data, chunkSize, out }: Extract<CodecTask, { op: 'name and encode' }>): CodecResult {
-  const { data: ids } = nameChunks(codec, view(data, 0, data.byteLength), chunkSize);
+  const ids = codec.nameChunks(data, chunkSize);
   const chunks = Array.from({ length: ids.length / ID_BYTES }, (_, i) => ({ offset: i * chunkSize, length: Math.min(chunkSize, data.byteLength - i * chunkSize), id: ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES) }));
   const isData = chunks.map((chunk) => !ZERO_ID.equals(chunk.id));
   const live = chunks.filter((_, i) => isData[i]);
@@ -110,26 +103,6 @@ export function packPieces(pieces: Piece[]): Float64Array {
   const packed = new Float64Array(pieces.length * 2);
   pieces.forEach((p, i) => packed.set([p.offset, p.length], i * 2));
   return packed;
-}
-
-function nameChunks(codec: BlobCodec, data: Buffer, chunkSize: number): CodecResult {
-  const count = Math.ceil(data.length / chunkSize);
-  const ids = new Uint8Array(count * ID_BYTES);
-  for (let i = 0; i < count; i++) {
-    const chunk = data.subarray(i * chunkSize, (i + 1) * chunkSize);
-    if (!isZero(chunk)) ids.set(codec.idOf(chunk), i * ID_BYTES);
-  }
-  return { data: ids, lengths: [], compressed: [] };
-}
-
-const ZEROES = Buffer.alloc(256 * 1024);
-
-function isZero(chunk: Buffer): boolean {
-  for (let at = 0; at < chunk.length; at += ZEROES.length) {
-    const piece = chunk.subarray(at, at + ZEROES.length);
-    if (!piece.equals(ZEROES.subarray(0, piece.length))) return false;
-  }
-  return true;
 }
 
 /**

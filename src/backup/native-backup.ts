@@ -1,7 +1,10 @@
 // The backup agent's native addon (native/backup/, built by `npm ci` through binding.gyp), loaded
-// at first use: a backup that only encodes does without it.
+// at first use.
 import { loadAddon } from '../common/native-addon.js';
 
+declare const nativeEncoder: unique symbol;
+/** An encoder's native state (one AES-256-GCM context, the HMAC key's hashed pads, one zstd context). */
+export type NativeEncoder = { [nativeEncoder]: true };
 declare const nativeDecoder: unique symbol;
 /** A decoder's native state (one AES-256-GCM context, one zstd context). */
 export type NativeDecoder = { [nativeDecoder]: true };
@@ -13,6 +16,19 @@ export interface DecodeFailure {
 }
 
 export interface BackupAddon {
+  /**
+   * An encoder sealing under `encKey` (null: blobs stored unsealed), naming chunks by HMAC-SHA256
+   * under `macKey` (null: SHA-256), binding ids to seals if `bindIds`, compressing at zstd `level`.
+   */
+  encoder(encKey: Uint8Array | null, macKey: Uint8Array | null, bindIds: boolean, level: number): NativeEncoder;
+  /** The id of each chunkSize piece of `data` into `ids`, back to back; an all-zero piece gets the all-zero id. */
+  nameChunks(encoder: NativeEncoder, data: Uint8Array, chunkSize: number, ids: Uint8Array): void;
+  /**
+   * The stored forms of the pieces of `data` (offset, length each in `pieces`; ids back to back in
+   * `ids`) back to back into `out`, each kept compressed if that saves 1/32 or more; (stored
+   * length, compressed 1/0) per piece into `stored`. Returns the bytes written.
+   */
+  encodeBlobs(encoder: NativeEncoder, data: Uint8Array, pieces: Float64Array, ids: Uint8Array, out: Uint8Array, stored: Float64Array): number;
   /** A decoder for blobs sealed under `key` (null: stored unsealed); `bindIds`: seals bind blob ids. */
   decoder(key: Uint8Array | null, bindIds: boolean): NativeDecoder;
   /**
@@ -27,5 +43,5 @@ export interface BackupAddon {
 let addon: BackupAddon | undefined;
 
 export function backupAddon(): BackupAddon {
-  return (addon ??= loadAddon<BackupAddon>('tessera_backup', ['decoder', 'decodeBlobs', 'adviseHugePages']));
+  return (addon ??= loadAddon<BackupAddon>('tessera_backup', ['encoder', 'nameChunks', 'encodeBlobs', 'decoder', 'decodeBlobs', 'adviseHugePages']));
 }

@@ -1,4 +1,4 @@
-// The native batch decode (native/backup/decode.c through BlobCodec.decodeBlobs) against the JS
+// The native batch decode (native/backup/decode.c through BlobCodec.decodeBlobs) against the
 // encoder: random batches of blobs, compressible or not, in every repository format (plain,
 // encrypted format 1, encrypted format 2 which binds the id into the seal) decode to their
 // plaintexts; any changed byte, a blob cut short, a wrong id, a wrong plaintext length or another
@@ -57,7 +57,7 @@ interface Batch {
   plains: Buffer[];
 }
 
-/** The blobs encoded by the JS encoder, back to back with gaps in one body (as in a pack). */
+/** The blobs encoded, back to back with gaps in one body (as in a pack). */
 function encodeBatch(codec: BlobCodec, specs: BlobSpec[]): Batch {
   const plains = specs.map((s) => content(s.seed, s.length, s.compressible));
   const ids = plains.map((p) => codec.idOf(p));
