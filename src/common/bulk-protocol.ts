@@ -80,7 +80,7 @@ function u16(n: number): Buffer {
 
 /** The frame of a put's block that the client placed in the connection's ring. */
 export function ringFrame(position: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(16);
+  const out = Buffer.allocUnsafe(RING_FRAME_BYTES);
   out.writeUInt32BE(RING_FRAME, 0);
   out.writeBigUInt64BE(BigInt(position), 4);
   out.writeUInt32BE(length, 12);
@@ -112,21 +112,46 @@ export function writeFrame(socket: Socket, payload: Uint8Array, flushed?: () => 
 }
 
 /**
+ * A piece of a put's payload: socket bytes, valid until the reader is asked for more, or a block
+ * in the connection's ring (`lentEnd` set), valid until the ring is released up to `lentEnd`.
+ * Ring blocks start on page boundaries (see shm-ring.ts), so they can be written out directly.
+ */
+export interface FramePiece {
+  bytes: Buffer;
+  lentEnd?: number;
+}
+
+/**
  * Reads exact byte counts and frames from a socket's chunk stream. A chunk may be reused by its
  * source once the next one is asked for, so what this returns is valid until the next call.
  */
 export class ByteReader {
   private pending: Buffer[] = [];
   private buffered = 0;
+  /** Payload bytes still to come of the socket frame putPieces() is in. */
+  private frameLeft = 0;
 
   constructor(private readonly chunks: AsyncIterator<Buffer>) {}
 
   async exact(n: number): Promise<Buffer> {
     while (this.buffered < n) await this.more();
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.buffered);
-    this.pending = all.length > n ? [all.subarray(n)] : [];
+    return n === 0 ? NOTHING : this.peek(n)!.subarray(0, this.skip(n));
+  }
+
+  /** The next `n` bytes (or more) in one buffer without taking them; undefined when fewer are buffered. */
+  private peek(n: number): Buffer | undefined {
+    if (this.buffered < n) return undefined;
+    if (this.pending[0]!.length < n) this.pending = [Buffer.concat(this.pending, this.buffered)];
+    return this.pending[0];
+  }
+
+  /** Takes `n` bytes that peek(n) has seen; returns n. */
+  private skip(n: number): number {
+    const first = this.pending[0]!;
+    if (first.length > n) this.pending[0] = first.subarray(n);
+    else this.pending.shift();
     this.buffered -= n;
-    return all.subarray(0, n);
+    return n;
   }
 
   /** Adds the next chunk; the few bytes still pending are copied first (the source may overwrite them). */
@@ -141,11 +166,13 @@ export class ByteReader {
   /** Between 1 and n bytes: the start of what is buffered, else of the next chunk (never a copy). */
   private async upTo(n: number): Promise<Buffer> {
     if (this.buffered === 0) await this.more();
+    return this.bufferedUpTo(n);
+  }
+
+  /** Between 1 and n of the bytes buffered (at least one must be). */
+  private bufferedUpTo(n: number): Buffer {
     const first = this.pending[0]!;
-    const piece = first.length <= n ? this.pending.shift()! : first.subarray(0, n);
-    if (first.length > n) this.pending[0] = first.subarray(n);
-    this.buffered -= piece.length;
-    return piece;
+    return first.subarray(0, this.skip(Math.min(first.length, n)));
   }
 
   async u8(): Promise<number> { return (await this.exact(1)).readUInt8(0); }
@@ -162,10 +189,10 @@ export class ByteReader {
   /**
    * The payload of a stream's frames until the empty frame, in the pieces the socket delivered
    * (a frame is not gathered into one buffer: that copy and allocation per block kept the GC
-   * busy); an error frame throws its status. A ring frame's block is handed out in place and
-   * released to the client once the next piece is asked for.
+   * busy); an error frame throws its status. (A put's payload, which may hold ring frames, is
+   * read with putPieces().)
    */
-  async *frames(nodeId: string, ring?: RingBlocks): AsyncGenerator<Buffer> {
+  async *frames(nodeId: string): AsyncGenerator<Buffer> {
     for (;;) {
       const length = await this.u32();
       if (length === 0) return;
@@ -173,15 +200,7 @@ export class ByteReader {
         const { status, message } = await this.status();
         throw errorFromStatus(status, message, nodeId);
       }
-      if (length === RING_FRAME) {
-        if (!ring) throw new StoreError('InvalidArgument', 'ring frame on a connection without a ring');
-        const position = await this.u64();
-        const blockLength = await this.u32();
-        yield ring.view(position, blockLength);
-        ring.release(position + blockLength);
-        continue;
-      }
-      if (length > MAX_FRAME) throw new StoreError('InvalidArgument', `bulk frame of ${length} bytes is too large`);
+      checkFrameLength(length);
       for (let left = length; left > 0;) {
         const piece = await this.upTo(left);
         left -= piece.length;
@@ -189,6 +208,60 @@ export class ByteReader {
       }
     }
   }
+
+  /**
+   * A put's payload, as much as has arrived at once: every piece the buffered bytes hold (waiting
+   * only while they hold none), and whether the empty frame that ends the stream came with them.
+   * One call per socket read instead of a promise or more per frame. Ring blocks are handed out
+   * in place; the caller releases them (RingBlocks.release) once it is done with them.
+   */
+  async putPieces(ring?: RingBlocks): Promise<{ pieces: FramePiece[]; ended: boolean }> {
+    const pieces: FramePiece[] = [];
+    for (;;) {
+      const piece = this.bufferedPiece(ring);
+      if (piece === STREAM_END) return { pieces, ended: true };
+      if (piece) pieces.push(piece);
+      else if (pieces.length > 0) return { pieces, ended: false };
+      else await this.more();
+    }
+  }
+
+  /** The next piece of a put's payload in what is buffered; undefined when more bytes must come first. */
+  private bufferedPiece(ring: RingBlocks | undefined): FramePiece | typeof STREAM_END | undefined {
+    if (this.frameLeft > 0) {
+      if (this.buffered === 0) return undefined;
+      const bytes = this.bufferedUpTo(this.frameLeft);
+      this.frameLeft -= bytes.length;
+      return { bytes };
+    }
+    const header = this.peek(4);
+    if (!header) return undefined;
+    const length = header.readUInt32BE(0);
+    if (length === RING_FRAME) return this.bufferedRingBlock(ring);
+    this.skip(4);
+    if (length === 0) return STREAM_END;
+    checkFrameLength(length);
+    this.frameLeft = length;
+    return this.bufferedPiece(ring);
+  }
+
+  private bufferedRingBlock(ring: RingBlocks | undefined): FramePiece | undefined {
+    if (!ring) throw new StoreError('InvalidArgument', 'ring frame on a connection without a ring');
+    const frame = this.peek(RING_FRAME_BYTES);
+    if (!frame) return undefined;
+    const position = frame.readUInt32BE(4) * 2 ** 32 + frame.readUInt32BE(8);
+    const length = frame.readUInt32BE(12);
+    this.skip(RING_FRAME_BYTES);
+    return { bytes: ring.view(position, length), lentEnd: position + length };
+  }
+}
+
+const STREAM_END = Symbol('end of stream');
+const NOTHING = Buffer.alloc(0);
+const RING_FRAME_BYTES = 16;
+
+function checkFrameLength(length: number): void {
+  if (length > MAX_FRAME) throw new StoreError('InvalidArgument', `bulk frame of ${length} bytes is too large`);
 }
 
 /** Bytes per socket read into a connection's one read buffer. */

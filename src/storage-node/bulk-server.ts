@@ -12,6 +12,7 @@ import { verifyClusterToken } from '../common/cluster-auth.js';
 import { StoreError } from '../common/errors.js';
 import { localShards } from '../common/local-shards.js';
 import { RING_NONCE_BYTES, RingReader } from '../common/shm-ring.js';
+import type { ShardSource } from './block-writer.js';
 import { streamShardRange } from './shard-range.js';
 import { type ShardStore, validateShardRef } from './shard-store.js';
 
@@ -106,13 +107,27 @@ async function servePut(socket: Socket, reader: ByteReader, shards: ShardStore, 
   ring: RingReader | undefined): Promise<boolean> {
   const blockSize = await reader.u32();
   try {
-    const result = await shards.write(ref, blockSize, reader.frames('client', ring));
+    const result = await shards.write(ref, blockSize, putSource(reader, ring));
     socket.write(Buffer.concat([statusMessage(0, ''), u64(result.bytes), frameHeader(result.blocks)]));
     return true;
   } catch (err) {
     socket.end(Buffer.concat([statusMessage(statusOf(err), (err as Error).message), u64(0), frameHeader(0)]));
     return false;
   }
+}
+
+/** A put's payload as the shard store takes it: whatever has arrived per call, ring blocks lent in place. */
+function putSource(reader: ByteReader, ring: RingReader | undefined): ShardSource {
+  let ended = false;
+  return {
+    next: async () => {
+      if (ended) return undefined;
+      const batch = await reader.putPieces(ring);
+      ended = batch.ended;
+      return batch.pieces.length > 0 ? batch.pieces : undefined;
+    },
+    release: (lentEnd) => ring?.release(lentEnd),
+  };
 }
 
 async function serveGet(socket: Socket, reader: ByteReader, shards: ShardStore, ref: { dataId: string; shardIndex: number }): Promise<void> {

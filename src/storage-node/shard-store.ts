@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { StoreError } from '../common/errors.js';
 import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, openDirect, unlessRefused } from '../common/direct-io.js';
+import { BlockWriter, chunkSource, type ShardSource } from './block-writer.js';
 import { alignedBuffer, alignUp, fitsDirectRead, NewFile } from './direct-file.js';
-import { MAX_BLOCK_SIZE, blockChecksum, encodeTrailer, nameHash, readTrailer, type ShardLayout } from './shard-file.js';
+import { MAX_BLOCK_SIZE, blockChecksum, nameHash, readTrailer, type ShardLayout } from './shard-file.js';
 import { shardMetrics } from './metrics.js';
 
 const DATA_ID_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
@@ -117,8 +118,8 @@ export class ShardStore {
     return join(this.dirOf(ref), shardName(ref));
   }
 
-  /** Writes a whole shard from `chunks`; visible only once complete and durable. */
-  async write(ref: ShardRef, blockSize: number, chunks: AsyncIterable<Uint8Array>): Promise<{ bytes: number; blocks: number }> {
+  /** Writes a whole shard from `data`; visible only once complete and durable. */
+  async write(ref: ShardRef, blockSize: number, data: AsyncIterable<Uint8Array> | ShardSource): Promise<{ bytes: number; blocks: number }> {
     validateShardRef(ref);
     if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
       throw new StoreError('InvalidArgument', `block_size must be 1..${MAX_BLOCK_SIZE}`);
@@ -126,12 +127,13 @@ export class ShardStore {
     const dir = this.dirOf(ref);
     const tempPath = join(dir, `${shardName(ref)}.${randomUUID()}${TEMP_SUFFIX}`);
     this.writing.add(tempPath);
-    const writer = new BlockWriter(blockSize, this.pool, (bytes) => this.reserve(bytes));
+    let writer: BlockWriter | undefined;
     let file: NewFile | undefined;
     try {
       await this.ensureDir(dir);
       file = await NewFile.create(tempPath, 0o600);
-      const { dataLength, fileBytes, blocks } = await writer.writeAll(file, chunks);
+      writer = new BlockWriter(file, blockSize, this.pool, (bytes) => this.reserve(bytes));
+      const { dataLength, fileBytes, blocks } = await writer.writeAll(Symbol.asyncIterator in data ? chunkSource(data) : data);
       file = undefined;
       const replaced = await this.install(tempPath, ref);
       this.usedBytes += fileBytes - replaced;
@@ -143,7 +145,7 @@ export class ShardStore {
       await unlink(tempPath).catch(() => {});
       throw fileError(err, shardName(ref));
     } finally {
-      this.reservedBytes -= writer.reserved;
+      this.reservedBytes -= writer?.reserved ?? 0;
       this.writing.delete(tempPath);
     }
   }
@@ -279,90 +281,6 @@ export class ShardStore {
   async removeFile(entry: ShardFileEntry): Promise<boolean> {
     if (!entry.temp) return this.delete(entry.shard);
     return unlink(entry.path).then(() => true, () => false);
-  }
-}
-
-/** Bytes gathered per file write: one large write instead of one per block (each costs a thread-pool round trip). */
-const WRITE_BATCH_BYTES = 1024 * 1024;
-
-/**
- * Cuts incoming data into blocks, checksums each and writes them in batches, reserving capacity
- * first. One batch is written while the next fills (a direct write returns only once the disk has
- * the bytes). A batch holds whole blocks plus room for the under-DIRECT_ALIGN rest a direct write
- * leaves behind (already checksummed), which starts the next batch.
- */
-class BlockWriter {
-  reserved = 0;
-  private readonly batchBytes: number;
-
-  constructor(
-    private readonly blockSize: number,
-    private readonly batches: BufferPool,
-    private readonly reserve: (bytes: number) => void,
-  ) {
-    this.batchBytes = blockSize * Math.max(1, Math.floor(WRITE_BATCH_BYTES / blockSize)) + DIRECT_ALIGN;
-  }
-
-  /** Writes everything and closes the file, durable; the caller closes it on failure. */
-  async writeAll(file: NewFile, chunks: AsyncIterable<Uint8Array>): Promise<{ dataLength: number; fileBytes: number; blocks: number }> {
-    const { blockSize } = this;
-    let batch = this.batches.take(this.batchBytes);
-    let writing: { batch: Buffer; done: Promise<void> } | undefined;
-    const checksums: bigint[] = [];
-    let filled = 0;
-    let blockStart = 0; // where the block being filled starts in the batch
-    let dataLength = 0;
-    try {
-      for await (const chunk of chunks) {
-        for (let used = 0; used < chunk.length;) {
-          const take = Math.min(blockStart + blockSize - filled, chunk.length - used);
-          batch.set(chunk.subarray(used, used + take), filled);
-          filled += take;
-          used += take;
-          if (filled < blockStart + blockSize) continue;
-          checksums.push(blockChecksum(batch.subarray(blockStart, filled)));
-          this.reserveFor(blockSize);
-          dataLength += blockSize;
-          blockStart = filled;
-          if (batch.length - filled >= blockSize) continue;
-          const length = file.direct ? filled - (filled % DIRECT_ALIGN) : filled;
-          const next = this.batches.take(this.batchBytes);
-          batch.copy(next, 0, length, filled);
-          await this.settle(writing);
-          writing = { batch, done: file.append(batch.subarray(0, length)) };
-          writing.done.catch(() => {}); // awaited by settle()
-          batch = next;
-          filled = blockStart = filled - length;
-        }
-      }
-      await this.settle(writing);
-      writing = undefined;
-      const partial = filled - blockStart;
-      if (partial > 0) checksums.push(blockChecksum(batch.subarray(blockStart, filled)));
-      dataLength += partial;
-      const trailer = encodeTrailer(checksums, blockSize, dataLength);
-      this.reserveFor(partial + trailer.length);
-      await file.finish([batch.subarray(0, filled), trailer]);
-      return { dataLength, fileBytes: dataLength + trailer.length, blocks: checksums.length };
-    } finally {
-      // A batch still being written must not go back to the pool before the write is over.
-      await writing?.done.catch(() => {});
-      if (writing) this.batches.give(writing.batch);
-      this.batches.give(batch);
-    }
-  }
-
-  /** Waits for a batch write to finish and takes its buffer back. */
-  private async settle(writing: { batch: Buffer; done: Promise<void> } | undefined): Promise<void> {
-    if (!writing) return;
-    await writing.done;
-    this.batches.give(writing.batch);
-  }
-
-  /** Reserves capacity for bytes of the file before they are written. */
-  private reserveFor(bytes: number): void {
-    this.reserve(bytes);
-    this.reserved += bytes;
   }
 }
 
