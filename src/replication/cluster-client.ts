@@ -73,7 +73,7 @@ export class ClusterClient implements ObjectStore {
 
   // ------------------------------------------------------------------ writes
 
-  async writeObject(target: WriteTarget, body: Readable, finalize: FinalizeVersion, ec?: ErasureChoice): Promise<ObjectVersion> {
+  async writeObject(target: WriteTarget, body: AsyncIterable<Buffer>, finalize: FinalizeVersion, ec?: ErasureChoice): Promise<ObjectVersion> {
     const layout = this.defaultLayout(ec);
     const nodes = this.placement(target.bucket, target.key, layout);
     const written = await writeSegment(this.cluster, nodes, layout, body);
@@ -477,7 +477,7 @@ export class ClusterClient implements ObjectStore {
       (client) => client.putUpload({ ...record, hlc: this.clock.now(), initiatedMs: record.initiatedMs ?? Date.now() }));
   }
 
-  async writePart(upload: { bucket: string; key: string; uploadId: string }, partNumber: number, body: Readable,
+  async writePart(upload: { bucket: string; key: string; uploadId: string }, partNumber: number, body: AsyncIterable<Buffer>,
     finalize: (body: StreamedBody) => Promise<Pick<DataSegment, 'checksums'>> | Pick<DataSegment, 'checksums'>): Promise<DataSegment> {
     const layout = this.defaultLayout();
     const nodes = this.placement(upload.bucket, upload.key, layout);

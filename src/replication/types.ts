@@ -62,7 +62,7 @@ export interface ErasureChoice {
 /** The cluster client as the gateway sees it. */
 export interface ObjectStore {
   // --- objects
-  writeObject(target: WriteTarget, body: Readable, finalize: FinalizeVersion, ec?: ErasureChoice): Promise<ObjectVersion>;
+  writeObject(target: WriteTarget, body: AsyncIterable<Buffer>, finalize: FinalizeVersion, ec?: ErasureChoice): Promise<ObjectVersion>;
   writeDeleteMarker(target: WriteTarget, fields?: VersionFields): Promise<ObjectVersion>;
   /** Replace the record of an existing version (tags, retention, ACL): same data, same version id. */
   updateVersion(version: ObjectVersion): Promise<void>;
@@ -76,7 +76,7 @@ export interface ObjectStore {
 
   // --- multipart
   createUpload(record: UploadRecord & { bucket: string; key: string; uploadId: string }): Promise<void>;
-  writePart(upload: { bucket: string; key: string; uploadId: string }, partNumber: number, body: Readable,
+  writePart(upload: { bucket: string; key: string; uploadId: string }, partNumber: number, body: AsyncIterable<Buffer>,
     finalize: (body: StreamedBody) => Promise<Pick<DataSegment, 'checksums'>> | Pick<DataSegment, 'checksums'>): Promise<DataSegment>;
   getUpload(bucket: string, key: string, uploadId: string): Promise<UploadRecord | undefined>;
   listUploads(bucket: string, options: { prefix?: string; keyMarker?: string; uploadIdMarker?: string; limit: number }): Promise<UploadRecord[]>;

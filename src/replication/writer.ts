@@ -3,7 +3,6 @@
 // Small bodies (up to INLINE_LIMIT) are encoded in one stripe and returned as inline shards,
 // so the caller stores each in that node's metadata record: one call per node, no shard files.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { BufferPool } from '../common/buffer-pool.js';
 import { StoreError } from '../common/errors.js';
 import type { pb } from '../common/node-service.js';
@@ -42,9 +41,9 @@ export interface WriteOptions {
   allowInline?: boolean;
 }
 
-export async function writeSegment(cluster: Cluster, nodes: string[], layout: Layout, body: Readable,
+export async function writeSegment(cluster: Cluster, nodes: string[], layout: Layout, body: AsyncIterable<Buffer>,
   options: WriteOptions = {}): Promise<WrittenSegment> {
-  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const iterator = body[Symbol.asyncIterator]();
   const head = await readUpTo(iterator, INLINE_LIMIT + 1);
   const segment: pb.IDataSegment = {
     dataId: newDataId(),

@@ -1,6 +1,7 @@
 // The gateway through @aws-sdk/client-s3 (and SDK-signed raw requests) against a real
 // multi-process cluster: buckets, objects, ranges, conditionals, checksums, versions, listing,
 // deletes, and the S3 error each misuse produces.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
@@ -179,6 +180,35 @@ t.test('a body that fails verification stores nothing', async (t) => {
 
   const tooLarge = await signedSend(cluster.endpoint, root, { method: 'PUT', path, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': String(5 * 1024 ** 3 + 1) } });
   t.same([tooLarge.status, errorCode(tooLarge)], [400, 'EntityTooLarge']);
+});
+
+t.test('PUTs pipelined on one connection: each body ends where its Content-Length says', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk-pipelined' }));
+  const first = Buffer.alloc(3_000_000, 1).fill(7, 1_000_000);
+  const second = Buffer.from('the second body follows the first on the wire');
+  const md5 = (data: Buffer) => createHash('md5').update(data).digest('base64');
+  const request = async (key: string, body: Buffer, payloadHash: string) => {
+    const signed = await signedRequest(cluster.endpoint, root, { method: 'PUT', path: `/sdk-pipelined/${key}`, payloadHash, body, headers: { 'content-length': String(body.length), 'content-md5': md5(body) } });
+    const lines = Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}`);
+    return Buffer.concat([Buffer.from(`PUT ${signed.path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`), body]);
+  };
+  const wire = Buffer.concat([await request('first', first, 'UNSIGNED-PAYLOAD'), await request('second', second, createHash('sha256').update(second).digest('hex'))]);
+  const url = new URL(cluster.endpoint);
+  const statuses = await new Promise<string[]>((resolve, reject) => {
+    let responses = '';
+    const socket = connect(Number(url.port), url.hostname, () => socket.write(wire));
+    socket.on('data', (c: Buffer) => {
+      responses += c.toString();
+      const found = [...responses.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => m[1]!);
+      if (found.length === 2) { socket.destroy(); resolve(found); }
+    });
+    socket.on('error', reject);
+  });
+  t.same(statuses, ['200', '200']);
+  for (const [key, body] of [['first', first], ['second', second]] as const) {
+    const stored = await s3.send(new GetObjectCommand({ Bucket: 'sdk-pipelined', Key: key }));
+    t.ok(Buffer.from(await stored.Body!.transformToByteArray()).equals(body), `${key} stored intact`);
+  }
 });
 
 t.test('versioned buckets: versions, delete markers, version listing', async (t) => {

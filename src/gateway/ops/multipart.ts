@@ -83,8 +83,8 @@ async function uploadPart(ctx: S3Context): Promise<void> {
   const upload = await requireUpload(ctx, bucket, key);
   requireContentLength(ctx);
   const encryption = encryptionForPart(ctx, ctx.config.sseMasterKeys, upload.template ?? {});
-  const body = ctx.body.stream(MAX_PART_BYTES);
-  const part = await ctx.store.writePart(upload, partNumber, encryption?.encrypt(body, partNumber).stream ?? body, () => {
+  const body = encryption?.encrypt(ctx.body.stream(MAX_PART_BYTES), partNumber).stream ?? ctx.body.chunks(MAX_PART_BYTES);
+  const part = await ctx.store.writePart(upload, partNumber, body, () => {
     if (ctx.body.failure) throw ctx.body.failure;
     return { checksums: ctx.body.checksums() };
   });

@@ -1,6 +1,5 @@
 // PutObject, and the building blocks every object write shares (CopyObject and multipart reuse
 // versionFieldsFromHeaders / storedChecksumHeaders / checkWriteConditions).
-import type { Readable } from 'node:stream';
 import type { ObjectVersion, VersionFields, WriteTarget } from '../../replication/types.js';
 import { type BucketRecord, writeTargetFor } from '../bucket-record.js';
 import { checksumHeader, parseChecksumAlgorithm } from '../checksums.js';
@@ -122,7 +121,7 @@ export function requireContentLength(ctx: S3Context): void {
 export async function writeVersion(
   ctx: S3Context,
   target: WriteTarget,
-  body: Readable,
+  body: AsyncIterable<Buffer>,
   fields: VersionFields,
   conditions: WriteConditions = {},
   encrypted?: EncryptedBody,
@@ -148,8 +147,9 @@ async function putObject(ctx: S3Context): Promise<void> {
   const fields = versionFieldsFromHeaders(ctx, bucket);
   const conditions = writeConditionsOf(ctx);
   const encryption = encryptionForWrite(ctx, ctx.config.sseMasterKeys, bucket);
-  const body = ctx.body.stream(MAX_OBJECT_BYTES);
-  const version = await writeVersion(ctx, writeTargetFor(bucket, key), body, withEncryption(fields, encryption), conditions, encryption?.encrypt(body));
+  const encrypted = encryption?.encrypt(ctx.body.stream(MAX_OBJECT_BYTES));
+  const body = encrypted?.stream ?? ctx.body.chunks(MAX_OBJECT_BYTES);
+  const version = await writeVersion(ctx, writeTargetFor(bucket, key), body, withEncryption(fields, encryption), conditions, encrypted);
   void ctx.reply.headers({
     etag: version.etag ?? '',
     ...versionIdHeader(bucket, version),
