@@ -18,7 +18,7 @@
 // Adding an operation family = a module under ops/ exporting `operations: OperationSpec[]` + one
 // line in ops/index.ts. A module reads the request through S3Context (context.ts):
 //   ctx.address.{bucket,key,query}, header(ctx.request, name), queryParam/intParam(ctx, name),
-//   requireBucket(ctx) (the BucketRecord or NoSuchBucket), ctx.body.stream(maxBytes) for verified
+//   requireBucket(ctx) (the BucketRecord or NoSuchBucket), ctx.body.chunks(maxBytes) (or .stream) for verified
 //   object bytes, ctx.body.xml() / optionalXml() for small configuration documents,
 //   ctx.buckets.put(record) to change a bucket's configuration (fields in bucket-record.ts),
 //   ctx.store for the ObjectStore, sendXml/sendEmpty to answer.
