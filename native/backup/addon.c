@@ -7,8 +7,7 @@
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor functions[] = {
       {"encoder", NULL, create_encoder, NULL, NULL, NULL, napi_default, NULL},
-      {"nameChunks", NULL, name_chunks, NULL, NULL, NULL, napi_default, NULL},
-      {"encodeBlobs", NULL, encode_blobs, NULL, NULL, NULL, napi_default, NULL},
+      {"encodeBatch", NULL, encode_batch, NULL, NULL, NULL, napi_default, NULL},
       {"decoder", NULL, create_decoder, NULL, NULL, NULL, napi_default, NULL},
       {"decodeBlobs", NULL, decode_blobs, NULL, NULL, NULL, napi_default, NULL},
       {"adviseHugePages", NULL, advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},

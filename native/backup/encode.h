@@ -5,7 +5,6 @@
 #include "../erasure/napi_checks.h"
 
 napi_value create_encoder(napi_env env, napi_callback_info info);
-napi_value name_chunks(napi_env env, napi_callback_info info);
-napi_value encode_blobs(napi_env env, napi_callback_info info);
+napi_value encode_batch(napi_env env, napi_callback_info info);
 
 #endif

@@ -5,9 +5,9 @@
 import { BufferPool } from '../common/buffer-pool.js';
 import { startLimited } from '../common/concurrency.js';
 import { type Extent, BASE_ALLOCATION, DIRTY, StateFlag } from './nbd/protocol.js';
-import { CodecPool } from './codec-pool.js';
 import type { ChunkPiece } from './codec-tasks.js';
 import { BlobType, ID_BYTES, isZeroIdAt, Snapshot, ZERO_ID } from './format.js';
+import { EncodeLanes } from './encode-lanes.js';
 import { PackWriter } from './pack.js';
 import { type BlobIndex, newId, type Repository } from './repository.js';
 import { ChunkIdCache } from './id-cache.js';
@@ -36,7 +36,7 @@ export interface BackupRequest {
   readConcurrency?: number;
   /** Bytes per NBD read. */
   readSize?: number;
-  /** Threads for hashing, compression and encryption (default: one per core; 0 = inline). */
+  /** Batches of chunks hashed, compressed and encrypted at once, on libuv's threads (default: one per core, at most 4; 0 = inline). */
   codecThreads?: number;
   packSize?: number;
   maxUploads?: number;
@@ -72,7 +72,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
   const cache = ChunkIdCache.forBucket(repo.store.bucket, repo.codec);
   const cachedIds = cache.load(request.disk, DEFAULT_FANOUT);
   cachedIds.catch(() => undefined); // awaited once the parent is known
-  const pool = CodecPool.perCore(repo.codec, request.codecThreads);
+  const lanes = new EncodeLanes(repo.codec, request.codecThreads);
   const locking = traced('lock', repo.acquireLock('backup'));
   const listing = traced('latest snapshot', repo.latestSnapshot(request.disk));
   const loading = locking.then(() => traced('load index', Promise.all([repo.readGcPending(), repo.loadIndex()])));
@@ -100,7 +100,7 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
     if (sameDisk && parentRead.status === 'rejected') throw parentRead.reason;
     const parentIds = sameDisk && parentRead.status === 'fulfilled' ? parentRead.value : undefined;
     const run = new BackupRun(repo, known, source, request, parentIds, retainUntil);
-    await run.readAndStore(pool);
+    await run.readAndStore(lanes);
     const { index } = await known;
     if (index.recovered.length > 0) request.onNotice?.(`resuming: ${index.recovered.length} packs of an interrupted backup are reused`);
     // The image's server stops while the last packs upload; only the checkpoint waits for the snapshot.
@@ -141,18 +141,18 @@ export async function backup(repo: Repository, request: BackupRequest): Promise<
   } finally {
     const source = opened.status === 'fulfilled' ? opened.value : undefined;
     const lock = locked.status === 'fulfilled' ? locked.value : undefined;
-    await traced('close source and unlock', Promise.all([source?.finish(succeeded), lock?.release(), pool.close(), known.catch(() => undefined)]));
+    await traced('close source and unlock', Promise.all([source?.finish(succeeded), lock?.release(), known.catch(() => undefined)]));
   }
 }
 
 /**
- * Buffers NBD reads land in, reused from read to read: in shared memory, so the codec threads
- * name and encode the chunks in place and the buffer comes back for the next read. A fresh
- * buffer per read had cost a page fault per 4 KiB and the GC's work of freeing it. Sizes are
- * powers of two, so an incremental's many short reads reuse short buffers and touch little memory.
+ * Buffers NBD reads land in, reused from read to read: the chunks are named and encoded in place
+ * and the buffer comes back for the next read. A fresh buffer per read had cost a page fault per
+ * 4 KiB and the GC's work of freeing it. Sizes are powers of two, so an incremental's many short
+ * reads reuse short buffers and touch little memory.
  */
 function readBuffers(readers: number): BufferPool {
-  return sharedBuffers(readers);
+  return new BufferPool(readers);
 }
 
 /** The smallest power of two of at least `length` (the sizes readBuffers() deals in). */
@@ -161,17 +161,12 @@ function readBufferSize(length: number): number {
 }
 
 /**
- * Buffers the codec threads write a read's stored chunks into, in shared memory, reused once the
- * packs holding them are uploaded: a fresh buffer per read had cost its pages' faults and, as
- * memory outside the heap, garbage collections of the main thread.
+ * Buffers a read's stored chunks are encoded into, reused once the packs holding them are
+ * uploaded: a fresh buffer per read had cost its pages' faults and, as memory outside the heap,
+ * garbage collections of the main thread.
  */
 function encodeBuffers(readers: number): BufferPool {
-  return sharedBuffers(2 * readers);
-}
-
-/** A pool of buffers in shared memory, which the codec threads use in place. */
-function sharedBuffers(keepPerSize: number): BufferPool {
-  return new BufferPool(keepPerSize, (size) => Buffer.from(new SharedArrayBuffer(size)));
+  return new BufferPool(2 * readers);
 }
 
 /** Sizes of encode buffers go up in these steps. */
@@ -239,7 +234,7 @@ class BackupRun {
    * Reads start as soon as the first spans' allocation is known: the queries for the rest are
    * answered meanwhile (an incremental's took 25-40 ms, all of it before its first read).
    */
-  async readAndStore(pool: CodecPool): Promise<void> {
+  async readAndStore(lanes: EncodeLanes): Promise<void> {
     const wanted = await traced('dirty extents', this.chunksToRead());
     const spans = this.spans((i) => wanted[i] === 1).flatMap((span) => split(span, STATUS_SPAN));
     this.bytesToRead = spans.reduce((sum, s) => sum + s.length, 0);
@@ -255,7 +250,7 @@ class BackupRun {
         const buffer = buffers.take(readBufferSize(run.length));
         const data = await this.source.client.read(run.offset, run.length, buffer);
         this.stats.bytesRead += run.length;
-        await this.storeChunks(pool, run.offset / this.chunkSize, data);
+        await this.storeChunks(lanes, run.offset / this.chunkSize, data);
         buffers.give(buffer);
         this.request.onProgress?.({ bytesToRead: this.bytesToRead, bytesRead: this.stats.bytesRead, bytesUploaded: this.stats.bytesUploaded });
       }
@@ -350,18 +345,18 @@ class BackupRun {
 
   /**
    * Names the chunks of one read; encodes and packs those the store lacks. An incremental's dirty
-   * chunks are new in nearly every case, so they are encoded in the same trip to a codec thread
-   * that names them (which also lets the codec threads work before the index is loaded).
+   * chunks are new in nearly every case, so they are encoded in the same batch that names them
+   * (which also lets the encoding run before the index is loaded).
    */
-  private async storeChunks(pool: CodecPool, first: number, read: Buffer): Promise<void> {
+  private async storeChunks(lanes: EncodeLanes, first: number, read: Buffer): Promise<void> {
     const out = this.encodeBuffers.take(this.encodeRoom(read.length));
-    const both = this.source.dirtyContext ? await pool.nameAndEncode(read, this.chunkSize, out) : undefined;
-    const named = both ?? await pool.nameChunks(read, this.chunkSize);
+    const both = this.source.dirtyContext ? await lanes.nameAndEncode(read, this.chunkSize, out) : undefined;
+    const named = both ?? await lanes.nameChunks(read, this.chunkSize);
     this.known ??= await this.loadingKnown;
     const fresh = this.freshChunks(first, named.ids, named.data.length);
     const { encoded, inOut } = both
       ? { encoded: fresh.map((chunk) => both.encoded[chunk.offset / this.chunkSize]!), inOut: both.inOut }
-      : fresh.length > 0 ? await pool.encode(named.data, fresh, out) : { encoded: [], inOut: false };
+      : fresh.length > 0 ? await lanes.encode(named.data, fresh, out) : { encoded: [], inOut: false };
     const uploaded = inOut && fresh.length > 0 ? afterCalls(fresh.length, () => this.encodeBuffers.give(out)) : undefined;
     if (!uploaded) this.encodeBuffers.give(out);
     for (const [i, { id, length }] of fresh.entries()) {

@@ -134,18 +134,17 @@ export class BlobCodec {
    */
   encodeBlobs(data: Uint8Array, pieces: Float64Array, ids: Uint8Array, out: Uint8Array): EncodedBatch {
     const stored = new Float64Array(pieces.length);
-    return { length: backupAddon().encodeBlobs(this.nativeEncoder(), data, pieces, ids, out, stored), stored };
+    return { length: backupAddon().encodeBatch(this.sharedEncoder(), data, 0, ids, pieces, out, stored), stored };
   }
 
-  /** The ids of the chunkSize pieces of `data`, back to back; ZERO_ID for an all-zero piece. */
-  nameChunks(data: Uint8Array, chunkSize: number): Uint8Array {
-    const ids = new Uint8Array(Math.ceil(data.byteLength / chunkSize) * ID_BYTES);
-    backupAddon().nameChunks(this.nativeEncoder(), data, chunkSize, ids);
-    return ids;
+  /** A native encoder of its own running up to `lanes` batches at a time (encode-lanes.ts). */
+  newEncoder(lanes = 1): NativeEncoder {
+    return backupAddon().encoder(this.keys?.enc ?? null, this.keys?.mac ?? null, this.keys?.idBound ?? false, COMPRESSION_LEVEL, lanes);
   }
 
-  private nativeEncoder(): NativeEncoder {
-    return (this.encoder ??= backupAddon().encoder(this.keys?.enc ?? null, this.keys?.mac ?? null, this.keys?.idBound ?? false, COMPRESSION_LEVEL));
+  /** The encoder of this codec's own calls (on the calling thread). */
+  private sharedEncoder(): NativeEncoder {
+    return (this.encoder ??= this.newEncoder());
   }
 
   /**

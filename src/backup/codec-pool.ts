@@ -1,12 +1,11 @@
-// Runs codec batches (codec-tasks.ts) on worker threads, so hashing, zstd and AES use every core
-// while the main thread keeps NBD reads, writes and HTTP requests flowing. A pool of 0 threads
-// runs them inline: for small jobs (an incremental of a few MiB) starting threads costs more
-// than they save.
+// Runs a restore's decode batches (codec-tasks.ts) on worker threads, so AES, zstd and hashing use
+// every core while the main thread keeps GETs and writes flowing. A pool of 0 threads runs them
+// inline: for small jobs (a restore of a few MiB) starting threads costs more than they save.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { StoreError, type StoreErrorKind } from '../common/errors.js';
-import { type BlobCodec, type EncodedBlob, packBlobs, type StoredBlob } from './blob-codec.js';
-import { type ChunkPiece, type CodecResult, type CodecTask, movable, packIds, packPieces, pieces, runCodecTask, view } from './codec-tasks.js';
+import { type BlobCodec, packBlobs, type StoredBlob } from './blob-codec.js';
+import { type CodecResult, type CodecTask, movable, packIds, pieces, runCodecTask } from './codec-tasks.js';
 
 /** Below this much work per job, threads are not worth starting. */
 const INLINE_BYTES = 48 * 1024 * 1024;
@@ -42,7 +41,7 @@ class CodecThread {
     return new Promise((resolve, reject) => {
       this.jobs.set(job, { resolve, reject });
       // The input is ours alone (see CodecPool.own), so it moves to the worker.
-      this.worker.postMessage({ job, task }, movable(task.op === 'name' ? [task.data] : [task.data, task.out]));
+      this.worker.postMessage({ job, task }, movable([task.data, task.out]));
     });
   }
 
@@ -72,51 +71,8 @@ export class CodecPool {
     return CodecPool.withThreads(codec, threads ?? (workBytes < INLINE_BYTES ? 0 : Math.min(MAX_THREADS, availableParallelism())));
   }
 
-  /**
-   * `threads` if given, else one per core, started now: a backup starts them before it knows how
-   * much it will read, so that their start-up (~60 ms of module compiling each) overlaps its
-   * waiting for the store and the qemu tools instead of delaying the first chunks.
-   */
-  static perCore(codec: BlobCodec, threads?: number): CodecPool {
-    return CodecPool.withThreads(codec, threads ?? Math.min(MAX_THREADS, availableParallelism()));
-  }
-
   static withThreads(codec: BlobCodec, count: number): CodecPool {
     return new CodecPool(codec, Array.from({ length: count }, () => new CodecThread(codec)));
-  }
-
-  /**
-   * Chunk ids of `data` cut into chunkSize pieces, ID_BYTES each (ZERO_ID for all-zero chunks),
-   * and the data itself: it may have travelled to a worker and back, so use the returned one.
-   */
-  async nameChunks(data: Buffer, chunkSize: number): Promise<{ ids: Buffer; data: Buffer }> {
-    const result = await this.run({ op: 'name', data: this.own(data), chunkSize });
-    const back = result.input!;
-    return { ids: view(result.data, 0, result.data.byteLength), data: view(back, 0, back.byteLength) };
-  }
-
-  /**
-   * Stored forms of pieces of `data`, written into `out` (room for each piece plus the codec's
-   * overhead; best shared memory, which the caller reuses once the blobs are uploaded). A
-   * well-compressed batch comes back in a buffer of its own, and then `inOut` is false: `out` is
-   * free at once. A `data` that owns its whole ArrayBuffer moves to the worker.
-   */
-  async encode(data: Buffer, blobs: ChunkPiece[], out: Buffer): Promise<{ encoded: EncodedBlob[]; inOut: boolean }> {
-    const result = await this.run({ op: 'encode', data: this.own(data), pieces: packPieces(blobs), ids: packIds(blobs), out: this.own(out) });
-    const encoded = pieces(result.data, result.lengths).map((stored, i) => ({ stored, compressed: result.compressed[i]! }));
-    return { encoded, inOut: !result.compacted };
-  }
-
-  /**
-   * nameChunks, and encode of every chunk that is not all zero, in one trip (for reads whose
-   * chunks are new in nearly every case); `encoded` is undefined for a zero chunk.
-   */
-  async nameAndEncode(data: Buffer, chunkSize: number, out: Buffer): Promise<{ ids: Buffer; data: Buffer; encoded: Array<EncodedBlob | undefined>; inOut: boolean }> {
-    const result = await this.run({ op: 'name and encode', data: this.own(data), chunkSize, out: this.own(out) });
-    const back = result.input!;
-    const stored = pieces(result.data, result.lengths);
-    const encoded = stored.map((blob, i) => (result.lengths[i] ? { stored: blob, compressed: result.compressed[i]! } : undefined));
-    return { ids: view(result.ids!, 0, result.ids!.byteLength), data: view(back, 0, back.byteLength), encoded, inOut: !result.compacted };
   }
 
   /**

@@ -1,4 +1,4 @@
-// A codec thread of codec-pool.ts: runs the batches it is sent with a codec built from the
+// A codec thread of codec-pool.ts: runs the decode batches it is sent with a codec built from the
 // repository's derived keys, and sends each result back without copying it.
 import { parentPort, workerData } from 'node:worker_threads';
 import { StoreError } from '../common/errors.js';
@@ -12,7 +12,7 @@ parentPort!.on('message', ({ job, task }: { job: number; task: CodecTask }) => {
   try {
     const result = runCodecTask(codec, task);
     // The result and the handed-back input move to the main thread, not copied.
-    parentPort!.postMessage({ job, result }, movable([result.data, result.input, result.ids].filter((d) => d !== undefined)));
+    parentPort!.postMessage({ job, result }, movable([result.data, result.input]));
   } catch (err) {
     const error = err instanceof StoreError ? { kind: err.kind, message: err.message } : { message: (err as Error).message };
     parentPort!.postMessage({ job, error });

@@ -12,6 +12,7 @@ import { ID_BYTES, isZeroIdAt, type Snapshot } from './format.js';
 import { NbdClient } from './nbd/client.js';
 import { StoreError } from '../common/errors.js';
 import { CodecPool } from './codec-pool.js';
+import { EncodeLanes } from './encode-lanes.js';
 import { ChunkIdCache } from './id-cache.js';
 import { backupAddon } from './native-backup.js';
 import { planRangeReads, type RangeLimits, type RangeRead, readRange } from './pack.js';
@@ -110,7 +111,7 @@ async function writeSnapshot(repo: Repository, index: BlobIndex, ids: Buffer, po
   const chunkLength = (i: number) => Math.min(snapshot.chunkSize, snapshot.diskSize - i * snapshot.chunkSize);
   const writing: Array<Promise<void>> = [];
   try {
-    const differs = target.existed ? await changedChunks(pool, target, ids, snapshot.chunkSize, chunkLength) : undefined;
+    const differs = target.existed ? await changedChunks(new EncodeLanes(repo.codec, request.codecThreads), target, ids, snapshot.chunkSize, chunkLength) : undefined;
     // The chunks each blob to fetch is written to, by its location (the objects the ranges carry):
     // looked up once per blob, not by id again as ranges are planned and written.
     const positions = new Map<BlobLocation, number[]>();
@@ -279,7 +280,7 @@ function adjacentRuns(writes: Array<{ chunk: number; data: Buffer }>): Array<{ c
 }
 
 /** Chunks of an existing image that differ from the snapshot (1 = differs). */
-async function changedChunks(pool: CodecPool, target: ImageTarget, ids: Buffer, chunkSize: number, chunkLength: (i: number) => number): Promise<Uint8Array> {
+async function changedChunks(lanes: EncodeLanes, target: ImageTarget, ids: Buffer, chunkSize: number, chunkLength: (i: number) => number): Promise<Uint8Array> {
   const count = ids.length / ID_BYTES;
   const differs = new Uint8Array(count);
   const perRead = Math.max(1, Math.floor(COMPARE_READ / chunkSize));
@@ -287,7 +288,7 @@ async function changedChunks(pool: CodecPool, target: ImageTarget, ids: Buffer, 
   await mapLimited(starts, 4, async (first) => {
     const last = Math.min(count, first + perRead);
     const data = await target.read(first * chunkSize, (last - 1 - first) * chunkSize + chunkLength(last - 1));
-    const { ids: found } = await pool.nameChunks(data, chunkSize);
+    const { ids: found } = await lanes.nameChunks(data, chunkSize);
     const want = ids.subarray(first * ID_BYTES, last * ID_BYTES);
     for (let i = first; i < last; i++) {
       const at = (i - first) * ID_BYTES;

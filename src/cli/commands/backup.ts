@@ -24,7 +24,7 @@ nbd+unix:///export?socket=PATH, or with --qmp the block node of a running VM.
   --pack-size BYTES   bytes per pack object (default 16 MiB)
   --uploads N         pack uploads in flight (default 4)
   --reads N           NBD reads in flight (default 8)
-  --threads N         threads hashing, compressing and encrypting (default: one per core, none for small reads)
+  --threads N         batches of chunks hashed, compressed and encrypted at once (default: one per core, at most 4; 0: inline)
   --json              print a JSON summary
   --metrics-file PATH write the outcome for node_exporter's textfile collector (one file per disk)
 ${repoFlags}`;
@@ -32,7 +32,7 @@ ${repoFlags}`;
 export async function run(argv: string[]): Promise<number> {
   // Without V8's optimising compiler (TurboFan): its compiles, on helper threads of a 2-core box,
   // were ~15 % of an incremental's CPU and pay off only in long runs. Set before any hot code runs
-  // and before the codec threads start (flags are per process). Paired runs: agent CPU per
+  // (flags are per process). Paired runs: agent CPU per
   // incremental -8 to -13 % at 2-3 % change; a full backup's +0-3 % (its CPU is zstd, SHA and AES).
   setFlagsFromString('--no-opt');
   const args = parseArgs(argv, ['json', 'encrypt', 'help']);
