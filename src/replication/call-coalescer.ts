@@ -5,7 +5,10 @@
 // the event loop and leave together as one call; under load, while calls are in flight, the
 // queue grows and the next call carries more. An idle gateway adds no delay beyond one turn.
 
-/** Calls one node may have in flight per coalescer before new items wait for the next batch. */
+/**
+ * Calls one node may have in flight per coalescer before new items wait for the next batch,
+ * unless the coalescer is given its own limit.
+ */
 const MAX_IN_FLIGHT = 2;
 /** Items per call (inline shards of up to 128 KiB each stay well below gRPC's message limit). */
 const MAX_BATCH = 64;
@@ -27,10 +30,12 @@ export class CallCoalescer<Item, Result> {
    * how long the oldest of them queued, which the call's deadline should include. `isolate`
    * says whether a failed batch should be retried item by item: a refusal caused by one item
    * (say an invalid name) must not fail its neighbours, while a dead node fails them all anyway.
+   * `maxInFlight` bounds the calls out at once: fewer calls in flight means fuller batches.
    */
   constructor(
     private readonly send: (items: Item[], waitedMs: number) => Promise<Result[]>,
     private readonly isolate: (err: unknown) => boolean,
+    private readonly maxInFlight = MAX_IN_FLIGHT,
   ) {}
 
   call(item: Item): Promise<Result> {
@@ -41,7 +46,7 @@ export class CallCoalescer<Item, Result> {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -50,7 +55,7 @@ export class CallCoalescer<Item, Result> {
   }
 
   private flush(): void {
-    while (this.queue.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
+    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
       const batch = this.queue.splice(0, MAX_BATCH);
       this.inFlight++;
       void this.deliver(batch).finally(() => {

@@ -49,9 +49,17 @@ interface StampedKey {
 }
 
 /** A coalescer for each value of a call's boolean flag (calls with different flags cannot share). */
-function perFlag<Item, Result>(send: (flag: boolean) => (items: Item[], waitedMs: number) => Promise<Result[]>): Array<CallCoalescer<Item, Result>> {
-  return [false, true].map((flag) => new CallCoalescer(send(flag), refusedByNode));
+function perFlag<Item, Result>(send: (flag: boolean) => (items: Item[], waitedMs: number) => Promise<Result[]>,
+  maxInFlight?: number): Array<CallCoalescer<Item, Result>> {
+  return [false, true].map((flag) => new CallCoalescer(send(flag), refusedByNode, maxInFlight));
 }
+
+/**
+ * Metadata reads go one call at a time per node: a GET is one round of them, so under load a
+ * fuller batch (fewer gRPC calls, each costing gateway and node far more CPU than a key) beats
+ * a second call in flight. Writes keep two, a PUT's phases being back to back.
+ */
+const META_READS_IN_FLIGHT = 1;
 
 export class NodeClient {
   private readonly client: grpc.Client;
@@ -66,7 +74,8 @@ export class NodeClient {
    * always did.
    */
   private readonly metaReads = perFlag((withInline) => async (keys: pb.IObjectKey[], waitedMs: number) =>
-    (await this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }), UNARY_DEADLINE_MS - waitedMs)).results);
+    (await this.unary(svc.GetMeta, pb.GetMetaRequest.create({ keys, withInline }), UNARY_DEADLINE_MS - waitedMs)).results,
+  META_READS_IN_FLIGHT);
   private readonly metaWrites = perFlag((revertible) => async (versions: pb.IObjectVersion[], waitedMs: number) => {
     const result = await this.unary(svc.PutMeta, pb.PutMetaRequest.create({ versions, revertible }), UNARY_DEADLINE_MS - waitedMs);
     return versions.map((_, i) => pb.PutMetaResult.create({ applied: [result.applied[i]!], keptPrevious: [result.keptPrevious[i]!] }));

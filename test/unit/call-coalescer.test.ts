@@ -63,3 +63,22 @@ t.test('while calls are in flight, new items queue and leave together in the nex
   for (const release of releases) release();
   t.same(await Promise.all([...first, ...queued]), [1, 2, 3, 4, 5]);
 });
+
+t.test('a coalescer limited to one call in flight gathers everything else into the next call', async (t) => {
+  const calls: number[][] = [];
+  const releases: Array<() => void> = [];
+  const single = new CallCoalescer((items: number[]) => {
+    calls.push(items);
+    return new Promise<number[]>((resolve) => releases.push(() => resolve(items)));
+  }, refused, 1);
+  const first = single.call(1);
+  await new Promise((resolve) => setImmediate(resolve));
+  const queued = [2, 3, 4].map((n) => single.call(n));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(calls, [[1]], 'one call in flight, the rest waits');
+  releases.shift()!();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  t.same(calls, [[1], [2, 3, 4]], 'the queued items leave together once the call is answered');
+  for (const release of releases) release();
+  t.same(await Promise.all([first, ...queued]), [1, 2, 3, 4]);
+});
