@@ -38,7 +38,10 @@ export async function* readSegment(cluster: Cluster, read: SegmentRead, onDegrad
   const layout = layoutOf(read.segment);
   if (read.segment.inline) {
     const shards = read.inlineShards ?? [];
-    const missing = read.segment.nodes!.flatMap((_, i) => (shards[i] ? [] : [i]));
+    // Only missing data shards are damage worth healing: a read asks the data shards' nodes and
+    // leaves the parity ones unasked, so their gaps say nothing (nodes that answered without the
+    // record are healed from the metadata read itself).
+    const missing = dataIndexes(layout).filter((i) => !shards[i]);
     if (missing.length && Number(read.segment.size) > 0) onDegraded(read.segment, missing);
     yield sliceStripe(decodeInline(read.segment, shards), 0, read.start, read.end);
     return;

@@ -59,6 +59,15 @@ t.test('6 nodes at 4+2', async (t) => {
     t.notOk(truncated);
   });
 
+  await t.test('reading healthy small objects queues no heal (unasked parity nodes are not damage)', async (t) => {
+    const healed = nodes.store.heal.totals.versions;
+    for (const size of [1, 4096]) {
+      t.equal(await readSha(nodes, bucket, `obj-${size}`), patternSha256(size, SIZES.indexOf(size)));
+      t.equal(nodes.store.heal.pending, 0, `obj-${size}: nothing queued`);
+    }
+    t.equal(nodes.store.heal.totals.versions, healed, 'nothing healed');
+  });
+
   await t.test('kill -9 any two nodes: every object still reads back, writes go on', async (t) => {
     nodes.kill('n2');
     nodes.kill('n5');
