@@ -43,7 +43,9 @@ t.test('signs like the AWS SDK for ordinary S3 requests', async (t) => {
 });
 
 t.test('signs like the AWS SDK for any key, query, header, region and day', async (t) => {
-  const token = fc.string({ minLength: 1, maxLength: 12 });
+  // Not `__proto__`: the SDK's canonical query is built in a plain object, where that key reads
+  // back Object.prototype, so its signature covers "[object Object]" (the oracle is wrong there).
+  const token = fc.string({ minLength: 1, maxLength: 12 }).filter((key) => key !== '__proto__');
   await fc.assert(fc.asyncProperty(
     fc.constantFrom('GET', 'PUT', 'HEAD', 'DELETE', 'POST'),
     fc.array(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 10 }), { minLength: 1, maxLength: 4 }),
