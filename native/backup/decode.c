@@ -23,7 +23,6 @@
 #include "args.h"
 #include "decode.h"
 
-#define KEY_BYTES 32
 #define ID_BYTES 32
 #define NONCE_BYTES 12
 #define TAG_BYTES 16
@@ -71,14 +70,10 @@ static decoder *new_decoder(const uint8_t *key, int bind_ids) {
 napi_value create_decoder(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], result;
-  napi_valuetype key_type;
-  void *key = NULL;
-  size_t key_length = 0;
+  uint8_t *key;
   bool bind_ids;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 2 || napi_typeof(env, argv[0], &key_type) != napi_ok ||
-      (key_type != napi_null && (!get_bytes(env, argv[0], napi_uint8_array, &key, &key_length) || key_length != KEY_BYTES)) ||
-      napi_get_value_bool(env, argv[1], &bind_ids) != napi_ok)
+  if (argc != 2 || !get_key(env, argv[0], &key) || napi_get_value_bool(env, argv[1], &bind_ids) != napi_ok)
     FAIL("decoder(key: 32-byte Uint8Array | null, bindIds: boolean)");
   decoder *d = new_decoder(key, bind_ids);
   if (!d) FAIL("decoder: out of memory or no AES-256-GCM");

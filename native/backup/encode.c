@@ -32,7 +32,6 @@
 #include "args.h"
 #include "encode.h"
 
-#define KEY_BYTES 32
 #define ID_BYTES 32
 #define NONCE_BYTES 12
 #define TAG_BYTES 16
@@ -170,18 +169,6 @@ static void give_lane(encoder *e, size_t index) {
   e->busy[index] = 0;
   uv_cond_signal(&e->freed);
   uv_mutex_unlock(&e->lock);
-}
-
-/* A 32-byte key argument, or NULL for null; 0 if it is neither. */
-static int get_key(napi_env env, napi_value value, uint8_t **key) {
-  napi_valuetype type;
-  size_t length;
-  if (napi_typeof(env, value, &type) != napi_ok) return 0;
-  if (type == napi_null) {
-    *key = NULL;
-    return 1;
-  }
-  return get_bytes(env, value, napi_uint8_array, (void **)key, &length) && length == KEY_BYTES;
 }
 
 napi_value create_encoder(napi_env env, napi_callback_info info) {
