@@ -14,6 +14,12 @@ interface MessageClass<In, Out extends In> {
   decode(data: Uint8Array): Out;
 }
 
+/** A message's protobuf encoding as a Buffer over the encoder's bytes (no copy). */
+export function encodeMessage<In>(cls: { encode(message: In): { finish(): Uint8Array } }, message: In): Buffer {
+  const bytes = cls.encode(message).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function method<ReqIn, Req extends ReqIn, ResIn, Res extends ResIn>(
   name: string,
   req: MessageClass<ReqIn, Req>,
@@ -21,10 +27,7 @@ function method<ReqIn, Req extends ReqIn, ResIn, Res extends ResIn>(
   requestStream = false,
   responseStream = false,
 ): grpc.MethodDefinition<ReqIn, Res> {
-  const encode = <In, Out extends In>(cls: MessageClass<In, Out>) => (value: In) => {
-    const bytes = cls.encode(value).finish();
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  };
+  const encode = <In, Out extends In>(cls: MessageClass<In, Out>) => (value: In) => encodeMessage(cls, value);
   return {
     path: `/tessera.node.StorageNode/${name}`,
     requestStream,

@@ -30,18 +30,30 @@ export enum Space {
   ClusterMap = 'm',
 }
 
-function component(value: string, what: string): Buffer {
+function checked(value: string, what: string): string {
   if (value.includes('\0')) throw new StoreError('InvalidArgument', `${what} may not contain NUL`);
-  return Buffer.from(value, 'utf8');
+  return value;
+}
+
+function component(value: string, what: string): Buffer {
+  return Buffer.from(checked(value, what), 'utf8');
+}
+
+/**
+ * `space 0 a 0 b 0 ... partial` as a string: NUL is one 0x00 byte in UTF-8, so encoding the joined
+ * string once gives the key's bytes (a node builds several keys per record it writes, and a
+ * Buffer per part made that a noticeable share of its CPU and garbage).
+ */
+function joinedKey(space: Space, parts: readonly string[], partial: string): string {
+  let joined: string = space;
+  for (const part of parts) joined += '\0' + checked(part, 'name');
+  return joined + '\0' + checked(partial, 'prefix');
 }
 
 /** `space 0 a 0 b 0 ... partial`: the prefix shared by every key under these parts whose next
  *  part starts with `partial` (with no partial, exactly the keys under these parts). */
 export function prefixKey(space: Space, parts: readonly string[], partial = ''): Buffer {
-  const chunks: Buffer[] = [Buffer.from(space)];
-  for (const part of parts) chunks.push(Buffer.of(SEPARATOR), component(part, 'name'));
-  chunks.push(Buffer.of(SEPARATOR), component(partial, 'prefix'));
-  return Buffer.concat(chunks);
+  return Buffer.from(joinedKey(space, parts, partial), 'utf8');
 }
 
 /** The prefix of a bucket's object keys that start with `keyPrefix`. */
@@ -51,7 +63,7 @@ export function objectKeyPrefix(bucket: string, keyPrefix: string): Buffer {
 
 /** The key of one record under its parts: `space 0 a 0 b 0`. */
 export function recordKey(space: Space, ...parts: string[]): Buffer {
-  return Buffer.concat([prefixKey(space, parts.slice(0, -1), parts[parts.length - 1]), Buffer.of(SEPARATOR)]);
+  return Buffer.from(joinedKey(space, parts.slice(0, -1), parts[parts.length - 1] ?? '') + '\0', 'utf8');
 }
 
 /** The first key after every version of `key` and every key that extends it with 0x01.. bytes. */

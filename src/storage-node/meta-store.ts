@@ -3,7 +3,7 @@
 // so each rule below is a read-check-write that sees all earlier writes, batched or not.
 import { Level } from 'level';
 import { StoreError } from '../common/errors.js';
-import { KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, stampOf, UNARY_DEADLINE_MS, writeAgeMs, type WriteStamp } from '../common/node-service.js';
+import { encodeMessage as encode, KEPT_TTL_MS, MAX_CLOCK_SKEW_MS, pb, stampOf, UNARY_DEADLINE_MS, writeAgeMs, type WriteStamp } from '../common/node-service.js';
 import { GroupCommitter, type Db, type Tx } from './group-commit.js';
 import {
   Space, encodeU64Pair, hlcOfInverted, invertedHlc, keysUnder, namesStartingWith, objectKey, partKey, prefixKey,
@@ -134,11 +134,6 @@ function segmentsOf(bytes: Buffer | undefined): DataSegment[] {
   return bytes ? pb.ObjectVersion.decode(bytes).segments : [];
 }
 
-function encode<T>(cls: { encode(message: T): { finish(): Uint8Array } }, message: T): Buffer {
-  const bytes = cls.encode(message).finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 /** Segments of `before` whose shards `after` no longer uses. */
 function segmentsDropped(before: readonly DataSegment[], after: readonly DataSegment[]): DataSegment[] {
   const kept = new Set(after.map((s) => s.dataId));
@@ -249,11 +244,12 @@ export class MetaStore {
     if (storedBytes) tx.del(storedBytes.key);
     else tx.afterCommit(() => { this.versionCount++; });
     this.writeRecord(tx, ref, hlc, bytes);
-    if (revertible && (storedBytes || this.keptList(tx, ref).length > 0)) {
+    if (revertible) {
+      if (!storedBytes && this.keptList(tx, ref).length === 0) return 'applied';
       this.keep(tx, ref, { stamp: stampOf(version), keptAt: now, tombstone: undefined, record: storedBytes?.bytes });
       return 'kept';
     }
-    if (!revertible) this.dropSupersededKept(tx, ref, stampOf(version));
+    this.dropSupersededKept(tx, ref, stampOf(version));
     this.releaseUnused(tx, ref, [storedBytes?.bytes], this.keptList(tx, ref));
     return 'applied';
   }
@@ -309,6 +305,8 @@ export class MetaStore {
 
   /** Frees the shards of dropped records that neither the current record nor a kept one uses. */
   private releaseUnused(tx: Tx, ref: VersionRef, dropped: ReadonlyArray<Buffer | undefined>, kept: readonly KeptRecord[]): void {
+    // Most writes drop no record (a new key): then nothing needs decoding to find what is in use.
+    if (dropped.every((bytes) => bytes === undefined)) return;
     const inUse = [this.storedRecord(tx, ref)?.bytes, ...kept.map((k) => k.record)].flatMap((bytes) => segmentsOf(bytes));
     this.releaseAfterCommit(tx, ref, segmentsDropped(dropped.flatMap((bytes) => segmentsOf(bytes)), inUse));
   }
@@ -493,17 +491,22 @@ export class MetaStore {
   }
 
   /** The version asked for, or the newest (possibly a delete marker) when version_id is empty. */
-  async getVersion({ bucket, key, versionId }: VersionRef): Promise<ObjectVersion | undefined> {
+  async getVersion(ref: VersionRef): Promise<ObjectVersion | undefined> {
+    const bytes = await this.getVersionBytes(ref);
+    return bytes && pb.ObjectVersion.decode(bytes);
+  }
+
+  /** The stored record (an encoded ObjectVersion) of a version, or of the newest one without a version id. */
+  async getVersionBytes({ bucket, key, versionId }: VersionRef): Promise<Buffer | undefined> {
     requireNames('get', { bucket, key });
     if (!versionId) {
       const [newest] = await this.db.values({ ...keysUnder(recordKey(Space.Object, bucket, key)), limit: 1 }).all();
-      return newest && pb.ObjectVersion.decode(newest);
+      return newest;
     }
     // Point lookups, synchronous for the reason group-commit.ts gives (a thread-pool round trip
     // each cost more than the lookup itself).
     const inverted = this.db.getSync(recordKey(Space.VersionIndex, bucket, key, versionId));
-    const bytes = inverted && this.db.getSync(objectKey(bucket, key, inverted, versionId));
-    return bytes ? pb.ObjectVersion.decode(bytes) : undefined;
+    return (inverted && this.db.getSync(objectKey(bucket, key, inverted, versionId))) || undefined;
   }
 
   /** The delete that purged this exact version here, if any, and whether it may still be reverted. */

@@ -8,7 +8,7 @@ import { AUTH_METADATA_KEY, verifyClusterToken } from '../common/cluster-auth.js
 import { StoreError } from '../common/errors.js';
 import { type LocalCalls, localCalls } from '../common/local-calls.js';
 import { createLogger } from '../common/log.js';
-import { bulkChannelOptions, pb, storageNodeService, type WriteStamp } from '../common/node-service.js';
+import { bulkChannelOptions, encodeMessage, pb, storageNodeService, type WriteStamp } from '../common/node-service.js';
 import { nodeServerCredentials, nodeServerOptions, type NodeTls } from '../common/node-tls.js';
 import { serializeChunkIntoScratch } from './chunk-serializer.js';
 import { serviceError, statusOf } from './grpc-status.js';
@@ -54,10 +54,20 @@ export interface StorageNode {
 const CHUNK_BYTES = 1024 * 1024;
 
 /** The shared service definition, with GetShard replies serialized without per-chunk garbage. */
-const serverSideService: grpc.ServiceDefinition = {
+/**
+ * The shared service definition as this side serializes it: GetShard replies without per-chunk
+ * garbage, GetMeta replies in their stored form (StoredMetaResult, wire-identical to GetMetaResult).
+ */
+const serverSideService = {
   ...storageNodeService,
   GetShard: { ...storageNodeService.GetShard, responseSerialize: serializeChunkIntoScratch },
-};
+  GetMeta: { ...storageNodeService.GetMeta, responseSerialize: (result: pb.IStoredMetaResult) => encodeMessage(pb.StoredMetaResult, result) },
+} satisfies grpc.ServiceDefinition;
+
+/** A stored record with its inline shard bytes dropped. */
+function encodeWithoutInline(stored: Buffer): Buffer {
+  return encodeMessage(pb.ObjectVersion, withoutInline(pb.ObjectVersion.decode(stored)));
+}
 const LIST_PAGE_ENTRIES = 256;
 
 /** A verified token is trusted this long before its HMAC is checked again (clients reuse one for a second). */
@@ -261,11 +271,12 @@ class NodeService {
 
   // ------------------------------------------------------------ metadata
 
-  private async getMeta(request: pb.IGetMetaRequest): Promise<pb.IGetMetaResult> {
-    const results = await Promise.all((request.keys ?? []).map(async (key): Promise<pb.IMetaSlot> => {
+  /** Records go out as stored (see StoredMetaResult), stripped of inline shards only when asked. */
+  private async getMeta(request: pb.IGetMetaRequest): Promise<pb.IStoredMetaResult> {
+    const results = await Promise.all((request.keys ?? []).map(async (key): Promise<pb.IStoredMetaSlot> => {
       const ref = versionRefOf(key);
-      const version = await this.meta.getVersion(ref);
-      if (version) return { found: true, version: request.withInline ? version : withoutInline(version) };
+      const stored = await this.meta.getVersionBytes(ref);
+      if (stored) return { found: true, version: request.withInline ? stored : encodeWithoutInline(stored) };
       const tombstone = ref.versionId ? this.meta.tombstoneOf(ref) : undefined;
       return { found: false, tombstoneHlc: tombstone?.hlc ?? 0, tombstonePending: tombstone?.pending ?? false };
     }));
@@ -385,7 +396,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
 
 /** The unary handlers, for callers in this process (local-calls.ts): no interceptor, as no socket. */
 function localCallsOf(handlers: grpc.UntypedServiceImplementation): LocalCalls {
-  const unary = new Map(Object.entries(storageNodeService)
+  const unary = new Map(Object.entries(serverSideService)
     .filter(([, def]) => !def.requestStream && !def.responseStream)
     .map(([name, def]) => [def.path, { def: def as grpc.MethodDefinition<unknown, unknown>, handle: handlers[name] as grpc.handleUnaryCall<unknown, unknown> }]));
   return {

@@ -145,6 +145,13 @@ t.test('metadata, listing, records, cluster map and health over gRPC', async (t)
   t.equal(Buffer.from(got.results[0]!.version!.segments![0]!.inlineShard!).toString(), 'abc');
   t.equal(got.results[0]!.version!.hlc, 10);
   t.equal(got.results[1]!.found, false);
+  const byId = await node.call<pb.GetMetaResult>('GetMeta', { keys: [{ bucket: 'b', key: 'c', versionId: 'null' }], withInline: false });
+  t.equal(byId.results[0]!.version!.etag, '"e"', 'a record asked for by version id');
+  t.equal(byId.results[0]!.version!.segments![0]!.inlineShard!.length, 0, 'inline shards stay home unless asked for');
+  t.equal(byId.results[0]!.version!.segments![0]!.dataId, 'd1');
+  await node.call('DeleteMeta', { keys: [{ bucket: 'b', key: 'a/2', versionId: 'null' }], hlc: 11 });
+  const purged = await node.call<pb.GetMetaResult>('GetMeta', { keys: [{ bucket: 'b', key: 'a/2', versionId: 'null' }], withInline: true });
+  t.same([purged.results[0]!.found, purged.results[0]!.tombstoneHlc], [false, 11], 'a purged version answers with its tombstone');
 
   const pages: pb.ListPage[] = [];
   const stream = (node.client as unknown as { List: Function }).List({ bucket: 'b', delimiter: '/', limit: 10 }, node.auth()) as grpc.ClientReadableStream<pb.ListPage>;
@@ -164,7 +171,7 @@ t.test('metadata, listing, records, cluster map and health over gRPC', async (t)
   const health = await node.call<pb.HealthResult>('Health', {});
   t.equal(health.nodeId, 'meta');
   t.equal(health.mapEpoch, 3);
-  t.equal(health.objectCount, 3);
+  t.equal(health.objectCount, 2);
   t.ok(health.freeBytes > 0);
   t.equal(grpcCode(await node.call('PutMeta', { versions: [version('bad\0key', 1)] }).catch((e) => e)), grpc.status.INVALID_ARGUMENT);
 });
