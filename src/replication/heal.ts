@@ -4,8 +4,10 @@
 import { StoreError } from '../common/errors.js';
 import { pb, stampOf } from '../common/node-service.js';
 import type { ClusterClient } from './cluster-client.js';
+import { layoutOf, shardSize } from './layout.js';
 import { rebuildShards } from './reader.js';
 import type { DataSegment, ObjectVersion } from './types.js';
+import { storedWhole } from './writer.js';
 
 const RETRY_MS = 5_000;
 const MAX_QUEUE = 100_000;
@@ -128,17 +130,37 @@ function unanswered(what: string, failed: Map<string, StoreError>): StoreError {
 
 /** Rebuild the shards of a segment that are missing or corrupt; throws if a holder is unreachable. */
 export async function healSegment(store: ClusterClient, segment: DataSegment): Promise<number> {
+  const { damaged, unanswered: silent } = await checkShards(store, segment);
+  if (damaged.length) await rewriteShards(store, segment, damaged.map((d) => d.index));
+  if (silent.size) throw unanswered(`shards of ${segment.dataId}`, silent);
+  return damaged.length;
+}
+
+export interface ShardDamage {
+  index: number;
+  /** MISSING, CORRUPT, or SHORT/LONG: a file that verifies but holds another length than the layout gives. */
+  state: string;
+}
+
+/** Each placement node's verdict on its shard of a segment: the damaged shards, and the nodes that did not answer. */
+export async function checkShards(store: ClusterClient, segment: DataSegment): Promise<{ damaged: ShardDamage[]; unanswered: Map<string, StoreError> }> {
   const nodes = segment.nodes ?? [];
   const result = await store.cluster.fanOut(nodes, (client, id) =>
     client.verifyShards([{ dataId: segment.dataId, shardIndex: nodes.indexOf(id) }]));
-  const damaged: number[] = [];
+  const expected = shardSize(Number(segment.size), layoutOf(segment));
+  const damaged: ShardDamage[] = [];
   nodes.forEach((id, index) => {
-    const state = result.ok.get(id)?.shards?.[0]?.state;
-    if (state === pb.ShardStatus.State.MISSING || state === pb.ShardStatus.State.CORRUPT) damaged.push(index);
+    const status = result.ok.get(id)?.shards?.[0];
+    const state = status && shardState(status, expected);
+    if (state && state !== 'OK') damaged.push({ index, state });
   });
-  if (damaged.length) await rewriteShards(store, segment, damaged);
-  if (result.failed.size) throw unanswered(`shards of ${segment.dataId}`, result.failed);
-  return damaged.length;
+  return { damaged, unanswered: result.failed };
+}
+
+function shardState(status: pb.IShardStatus, expectedBytes: number): string {
+  if (status.state !== pb.ShardStatus.State.OK) return pb.ShardStatus.State[status.state ?? 0];
+  const bytes = Number(status.dataBytes);
+  return bytes === expectedBytes ? 'OK' : bytes < expectedBytes ? 'SHORT' : 'LONG';
 }
 
 /** Rebuild shards `indexes` of a segment from the others and write them to `targets` (default: their own nodes). */
@@ -156,8 +178,12 @@ export async function rewriteShards(store: ClusterClient, segment: DataSegment, 
     throw err;
   }
   const results = await Promise.all(writers.map((w) => w.finish()));
-  const failed = writers.find((w, n) => results[n] === undefined);
-  if (failed) throw failed.failed ?? new StoreError('Unavailable', `shard rewrite on ${failed.nodeId} failed`);
+  const expected = shardSize(Number(segment.size), layoutOf(segment));
+  const short = writers.findIndex((_, n) => !storedWhole(results[n], expected));
+  if (short >= 0) {
+    const writer = writers[short]!;
+    throw writer.failed ?? new StoreError('Unavailable', `shard rewrite on ${writer.nodeId} stored ${results[short]?.bytes ?? 0} of ${expected} bytes`);
+  }
 }
 
 /**

@@ -265,6 +265,7 @@ class GrpcShardWriter implements ShardSink {
   readonly result: Promise<pb.ShardWriteResult>;
   failed: StoreError | undefined;
   private readonly inFlight: Array<Promise<void>> = [];
+  private sentBytes = 0;
 
   constructor(readonly nodeId: string, open: ClientStreamOpener, header: pb.IShardHeader) {
     let settle!: (err: grpc.ServiceError | null, res?: pb.ShardWriteResult) => void;
@@ -284,6 +285,7 @@ class GrpcShardWriter implements ShardSink {
    */
   async write(data: Uint8Array, release?: () => void): Promise<void> {
     if (this.failed) { release?.(); return; }
+    this.sentBytes += data.length;
     this.inFlight.push(new Promise<void>((resolve) => this.call.write({ data }, () => { release?.(); resolve(); })));
     if (this.inFlight.length <= MAX_IN_FLIGHT) return;
     const oldest = this.inFlight.shift()!;
@@ -301,7 +303,10 @@ class GrpcShardWriter implements ShardSink {
 
   /** End the stream; a node that does not confirm within the idle limit (paused, cut off) failed. */
   async finish(): Promise<pb.IShardWriteResult | undefined> {
-    if (!this.failed) this.call.end();
+    if (!this.failed) {
+      this.call.write({ end: { bytes: this.sentBytes } });
+      this.call.end();
+    }
     return awaitConfirmation(this.result, STREAM_IDLE_MS, () => {
       this.failed ??= silentNode(this.nodeId);
       this.call.cancel();

@@ -7,7 +7,7 @@ import { BufferPool } from '../common/buffer-pool.js';
 import { StoreError } from '../common/errors.js';
 import type { pb } from '../common/node-service.js';
 import type { Cluster } from './cluster.js';
-import { blockSizeFor, codecFor, INLINE_LIMIT, type Layout, writeQuorum } from './layout.js';
+import { blockSizeFor, codecFor, INLINE_LIMIT, type Layout, shardSize, writeQuorum } from './layout.js';
 import { ThreadedMd5 } from './md5-thread.js';
 import type { ShardSink } from './node-client.js';
 import { StragglerWatch } from './straggler.js';
@@ -70,6 +70,15 @@ export async function writeSegment(cluster: Cluster, nodes: string[], layout: La
     await stream.abort();
     throw err;
   }
+}
+
+/**
+ * Whether a node's confirmation covers the whole shard: one that stored fewer bytes than were sent
+ * (its stream cut short, say) holds a shard that would end early on every read, so it counts as
+ * not written and the version goes to heal.
+ */
+export function storedWhole(result: pb.IShardWriteResult | undefined, expectedBytes: number): boolean {
+  return result !== undefined && Number(result.bytes) === expectedBytes;
 }
 
 async function readUpTo(iterator: AsyncIterator<Buffer>, limit: number): Promise<{ data: Buffer; ended: boolean }> {
@@ -187,7 +196,8 @@ class StripeStreamer {
     const finishing = this.writers.map((w) => w?.finish());
     await this.awaitWriters(finishing);
     const [md5Hex, ...results] = await Promise.all([this.md5.digest(), ...finishing]);
-    const durableOn = this.nodes.filter((_, i) => results[i] !== undefined);
+    const expected = shardSize(this.total, this.layout);
+    const durableOn = this.nodes.filter((_, i) => storedWhole(results[i] as pb.IShardWriteResult | undefined, expected));
     if (durableOn.length < this.quorum) {
       await this.deleteShards(durableOn);
       throw new StoreError('QuorumFailed', `only ${durableOn.length} of ${this.nodes.length} shards became durable`);

@@ -4,7 +4,7 @@
 // process), and can remove orphans once they are older than a grace period.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MetaStore } from './meta-store.js';
-import { shardName, type ShardCheck, type ShardFileEntry, type ShardRef, type ShardStore } from './shard-store.js';
+import { shardName, unreadableShard, type ShardCheck, type ShardFileEntry, type ShardRef, type ShardStore } from './shard-store.js';
 
 export interface ScrubOptions {
   orphanGraceMs: number;
@@ -71,7 +71,7 @@ export async function scrub(shards: ShardStore, meta: MetaStore, nodeId: string,
   // Read references after the walk, so a shard whose metadata landed meanwhile is not an orphan.
   const { dataIds, expected } = await references(meta, nodeId);
   for (const [name, shard] of expected) {
-    if (!found.has(name)) result.missing.push({ shard, state: 'MISSING', bytes: 0, badBlock: 0 });
+    if (!found.has(name)) result.missing.push(unreadableShard(shard, 'MISSING'));
   }
   for (const file of orphanCandidates) {
     if (!file.temp && dataIds.has(file.shard.dataId)) continue;

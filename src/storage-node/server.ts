@@ -105,7 +105,7 @@ function toShardRef(ref: pb.IShardRef | null | undefined): ShardRef {
 }
 
 function toShardStatus(check: ShardCheck): pb.IShardStatus {
-  return { shard: check.shard, state: pb.ShardStatus.State[check.state], bytes: check.bytes, badBlock: check.badBlock };
+  return { shard: check.shard, state: pb.ShardStatus.State[check.state], bytes: check.bytes, dataBytes: check.dataBytes, badBlock: check.badBlock };
 }
 
 function toScrubReport(result: ScrubResult): pb.IScrubReport {
@@ -225,9 +225,19 @@ class NodeService {
     const header = first.done ? undefined : first.value.header;
     if (!header) throw new StoreError('InvalidArgument', 'PutShard must start with a header');
     async function* data(): AsyncGenerator<Uint8Array> {
+      let received = 0;
       for (let next = await messages.next(); !next.done; next = await messages.next()) {
-        if (next.value.data) yield next.value.data;
+        const { data, end } = next.value;
+        if (end) {
+          if (Number(end.bytes) !== received) throw new StoreError('InvalidArgument', `PutShard sent ${received} bytes but ended at ${end.bytes}`);
+          return;
+        }
+        if (data) {
+          received += data.length;
+          yield data;
+        }
       }
+      throw new StoreError('Unavailable', 'PutShard ended without its end message (the call was cancelled)');
     }
     return this.shards.write(toShardRef(header), header.blockSize ?? 0, data());
   }

@@ -29,8 +29,16 @@ export type ShardState = 'OK' | 'MISSING' | 'CORRUPT';
 export interface ShardCheck {
   shard: ShardRef;
   state: ShardState;
+  /** The file's size. */
   bytes: number;
+  /** Shard data the file holds (what a read of it delivers). */
+  dataBytes: number;
   badBlock: number;
+}
+
+/** The check of a shard whose file is missing or cannot even be opened as a shard. */
+export function unreadableShard(shard: ShardRef, state: 'MISSING' | 'CORRUPT'): ShardCheck {
+  return { shard, state, bytes: 0, dataBytes: 0, badBlock: 0 };
 }
 
 /** A shard file or a leftover temp file, as found on disk. */
@@ -230,8 +238,8 @@ export class ShardStore {
     try {
       reader = await this.openShard(ref);
     } catch (err) {
-      if (err instanceof StoreError && err.kind === 'NotFound') return { shard: ref, state: 'MISSING', bytes: 0, badBlock: 0 };
-      if (err instanceof StoreError && err.kind === 'Corrupt') return { shard: ref, state: 'CORRUPT', bytes: 0, badBlock: 0 };
+      if (err instanceof StoreError && err.kind === 'NotFound') return unreadableShard(ref, 'MISSING');
+      if (err instanceof StoreError && err.kind === 'Corrupt') return unreadableShard(ref, 'CORRUPT');
       throw err;
     }
     const buffer = this.blockBuffer(reader.layout.blockSize);
@@ -240,11 +248,11 @@ export class ShardStore {
         const data = await reader.readBlock(block, buffer);
         if (!reader.blockIsIntact(block, data)) {
           shardMetrics.corrupt();
-          return { shard: ref, state: 'CORRUPT', bytes: reader.fileBytes, badBlock: block };
+          return { shard: ref, state: 'CORRUPT', bytes: reader.fileBytes, dataBytes: reader.layout.dataLength, badBlock: block };
         }
         await onBlockRead(data.length);
       }
-      return { shard: ref, state: 'OK', bytes: reader.fileBytes, badBlock: 0 };
+      return { shard: ref, state: 'OK', bytes: reader.fileBytes, dataBytes: reader.layout.dataLength, badBlock: 0 };
     } finally {
       this.returnBuffer(buffer);
       await reader.close();

@@ -129,6 +129,35 @@ t.test('SIGKILL during PutShard leaves no shard; scrub removes the temp file', a
   t.same(tempFiles(dataDir), [], 'temp file gone');
 });
 
+t.test('a PutShard that is cancelled, ends without its end message or ends at the wrong length stores nothing', async (t) => {
+  const node = await startNode(t, 'cut-short');
+  const open = (shardIndex: number) => {
+    let settle!: (err: grpc.ServiceError | null) => void;
+    const result = new Promise<grpc.ServiceError | null>((resolve) => { settle = resolve; });
+    const call = (node.client as unknown as { PutShard: Function }).PutShard(node.auth(), settle) as grpc.ClientWritableStream<pb.IShardWrite>;
+    call.on('error', () => {});
+    call.write({ header: { dataId: 'cut', shardIndex, blockSize: BLOCK } });
+    call.write({ data: randomBytes(2 * BLOCK) });
+    return { call, result };
+  };
+  const cancelled = open(0);
+  await new Promise((r) => setTimeout(r, 200));
+  cancelled.call.cancel();
+  const unended = open(1);
+  unended.call.end();
+  t.equal((await unended.result)?.code, grpc.status.UNAVAILABLE, 'a stream that just stops is refused');
+  const miscounted = open(2);
+  miscounted.call.write({ end: { bytes: 3 * BLOCK } });
+  miscounted.call.end();
+  t.equal((await miscounted.result)?.code, grpc.status.INVALID_ARGUMENT, 'an end message that disagrees is refused');
+  await new Promise((r) => setTimeout(r, 300)); // the cancelled call's last bytes have long reached the node
+  const verdicts = await node.call<pb.ShardVerifyResult>('VerifyShards', { shards: [0, 1, 2].map((shardIndex) => ({ dataId: 'cut', shardIndex })) });
+  t.same(verdicts.shards.map((s) => s.state), [0, 1, 2].map(() => pb.ShardStatus.State.MISSING), 'none of them became a shard');
+  const whole = randomBytes(2 * BLOCK + 5);
+  t.equal(Number((await putShard(node, { dataId: 'cut', shardIndex: 3, blockSize: BLOCK }, whole, BLOCK / 2)).bytes), whole.length, 'a stream with its end message is stored');
+  t.same(await getShard(node, { dataId: 'cut', shardIndex: 3 }), whole);
+});
+
 t.test('metadata, listing, records, cluster map and health over gRPC', async (t) => {
   const node = await startNode(t, 'meta');
   const version = (key: string, hlc: number, extra: Partial<pb.IObjectVersion> = {}): pb.IObjectVersion =>

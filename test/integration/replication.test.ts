@@ -6,8 +6,10 @@ import t, { type Test } from 'tap';
 import { pb } from '../../src/common/node-service.js';
 import { isStoreError } from '../../src/common/errors.js';
 import { scanAndHeal } from '../../src/replication/heal.js';
+import { layoutOf, shardSize } from '../../src/replication/layout.js';
 import { rebalance } from '../../src/replication/rebalance.js';
 import type { ObjectVersion } from '../../src/replication/types.js';
+import { blockChecksum, encodeTrailer } from '../../src/storage-node/shard-file.js';
 import { patternBytes, patternSha256, patternStream, sha256Of, startNodes, type TestNodes } from '../lib/nodes.js';
 
 const SIZES = [0, 1, 4096, 128 * 1024, 128 * 1024 + 1, 1024 * 1024, 3 * 1024 * 1024 + 17, 12 * 1024 * 1024];
@@ -176,6 +178,25 @@ t.test('6 nodes at 4+2', async (t) => {
     t.equal(result.report.failed, 0);
     const after = await nodes.store.cluster.client(holder).verifyShards([{ dataId: segment.dataId, shardIndex: 0 }]);
     t.equal(after.shards[0]?.state, pb.ShardStatus.State.OK, 'healed');
+  });
+
+  await t.test('a shard whole blocks short, with a valid trailer, still reads correctly and is healed', async (t) => {
+    const version = (await nodes.store.getVersion(bucket, 'obj-3145745'))!;
+    const segment = version.segments![0]!;
+    const holder = segment.nodes![1]!;
+    const file = nodes.shardFiles(holder).find((p) => p.endsWith(`${segment.dataId}.1`))!;
+    const blockSize = segment.layout!.blockSize!;
+    const kept = readFileSync(file).subarray(0, 2 * blockSize);
+    const blocks = [kept.subarray(0, blockSize), kept.subarray(blockSize)];
+    writeFileSync(file, Buffer.concat([kept, encodeTrailer(blocks.map(blockChecksum), blockSize, kept.length)]));
+    const report = await nodes.store.cluster.client(holder).verifyShards([{ dataId: segment.dataId, shardIndex: 1 }]);
+    t.equal(report.shards[0]?.state, pb.ShardStatus.State.OK, 'the short file itself verifies');
+    t.equal(Number(report.shards[0]?.dataBytes), kept.length, 'and says how much data it holds');
+    t.equal(await readSha(nodes, bucket, 'obj-3145745'), patternSha256(3 * 1024 * 1024 + 17, 6), 'read is still correct');
+    const result = await scanAndHeal(nodes.store);
+    t.equal(result.report.failed, 0);
+    const after = await nodes.store.cluster.client(holder).verifyShards([{ dataId: segment.dataId, shardIndex: 1 }]);
+    t.equal(Number(after.shards[0]?.dataBytes), shardSize(Number(segment.size), layoutOf(segment)), 'heal rewrote it whole');
   });
 
   await t.test('a write that cannot reach its quorum fails and leaves nothing visible', async (t) => {

@@ -69,6 +69,7 @@ export function putShard(node: NodeProcess, header: pb.IShardHeader, data: Buffe
       (err: grpc.ServiceError | null, result: pb.ShardWriteResult) => (err ? reject(err) : resolve(result))) as grpc.ClientWritableStream<pb.IShardWrite>;
     call.write({ header });
     for (let offset = 0; offset < data.length; offset += chunkBytes) call.write({ data: data.subarray(offset, offset + chunkBytes) });
+    call.write({ end: { bytes: data.length } });
     call.end();
   });
 }

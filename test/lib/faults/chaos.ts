@@ -2,8 +2,7 @@
 // fault is undone, the cluster is healed, and the checker proves what the clients were promised.
 // The CI test and the soak command both run this, for seconds or for minutes.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pb } from '../../../src/common/node-service.js';
-import { allUploadParts, allVersions, emptyHealReport, healUploadPart, healVersion } from '../../../src/replication/heal.js';
+import { allUploadParts, allVersions, checkShards, emptyHealReport, healUploadPart, healVersion } from '../../../src/replication/heal.js';
 import { checkErrors, checkListing, RegisterChecker, type Violation } from './checker.js';
 import type { FaultCluster } from './fault-cluster.js';
 import { History, type ReadOp } from './history.js';
@@ -157,20 +156,17 @@ async function nothingLeftToHeal(cluster: FaultCluster, log: (line: string) => v
   return restored;
 }
 
-/** Shards of stored versions that are missing, corrupt or unreachable, as `dataId.index@node state`. */
+/** Shards of stored versions that are missing, corrupt, of the wrong length or unreachable, as `dataId.index@node state`. */
 async function unhealthyShards(cluster: FaultCluster): Promise<string[]> {
   const store = await cluster.connectStore();
   const problems: string[] = [];
   try {
     for await (const version of allVersions(store)) {
       for (const segment of (version.segments ?? []).filter((s) => !s.inline)) {
-        const nodes = segment.nodes ?? [];
-        const result = await store.cluster.fanOut(nodes, (client, id) =>
-          client.verifyShards([{ dataId: segment.dataId, shardIndex: nodes.indexOf(id) }]));
-        nodes.forEach((id, index) => {
-          const state = result.ok.get(id)?.shards?.[0]?.state;
-          if (state !== pb.ShardStatus.State.OK) problems.push(`${segment.dataId}.${index}@${id} ${state == null ? 'unreachable' : pb.ShardStatus.State[state]}`);
-        });
+        const { damaged, unanswered } = await checkShards(store, segment);
+        const at = (index: number) => `${segment.dataId}.${index}@${segment.nodes![index]}`;
+        for (const { index, state } of damaged) problems.push(`${at(index)} ${state}`);
+        for (const id of unanswered.keys()) problems.push(`${at(segment.nodes!.indexOf(id))} unreachable`);
       }
     }
   } finally {
