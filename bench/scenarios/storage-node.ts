@@ -106,6 +106,7 @@ function putShard(client: Client, dataId: string, data: Buffer): Promise<void> {
         offset += MESSAGE;
         if (!more) { call.once('drain', pump); return; }
       }
+      call.write({ end: { bytes: data.length } });
       call.end();
     };
     pump();
