@@ -32,11 +32,12 @@ const SLOT_ALIGN = 4096;
 /**
  * Block area of a ring: enough blocks in flight that encoding runs ahead of the node's disk writes
  * (64 MiB PUTs at 4+2 found a 2 MiB ring full for 0.1 % of blocks, a 1 MiB one for 0.6 %; each
- * MiB of ring is a MiB of memory per connection that holds one). Room for twice that since the
- * node writes blocks to disk straight from the ring (it holds them until written) and the client
- * sends their frames a MiB at a time (bulk-client.ts, RING_FRAMES_PER_SEND).
+ * MiB of ring is a MiB of memory per connection that holds one). The client sends frames 2 MiB
+ * of blocks at a time (bulk-client.ts, RING_BYTES_PER_SEND) and the node holds blocks until it
+ * has written them to disk from the ring, so room for four sends: one held by the client, one
+ * being written, one waiting behind it, one spare.
  */
-export const RING_BLOCK_BYTES = 4 * 1024 * 1024;
+export const RING_BLOCK_BYTES = 8 * 1024 * 1024;
 
 function unlinkRing(path: string): void {
   try { unlinkSync(path); } catch { /* the other side was first */ }

@@ -37,8 +37,11 @@ export function chunkSource(chunks: AsyncIterable<Uint8Array>): ShardSource {
   };
 }
 
-/** Bytes gathered per file write: one large write instead of one per block (each costs a thread-pool round trip). */
-const WRITE_BATCH_BYTES = 1024 * 1024;
+/**
+ * Bytes gathered per file write: one large write instead of one per block (each costs a thread-pool
+ * round trip); as much as a bulk client sends at once (bulk-client.ts, RING_BYTES_PER_SEND).
+ */
+const WRITE_BATCH_BYTES = 2 * 1024 * 1024;
 
 /** A file write in flight: the copy buffer it writes from, or the lent bytes to release after it. */
 interface Writing {
