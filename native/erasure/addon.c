@@ -8,9 +8,14 @@
  * and one for the storage node's block checksums, on the caller's memory (xxhash-wasm copied each
  * block into its own memory first, and hashed at half the speed):
  *   xxh64(bytes): bigint                        xxHash64 of `bytes`, seed 0 (xxHash's own code, from zstd)
+ * and one for the gateway's heap, whose request bodies come in freshly malloc'd 64 KiB buffers:
+ *   keepHeapTop(bytes): boolean                 glibc keeps this much freed memory at the heap's top
  * and the gateway's body MD5 on the thread pool (md5.c), and the shared memory of the bulk channel's
  * rings between processes on one host (shm.c). */
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define XXH_INLINE_ALL
 #include "xxhash.h"
@@ -129,6 +134,23 @@ static napi_value xxh64(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* M_TOP_PAD: glibc gives memory freed at the heap's top back to the kernel beyond this much
+ * (128 KiB by default), and takes it back a page fault at a time when the heap grows again. */
+static napi_value keep_heap_top(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  uint32_t bytes;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 1 || napi_get_value_uint32(env, argv[0], &bytes) != napi_ok || bytes > INT32_MAX) FAIL("keepHeapTop(bytes: number)");
+  bool kept = false;
+#ifdef __GLIBC__
+  kept = mallopt(M_TOP_PAD, (int)bytes) == 1;
+#endif
+  napi_value result;
+  CHECK(napi_get_boolean(env, kept, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   available_count = rs_available_kernels(available, MAX_KERNELS);
   const napi_property_descriptor properties[] = {
@@ -137,6 +159,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"multiply", NULL, multiply, NULL, NULL, NULL, napi_enumerable, NULL},
       {"alignmentOffset", NULL, alignment_offset, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xxh64", NULL, xxh64, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keepHeapTop", NULL, keep_heap_top, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties));
   if (!md5_define(env, exports)) return NULL;

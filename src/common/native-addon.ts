@@ -16,6 +16,11 @@ export interface NativeAddon {
   alignmentOffset(bytes: Uint8Array, alignment: number): number;
   /** xxHash64 of `bytes` with seed 0: the storage node's block checksums. */
   xxh64(bytes: Uint8Array): bigint;
+  /**
+   * Freed memory glibc keeps at the top of the malloc heap instead of handing it back to the kernel
+   * (M_TOP_PAD); false where the C library is not glibc.
+   */
+  keepHeapTop(bytes: number): boolean;
   /** A fresh MD5 state for md5Update and md5Digest. */
   md5Start(): Buffer;
   /**
@@ -43,7 +48,7 @@ export interface NativeAddon {
   mapSharedFile(path: string, size: number, create: boolean): Buffer;
 }
 
-const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'xxh64', 'md5Start', 'md5Update', 'md5Digest', 'md5Modes', 'md5SetMode', 'md5CompanyWaits', 'mapSharedFile'];
+const ADDON_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = ['kernels', 'prepare', 'multiply', 'alignmentOffset', 'xxh64', 'keepHeapTop', 'md5Start', 'md5Update', 'md5Digest', 'md5Modes', 'md5SetMode', 'md5CompanyWaits', 'mapSharedFile'];
 
 /**
  * binding.gyp's target `name`, which must have `functions`. It sits under the package root, found
