@@ -10,6 +10,7 @@ import { nodeChannelCredentials, nodeChannelOptions, type NodeTls } from '../com
 import { awaitConfirmation, BulkChannel, silentNode } from './bulk-client.js';
 import { LocalShardWriter, openLocalReader } from './local-shard-streams.js';
 import { CallCoalescer } from './call-coalescer.js';
+import { MetaChannel, MetaChannelUnreachable } from './meta-channel.js';
 
 /** How long one cluster token is sent before a fresh one is made (nodes accept minutes of skew). */
 const TOKEN_REUSE_MS = 1_000;
@@ -67,6 +68,8 @@ export class NodeClient {
   bulkAddress = '';
   private token = { value: '', renewAt: 0 };
   private readonly bulk: BulkChannel;
+  /** The node's metadata channel, once Health has told us; until then unary calls go over gRPC. */
+  private meta: MetaChannel | undefined;
 
   /**
    * Single-key metadata calls (reads, record writes, deletes, resolutions), coalesced per flag
@@ -109,14 +112,40 @@ export class NodeClient {
     return md;
   }
 
+  /** Health always goes over gRPC: it is how the client learns of (and re-checks) the other channels. */
   private unary<Req, Res>(def: Unary<Req, Res>, request: Req, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {
     const local = localCalls.at(this.address);
     if (local) return this.localUnary(local, def, request, deadlineMs);
+    if (this.meta && def.path !== svc.Health.path) return this.metaUnary(this.meta, def, request, deadlineMs);
+    return this.grpcUnary(def, request, deadlineMs);
+  }
+
+  private grpcUnary<Req, Res>(def: Unary<Req, Res>, request: Req, deadlineMs: number): Promise<Res> {
     return new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request,
         this.metadata(), { deadline: Date.now() + deadlineMs },
         (err, res) => (err ? reject(toStoreError(err, this.nodeId)) : resolve(res!)));
     });
+  }
+
+  /**
+   * A unary call over the metadata channel. One the node never saw (no connection could be made:
+   * it restarted on another port, or is going away) goes over gRPC, which reports what is wrong.
+   */
+  private async metaUnary<Req, Res>(channel: MetaChannel, def: Unary<Req, Res>, request: Req, deadlineMs: number): Promise<Res> {
+    try {
+      return def.responseDeserialize(await channel.call(def.path, def.requestSerialize(request), deadlineMs));
+    } catch (err) {
+      if (!(err instanceof MetaChannelUnreachable)) throw toStoreError(err, this.nodeId);
+      if (this.meta === channel) this.useMetaChannel('');
+      return this.grpcUnary(def, request, deadlineMs);
+    }
+  }
+
+  private useMetaChannel(address: string): void {
+    if (address === (this.meta?.address ?? '')) return;
+    this.meta?.close();
+    this.meta = address ? new MetaChannel(address, this.nodeId, () => this.clusterToken()) : undefined;
   }
 
   /** A unary call to a node in this process, with the same deadline a gRPC call has. */
@@ -169,8 +198,9 @@ export class NodeClient {
   setClusterMap(map: pb.IClusterMap) { return this.unary(svc.SetClusterMap, pb.ClusterMap.create(map)); }
   async health(deadlineMs = 2_000): Promise<pb.HealthResult> {
     const result = await this.unary(svc.Health, pb.Empty.create(), deadlineMs);
-    // The bulk channel is plaintext: under node TLS shard bytes stay on gRPC.
+    // The bulk and metadata channels are plaintext: under node TLS everything stays on gRPC.
     this.bulkAddress = this.tls ? '' : result.bulkAddress;
+    this.useMetaChannel(this.tls ? '' : result.metaAddress);
     this.bulk.sharedMemory = result.bulkSharedMemory;
     return result;
   }
@@ -233,6 +263,7 @@ export class NodeClient {
   }
 
   close(): void {
+    this.useMetaChannel('');
     this.bulk.close();
     this.client.close();
   }

@@ -16,6 +16,7 @@ import { listEntries, listQueryOf } from './listing.js';
 import { MetaStore, withoutInline, type DataSegment } from './meta-store.js';
 import { scrub, type ScrubOptions, type ScrubResult } from './scrubber.js';
 import { startBulkServer } from './bulk-server.js';
+import { startMetaServer } from './meta-server.js';
 import { streamShardRange } from './shard-range.js';
 import { ShardStore, type ShardCheck, type ShardRef } from './shard-store.js';
 
@@ -137,6 +138,8 @@ class NodeService {
   /** Set once the bulk shard channel listens; advertised in Health. */
   bulkAddress = '';
   bulkSharedMemory = false;
+  /** Set once the metadata channel listens; advertised in Health. */
+  metaAddress = '';
 
   constructor(
     private readonly options: StorageNodeOptions,
@@ -327,6 +330,7 @@ class NodeService {
       uptimeMs: Date.now() - this.startedAt,
       bulkAddress: this.bulkAddress,
       bulkSharedMemory: this.bulkSharedMemory,
+      metaAddress: this.metaAddress,
     };
   }
 
@@ -387,16 +391,21 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       options.bulkSharedMemory ?? process.env.TESSERA_BULK_SHM !== 'off');
   service.bulkAddress = bulk?.address ?? '';
   service.bulkSharedMemory = bulk?.sharedMemory ?? false;
+  const calls = localCallsOf(handlers);
+  // Plaintext like the bulk channel: on where it is, off under node TLS or --bulk-listen off.
+  const metaChannel = bulk ? await startMetaServer(host, { nodeId: options.id, tokenValid: tokenChecker(options.secret) }, calls, log) : undefined;
+  service.metaAddress = metaChannel?.address ?? '';
   const background = startBackgroundWork(service, meta, options, log);
   const address = `${host}:${port}`;
-  const unregisterLocal = localCalls.register(address, localCallsOf(handlers));
-  log.info({ nodeId: options.id, zone: options.zone, address, bulkAddress: bulk?.address, capacityBytes: options.capacityBytes }, 'storage node started');
+  const unregisterLocal = localCalls.register(address, calls);
+  log.info({ nodeId: options.id, zone: options.zone, address, bulkAddress: bulk?.address, metaAddress: metaChannel?.address, capacityBytes: options.capacityBytes }, 'storage node started');
   return {
     address,
     async close() {
       unregisterLocal();
       await background.stop();
       await bulk?.close();
+      await metaChannel?.close();
       await shutdown(server);
       tls.close();
       await meta.close();
