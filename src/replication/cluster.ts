@@ -67,9 +67,12 @@ export class Cluster {
     await this.learnBulkAddresses();
   }
 
-  /** Ask nodes whose bulk channel we do not know yet for it (Health advertises it). */
+  /**
+   * Ask nodes whose bulk or metadata channel we do not know (yet, or any more: a restarted node
+   * listens on new ports) for them (Health advertises them).
+   */
   private async learnBulkAddresses(): Promise<void> {
-    const unknown = this.memberIds().filter((id) => !this.client(id).bulkAddress && this.isLikelyUp(id));
+    const unknown = this.memberIds().filter((id) => !this.client(id).channelsKnown && this.isLikelyUp(id));
     await this.fanOut(unknown, (client) => client.health());
   }
 

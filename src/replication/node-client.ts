@@ -142,6 +142,11 @@ export class NodeClient {
     }
   }
 
+  /** Whether Health told us of the bulk and metadata channels (and no failure has voided them since). */
+  get channelsKnown(): boolean {
+    return this.bulkAddress !== '' && this.meta !== undefined;
+  }
+
   private useMetaChannel(address: string): void {
     if (address === (this.meta?.address ?? '')) return;
     this.meta?.close();

@@ -12,6 +12,7 @@ import t from 'tap';
 import { AUTH_METADATA_KEY, makeClusterToken } from '../../src/common/cluster-auth.js';
 import { HybridClock } from '../../src/common/hlc.js';
 import { pb } from '../../src/common/node-service.js';
+import { NodeClient } from '../../src/replication/node-client.js';
 import { TEST_SECRET, getShard, putShard, spawnStorageNode, type NodeProcess } from '../lib/storage-node.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-node-it-'));
@@ -203,6 +204,27 @@ t.test('metadata, listing, records, cluster map and health over gRPC', async (t)
   t.equal(health.objectCount, 2);
   t.ok(health.freeBytes > 0);
   t.equal(grpcCode(await node.call('PutMeta', { versions: [version('bad\0key', 1)] }).catch((e) => e)), grpc.status.INVALID_ARGUMENT);
+});
+
+t.test('metadata calls use the metadata channel Health advertises, and gRPC when it turns them away', async (t) => {
+  const node = await startNode(t, 'channel');
+  const client = new NodeClient('channel', node.address, TEST_SECRET);
+  t.teardown(() => client.close());
+  t.equal(client.channelsKnown, false, 'nothing known before Health');
+  t.match((await client.health()).metaAddress, /^127\.0\.0\.1:\d+$/);
+  t.equal(client.channelsKnown, true);
+  const version = { bucket: 'b', key: 'k', versionId: 'null', hlc: 5, segments: [{ dataId: 'd', inline: true, inlineShard: Buffer.from('xyz') }] };
+  t.same((await client.putMeta([version])).applied, [true]);
+  const slot = (await client.getMeta([{ bucket: 'b', key: 'k', versionId: 'null' }], true)).results[0]!;
+  t.equal(Buffer.from(slot.version!.segments![0]!.inlineShard!).toString(), 'xyz', 'a record read back over the channel');
+
+  // A client that means another node at this address (as after a restart moved ports) is refused
+  // there before anything runs; its calls go over gRPC and Health is asked again.
+  const misdirected = new NodeClient('someone-else', node.address, TEST_SECRET);
+  t.teardown(() => misdirected.close());
+  await misdirected.health();
+  t.same((await misdirected.getMeta([{ bucket: 'b', key: 'k', versionId: 'null' }], false)).results[0]!.version!.hlc, 5);
+  t.equal(misdirected.channelsKnown, false, 'the channel is dropped until Health names one again');
 });
 
 t.test('coalesced DeleteMeta and ResolveMeta apply each key its own stamp', async (t) => {
