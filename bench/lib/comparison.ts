@@ -27,7 +27,7 @@ export interface TargetRun {
 }
 
 /** Workload flags the user may set for every scenario (appended, so they win). */
-const PASSED_THROUGH = ['duration', 'clients', 'bucket'];
+const PASSED_THROUGH = ['duration', 'warmup', 'clients', 'bucket'];
 
 export function specFor(scenario: ComparedScenario, userArgs: ParsedArgs): PhaseSpec {
   const passed = PASSED_THROUGH.flatMap((name) => (userArgs.flags.get(name) ?? []).map((v) => `--${name}=${v}`));

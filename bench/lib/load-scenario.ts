@@ -33,6 +33,9 @@ export const WORKLOAD_HELP = `workload:
   --concurrency N         requests in flight
   --clients N             worker threads generating load (default: 2 when concurrency > 1)
   --duration D            how long to measure (default 10s)
+  --warmup D              run the load this long first, unmeasured, so every server is measured
+                          warm (JIT, caches, connections; default 2s, 0 for none); phases that
+                          delete or stop after --count have none
   --count N               stop after N operations instead
   --objects N             objects to create before reading, listing or deleting
   --mix op=W,...          weights for 'mixed' (put, get, ranged-get, stat, delete, list, multipart)
@@ -80,6 +83,7 @@ export function phaseSpec(scenario: string, args: ParsedArgs, overrides: Partial
     concurrency,
     clients: Number(flag(args, 'clients') ?? (concurrency > 1 ? 2 : 1)),
     durationMs: parseDuration(flag(args, 'duration') ?? '10s'),
+    warmupMs: parseDuration(flag(args, 'warmup') ?? '2s'),
     count,
     partSize: parseSize(flag(args, 'part-size') ?? '16MiB'),
     partConcurrency: Number(flag(args, 'part-concurrency') ?? 4),

@@ -14,6 +14,8 @@ export interface PhaseSpec extends WorkloadShape {
   concurrency: number;
   clients: number;
   durationMs: number;
+  /** The same load, run unmeasured before the measured run. */
+  warmupMs: number;
   count: number;
   /** Objects to write before measuring, for phases that read, list or delete. */
   prepare?: { count: number; sizes: SizeSpec };
@@ -50,6 +52,7 @@ export async function runPhase(connection: Connection, spec: PhaseSpec, seed: st
     ...spec, ...base, keyPrefix: `${prefix}run/`, objects: prepared,
     listPrefix: spec.listPrefix || `${prefix}prep/`,
   };
+  const warmup = await warmUp(connection, spec, { ...options, keyPrefix: `${prefix}warmup/` });
   const sampler = new ProcessSampler(connection.processes());
   const progress = progressLine(`${connection.name} ${spec.title}`);
   let last = { elapsedMs: 0, ops: 0, bytes: 0 };
@@ -68,8 +71,20 @@ export async function runPhase(connection: Connection, spec: PhaseSpec, seed: st
   };
   return {
     result: { target: connection.name, scenario: spec.scenario, title: spec.title, headline: spec.headline, settings, processes, ...summarize(load) },
-    written: [...prepared, ...load.written],
+    written: [...prepared, ...warmup, ...load.written],
   };
+}
+
+/**
+ * Runs the phase's load for its warm-up time, unrecorded; returns what it wrote. A phase that
+ * deletes would use up its objects, and one that stops after a count has no steady state to reach.
+ */
+async function warmUp(connection: Connection, spec: PhaseSpec, options: LoadOptions): Promise<ObjectRef[]> {
+  if (spec.warmupMs <= 0 || Number.isFinite(spec.count) || spec.mix.delete) return [];
+  const progress = progressLine(`${connection.name} ${spec.title}: warming up`);
+  const load = await runLoad({ ...options, durationMs: spec.warmupMs }, (p) => progress.update(`${p.ops}`));
+  progress.done();
+  return load.written;
 }
 
 /** Deletes what a run wrote, 1,000 keys per DeleteObjects; best effort. */

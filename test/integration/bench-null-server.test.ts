@@ -58,3 +58,16 @@ t.test('a GET whose content is not what was written counts as an integrity error
   t.same(Object.keys(get!.errorCodes), ['Integrity']);
   t.match(Object.values(get!.errorSamples)[0], /content differs/);
 });
+
+t.test('a warm-up runs the load unmeasured first, and what it wrote is cleaned up with the rest', async (t) => {
+  const connection = await connect(parseArgs([]), 'null');
+  t.teardown(() => connection.close());
+  const args = parseArgs(['--size', '4KiB', '--concurrency', '2', '--clients', '1', '--duration', '1s', '--warmup', '1s']);
+  const run = await runPhase(connection, phaseSpec('put', args), 'seed-warm', 'itest');
+  const [put] = run.result.ops;
+  const warm = run.written.filter((o) => o.key.includes('/warmup/'));
+  t.ok(warm.length > 0, 'the warm-up wrote objects');
+  t.equal(put!.ops, run.written.length - warm.length, 'only the measured run counts');
+  const counted = await runPhase(connection, phaseSpec('put', parseArgs(['--size', '4KiB', '--count', '5', '--warmup', '1s'])), 'seed-warm', 'itest');
+  t.equal(counted.written.length, 5, 'a phase that stops after a count has no warm-up');
+});
