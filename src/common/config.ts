@@ -30,7 +30,7 @@ const REPOSITORY: Record<string, Kind> = { bucket: 'string', endpoint: 'string',
 export const SETTINGS: Record<string, Record<string, Kind>> = {
   node: {
     ...LOGGING, ...NODE_TLS, id: 'string', data: 'string', listen: 'address', secret: 'string', capacity: 'number', zone: 'string',
-    'scrub-interval': 'string', 'orphan-grace': 'string', 'scrub-rate': 'number', 'bulk-listen': 'string',
+    'scrub-interval': 'string', 'orphan-grace': 'string', 'scrub-rate': 'number', 'bulk-listen': 'string', 'meta-listen': 'string',
     'metrics-listen': 'address', 'metrics-token': 'string',
   },
   gateway: { ...GATEWAY_COMMON, ...NODE_TLS, seeds: 'list', 'secret-file': 'string' },

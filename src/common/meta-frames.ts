@@ -18,6 +18,8 @@
 export const META_MAGIC = Buffer.from('TSM1');
 /** As gRPC's message limit on node channels (bulkChannelOptions). */
 export const MAX_META_FRAME = 64 * 1024 * 1024;
+/** A hello holds a node id (up to 255 bytes) and a cluster token. */
+export const MAX_HELLO_FRAME = 1024;
 
 /** One frame: the u32 length, then `parts`. */
 export function frame(parts: readonly Buffer[]): Buffer {
@@ -76,6 +78,8 @@ export class FrameSplitter {
   /** Bytes the frame at the start of `pending` needs in all (its length prefix included). */
   private needed = 4;
 
+  constructor(public maxFrame = MAX_META_FRAME) {}
+
   /** The frames `chunk` completes: slices of the socket's read buffers (fresh per read, never reused). */
   push(chunk: Buffer): Buffer[] {
     this.pending.push(chunk);
@@ -87,7 +91,7 @@ export class FrameSplitter {
     for (;;) {
       const left = data.length - at;
       this.needed = left < 4 ? 4 : 4 + data.readUInt32BE(at);
-      if (this.needed - 4 > MAX_META_FRAME) throw new FrameTooLarge(`metadata frame of ${this.needed - 4} bytes`);
+      if (this.needed - 4 > this.maxFrame) throw new FrameTooLarge(`metadata frame of ${this.needed - 4} bytes`);
       if (left < this.needed) break;
       frames.push(data.subarray(at + 4, at + this.needed));
       at += this.needed;

@@ -2,7 +2,7 @@
 // shard writes and verified range reads as gRPC PutShard/GetShard, without gRPC's copies. A client
 // on this host may hand the connection a shared-memory ring (src/common/shm-ring.ts) and then put
 // blocks through it.
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import type pino from 'pino';
 import {
   BULK_MAGIC, ByteReader, ERROR_FRAME, frameHeader, OP_GET, OP_PUT, OP_RING, readingIntoReusedBuffer, ReusedReadBuffer,
@@ -13,6 +13,7 @@ import { StoreError } from '../common/errors.js';
 import { localShards } from '../common/local-shards.js';
 import { RING_NONCE_BYTES, RingReader } from '../common/shm-ring.js';
 import type { ShardSource } from './block-writer.js';
+import { listenAt } from './listen.js';
 import { streamShardRange } from './shard-range.js';
 import { type ShardStore, validateShardRef } from './shard-store.js';
 
@@ -36,9 +37,7 @@ export async function startBulkServer(listen: string, secret: string, shards: Sh
       socket.destroy();
     });
   });
-  const host = listen.slice(0, listen.lastIndexOf(':'));
-  const port = await listenOn(server, host, Number(listen.slice(listen.lastIndexOf(':') + 1)));
-  const address = `${host}:${port}`;
+  const address = await listenAt(server, listen);
   const unregister = localShards.register(address, {
     write: (ref, blockSize, chunks) => shards.write(ref, blockSize, chunks),
     read: (ref, offset, length, send, cancelled) => streamShardRange(shards, ref, offset, length, send, cancelled),
@@ -52,13 +51,6 @@ export async function startBulkServer(listen: string, secret: string, shards: Sh
       server.close(() => resolve());
     }),
   };
-}
-
-function listenOn(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve((server.address() as { port: number }).port));
-  });
 }
 
 async function serveConnection(socket: Socket, reader: ByteReader, secret: string, shards: ShardStore, sharedMemory: boolean): Promise<void> {

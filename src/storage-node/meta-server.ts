@@ -1,11 +1,12 @@
 // The node end of the metadata channel (protocol in src/common/meta-frames.ts): the unary calls
 // of the gRPC service, handled by the same handlers (see localCallsOf in server.ts), on
 // connections that proved the cluster token once.
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type pino from 'pino';
 import type { LocalCalls } from '../common/local-calls.js';
-import { answerFrame, FrameSplitter, parseHello, parseRequest } from '../common/meta-frames.js';
+import { answerFrame, FrameSplitter, MAX_HELLO_FRAME, MAX_META_FRAME, parseHello, parseRequest } from '../common/meta-frames.js';
+import { listenAt } from './listen.js';
 
 export interface MetaServer {
   address: string;
@@ -25,7 +26,7 @@ export interface MetaGate {
   tokenValid(token: string): boolean;
 }
 
-export async function startMetaServer(host: string, gate: MetaGate, calls: LocalCalls, log: pino.Logger): Promise<MetaServer> {
+export async function startMetaServer(listen: string, gate: MetaGate, calls: LocalCalls, log: pino.Logger): Promise<MetaServer> {
   const sockets = new Set<Socket>();
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
@@ -33,9 +34,9 @@ export async function startMetaServer(host: string, gate: MetaGate, calls: Local
     socket.on('error', () => socket.destroy());
     serveConnection(socket, gate, calls, log);
   });
-  const port = await listenOn(server, host);
+  const address = await listenAt(server, listen);
   return {
-    address: `${host}:${port}`,
+    address,
     close: () => new Promise((resolve) => {
       for (const socket of sockets) socket.destroy();
       server.close(() => resolve());
@@ -43,15 +44,9 @@ export async function startMetaServer(host: string, gate: MetaGate, calls: Local
   };
 }
 
-function listenOn(server: Server, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve((server.address() as { port: number }).port));
-  });
-}
-
 function serveConnection(socket: Socket, gate: MetaGate, calls: LocalCalls, log: pino.Logger): void {
-  const splitter = new FrameSplitter();
+  // Until the token is proven, a frame is a hello: nobody unauthenticated gets a big buffer held.
+  const splitter = new FrameSplitter(MAX_HELLO_FRAME);
   let welcomed = false;
   const onData = (chunk: Buffer) => {
     let frames: Buffer[];
@@ -70,6 +65,7 @@ function serveConnection(socket: Socket, gate: MetaGate, calls: LocalCalls, log:
       const status = welcome(parseHello(bytes), gate);
       socket.write(answerFrame(0, status, Buffer.alloc(0)));
       welcomed = status === grpc.status.OK;
+      splitter.maxFrame = MAX_META_FRAME;
       if (!welcomed) {
         socket.off('data', onData);
         socket.end();

@@ -38,6 +38,11 @@ export interface StorageNodeOptions {
   /** host:port of the bulk shard channel (default: the gRPC host, any free port); 'off' disables it. */
   bulkListen?: string;
   /**
+   * host:port of the metadata channel (default: the gRPC host, any free port, where the bulk
+   * channel is on); 'off' disables it.
+   */
+  metaListen?: string;
+  /**
    * Whether the bulk channel takes shared-memory rings from clients on this host (see
    * src/common/shm-ring.ts). Default: on, unless the environment sets TESSERA_BULK_SHM=off.
    */
@@ -392,8 +397,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   service.bulkAddress = bulk?.address ?? '';
   service.bulkSharedMemory = bulk?.sharedMemory ?? false;
   const calls = localCallsOf(handlers);
-  // Plaintext like the bulk channel: on where it is, off under node TLS or --bulk-listen off.
-  const metaChannel = bulk ? await startMetaServer(host, { nodeId: options.id, tokenValid: tokenChecker(options.secret) }, calls, log) : undefined;
+  // Plaintext like the bulk channel: off under node TLS, and by default where the bulk channel is off.
+  const metaListen = options.tls ? 'off' : options.metaListen ?? (bulk ? `${host}:0` : 'off');
+  const metaChannel = metaListen === 'off' ? undefined
+    : await startMetaServer(metaListen, { nodeId: options.id, tokenValid: tokenChecker(options.secret) }, calls, log);
   service.metaAddress = metaChannel?.address ?? '';
   const background = startBackgroundWork(service, meta, options, log);
   const address = `${host}:${port}`;

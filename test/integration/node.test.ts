@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -225,6 +226,18 @@ t.test('metadata calls use the metadata channel Health advertises, and gRPC when
   await misdirected.health();
   t.same((await misdirected.getMeta([{ bucket: 'b', key: 'k', versionId: 'null' }], false)).results[0]!.version!.hlc, 5);
   t.equal(misdirected.channelsKnown, false, 'the channel is dropped until Health names one again');
+});
+
+t.test('--meta-listen puts the metadata channel where the operator says, or turns it off', async (t) => {
+  const free = createServer();
+  const port = await new Promise<number>((resolve) => free.listen(0, '127.0.0.1', () => resolve((free.address() as { port: number }).port)));
+  await new Promise((resolve) => free.close(resolve));
+  const placed = await startNode(t, 'meta-placed', ['--meta-listen', `127.0.0.1:${port}`]);
+  t.equal((await placed.call<pb.HealthResult>('Health', {})).metaAddress, `127.0.0.1:${port}`);
+  const off = await startNode(t, 'meta-off', ['--meta-listen', 'off']);
+  const health = await off.call<pb.HealthResult>('Health', {});
+  t.equal(health.metaAddress, '', 'off: not advertised');
+  t.match(health.bulkAddress, /^127\.0\.0\.1:\d+$/, 'the bulk channel stays on');
 });
 
 t.test('coalesced DeleteMeta and ResolveMeta apply each key its own stamp', async (t) => {

@@ -2,11 +2,11 @@
 // answers by id whatever order the node answers in, refusals keep their gRPC status, a wrong
 // cluster token is refused, and the client tells a node it never reached (nothing listens, or
 // another node does: the call may go over gRPC instead) from one that went away with calls in flight.
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import t from 'tap';
-import { FrameSplitter, frame, MAX_META_FRAME } from '../../src/common/meta-frames.js';
+import { FrameSplitter, frame, MAX_HELLO_FRAME, MAX_META_FRAME } from '../../src/common/meta-frames.js';
 import type { LocalCalls } from '../../src/common/local-calls.js';
 import { MetaChannel, MetaChannelUnreachable } from '../../src/replication/meta-channel.js';
 import { startMetaServer } from '../../src/storage-node/meta-server.js';
@@ -23,7 +23,7 @@ const echo: LocalCalls = {
 };
 
 async function startServer(t: { teardown(fn: () => unknown): void }, calls = echo) {
-  const server = await startMetaServer('127.0.0.1', { nodeId: 'n1', tokenValid: (token) => token === TOKEN }, calls, log);
+  const server = await startMetaServer('127.0.0.1:0', { nodeId: 'n1', tokenValid: (token) => token === TOKEN }, calls, log);
   t.teardown(() => server.close());
   return server;
 }
@@ -62,6 +62,18 @@ t.test('a wrong cluster token is refused', async (t) => {
   const channel = new MetaChannel(server.address, 'n1', () => 'forged');
   t.teardown(() => channel.close());
   t.equal((await failureOf(channel.call('m', Buffer.of(0), 1_000)) as { code: number }).code, grpc.status.UNAUTHENTICATED);
+});
+
+t.test('before its token is proven, a connection cannot make the node hold a large frame', async (t) => {
+  const server = await startServer(t);
+  const colon = server.address.lastIndexOf(':');
+  const socket = connect({ host: server.address.slice(0, colon), port: Number(server.address.slice(colon + 1)) });
+  const closed = new Promise<boolean>((resolve) => socket.once('close', () => resolve(true)));
+  socket.on('error', () => undefined);
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(MAX_HELLO_FRAME + 1);
+  socket.write(Buffer.concat([header, Buffer.alloc(1024)]));
+  t.ok(await closed, 'the node hangs up at the oversized first frame');
 });
 
 t.test('a node never reached is told apart from one that went away mid-call', async (t) => {

@@ -11,12 +11,15 @@ import { NODE_TLS_HELP, nodeTlsFrom } from '../node-tls-flags.js';
 
 const HELP = `usage: tessera node --id ID --data DIR --listen HOST:PORT [--secret S] [--capacity BYTES] [--zone Z]
                     [--scrub-interval DURATION] [--orphan-grace DURATION] [--scrub-rate BYTES_PER_S] [--bulk-listen HOST:PORT|off]
+                    [--meta-listen HOST:PORT|off]
                     [--log-level LEVEL]
   --secret            cluster secret (default: env TESSERA_CLUSTER_SECRET)
   --metrics-listen    serve Prometheus metrics at http://HOST:PORT/_tessera/metrics (default off)
   --metrics-token     require \`Authorization: Bearer TOKEN\` for metrics (default: env TESSERA_METRICS_TOKEN)
   --capacity          byte limit for shard data; writes beyond it fail as disk full
   --bulk-listen       address of the bulk shard channel (default: the --listen host, a free port)
+  --meta-listen       address of the metadata channel (default: the --listen host, a free port;
+                      off by default where the bulk channel is off)
   --scrub-interval    background scrub period, e.g. 30m, 1h (default 1h; 0 disables)
   --orphan-grace      age after which unreferenced shard files are removed (default 24h)
   --scrub-rate        background scrub read rate in bytes/s (default 33554432, 32 MiB/s)
@@ -76,6 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     capacityBytes: optionalNumber(flag(args, 'capacity'), 'capacity'),
     zone: flag(args, 'zone'),
     bulkListen: flag(args, 'bulk-listen'),
+    metaListen: flag(args, 'meta-listen'),
     scrubIntervalMs: scrubInterval === undefined ? undefined : parseDuration(scrubInterval),
     orphanGraceMs: orphanGrace === undefined ? undefined : parseDuration(orphanGrace),
     scrubBytesPerSecond: optionalNumber(flag(args, 'scrub-rate'), 'scrub-rate'),
