@@ -64,14 +64,14 @@ export class Cluster {
       }
     }));
     for (const map of maps) if (map && (map.epoch ?? 0) > (this.current.epoch ?? 0)) this.adopt(map);
-    await this.learnBulkAddresses();
+    await this.learnChannels();
   }
 
   /**
    * Ask nodes whose bulk or metadata channel we do not know (yet, or any more: a restarted node
    * listens on new ports) for them (Health advertises them).
    */
-  private async learnBulkAddresses(): Promise<void> {
+  private async learnChannels(): Promise<void> {
     const unknown = this.memberIds().filter((id) => !this.client(id).channelsKnown && this.isLikelyUp(id));
     await this.fanOut(unknown, (client) => client.health());
   }
@@ -117,9 +117,7 @@ export class Cluster {
 
   markDown(id: string): void {
     this.downUntil.set(id, Date.now() + DOWN_BACKOFF_MS);
-    // A restarted node may listen for bulk transfers elsewhere: learn it again from Health.
-    const client = this.clients.get(id);
-    if (client) client.bulkAddress = '';
+    this.clients.get(id)?.forgetBulkChannel();
   }
 
   markUp(id: string): void {

@@ -70,6 +70,11 @@ export class NodeClient {
   private readonly bulk: BulkChannel;
   /** The node's metadata channel, once Health has told us; until then unary calls go over gRPC. */
   private meta: MetaChannel | undefined;
+  /**
+   * Whether Health has answered since a channel was last given up. What it named may be nothing
+   * (node TLS, a channel turned off, an older node): that is known too, and not asked again.
+   */
+  private channelsLearned = false;
 
   /**
    * Single-key metadata calls (reads, record writes, deletes, resolutions), coalesced per flag
@@ -137,14 +142,23 @@ export class NodeClient {
       return def.responseDeserialize(await channel.call(def.path, def.requestSerialize(request), deadlineMs));
     } catch (err) {
       if (!(err instanceof MetaChannelUnreachable)) throw toStoreError(err, this.nodeId);
-      if (this.meta === channel) this.useMetaChannel('');
+      if (this.meta === channel) {
+        this.useMetaChannel('');
+        this.channelsLearned = false;
+      }
       return this.grpcUnary(def, request, deadlineMs);
     }
   }
 
   /** Whether Health told us of the bulk and metadata channels (and no failure has voided them since). */
   get channelsKnown(): boolean {
-    return this.bulkAddress !== '' && this.meta !== undefined;
+    return this.channelsLearned;
+  }
+
+  /** A restarted node may listen for bulk transfers elsewhere: shards go over gRPC until Health is asked again. */
+  forgetBulkChannel(): void {
+    this.bulkAddress = '';
+    this.channelsLearned = false;
   }
 
   private useMetaChannel(address: string): void {
@@ -207,6 +221,7 @@ export class NodeClient {
     this.bulkAddress = this.tls ? '' : result.bulkAddress;
     this.useMetaChannel(this.tls ? '' : result.metaAddress);
     this.bulk.sharedMemory = result.bulkSharedMemory;
+    this.channelsLearned = true;
     return result;
   }
   scrub(req: pb.IScrubRequest) { return this.unary(svc.Scrub, pb.ScrubRequest.create(req), 600_000); }
